@@ -1,0 +1,1 @@
+"""The `emovit` command line: one entry point over modeling_emovit, dataset_builder, recipes and evaluation."""

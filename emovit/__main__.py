@@ -1,0 +1,3 @@
+from emovit.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,60 @@
+"""EmoVIT configuration: an InstructBLIP configuration plus the emotion label space and the freezing policy.
+
+EmoVIT (Xie et al., CVPR 2024, Sec. 4) instruction-tunes InstructBLIP with the image encoder and the language
+model frozen; only the Q-Former, its learned query tokens and the linear projection into the LM are trained.
+"""
+
+from transformers import InstructBlipConfig
+
+from .errors import EmoVITInputError
+
+# Mikels' eight emotion categories, as used by EmoSet and FI (EmoVIT Sec. 3).
+MIKELS_EMOTIONS = ("amusement", "anger", "awe", "contentment", "disgust", "excitement", "fear", "sadness")
+# What `freeze_for_instruction_tuning` leaves trainable (EmoVIT Sec. 4.1, LAVIS `freeze_vit=True` + frozen LLM).
+INSTRUCTION_TUNED_MODULES = ("qformer", "query_tokens", "language_projection")
+_CONVERTIBLE_MODEL_TYPES = ("emovit", "instructblip")
+# Every Auto class a saved folder answers to with trust_remote_code=True (transformers records only one per class).
+AUTO_MAP = {
+    "AutoConfig": "configuration_emovit.EmoVITConfig",
+    "AutoModel": "modeling_emovit.EmoVITModel",
+    "AutoModelForImageTextToText": "modeling_emovit.EmoVITForConditionalGeneration",
+    "AutoProcessor": "processing_emovit.EmoVITProcessor",
+}
+
+
+class EmoVITConfig(InstructBlipConfig):
+    r"""
+    Configuration of [`EmoVITForConditionalGeneration`]; every InstructBLIP argument is accepted as is.
+
+    emotion_labels (`list[str]`, *optional*):
+        The label space the model was instruction-tuned on; defaults to the 8 Mikels emotions.
+    trainable_modules (`list[str]`, *optional*):
+        Top-level modules (or parameters) left trainable by `freeze_for_instruction_tuning()`; defaults to the
+        Q-Former, the query tokens and the language projection.
+
+    An InstructBLIP `config.json` (model_type `instructblip`) loads into this class unchanged, so
+    `EmoVITForConditionalGeneration.from_pretrained("Salesforce/instructblip-vicuna-7b")` starts EmoVIT training.
+    """
+
+    model_type = "emovit"
+
+    emotion_labels: list[str] | None = None
+    trainable_modules: list[str] | None = None
+
+    def __post_init__(self, **kwargs):
+        self.emotion_labels = list(self.emotion_labels or MIKELS_EMOTIONS)
+        self.trainable_modules = list(self.trainable_modules or INSTRUCTION_TUNED_MODULES)
+        super().__post_init__(**kwargs)
+
+    @classmethod
+    def get_config_dict(cls, pretrained_model_name_or_path, **kwargs):
+        """Reads `config.json`, accepting InstructBLIP configs (converted) and refusing any other model type."""
+        config_dict, kwargs = super().get_config_dict(pretrained_model_name_or_path, **kwargs)
+        model_type = config_dict.get("model_type")
+        if model_type not in _CONVERTIBLE_MODEL_TYPES:
+            raise EmoVITInputError(
+                f"{pretrained_model_name_or_path}: config.json has model_type {model_type!r}; EmoVIT loads only "
+                f"'emovit' or 'instructblip' checkpoints."
+            )
+        config_dict["model_type"] = cls.model_type
+        return config_dict, kwargs

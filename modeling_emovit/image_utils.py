@@ -1,0 +1,73 @@
+"""Opening user images safely: every PIL mode becomes 8-bit RGB; unreadable or hostile files get one clear error.
+
+Used by the processor (so `processor(images=...)` accepts grayscale, RGBA, palette, CMYK and 16-bit images) and by
+the dataset builder when it reads source images.
+"""
+
+import io
+import os
+import warnings
+
+import numpy as np
+from PIL import Image
+
+from .errors import EmoVITInputError
+
+
+class InvalidImageError(EmoVITInputError):
+    """An image that cannot be used: not an image, truncated, empty, or a decompression bomb."""
+
+
+def _name(source) -> str:
+    if isinstance(source, (str, os.PathLike)):
+        return str(source)
+    return getattr(source, "filename", None) or getattr(source, "name", None) or "<in-memory image>"
+
+
+def open_image(source: "str | os.PathLike | bytes | Image.Image") -> Image.Image:
+    """Opens a path, encoded bytes or a PIL image and returns a fully decoded 8-bit RGB image."""
+    if isinstance(source, Image.Image):
+        return ensure_rgb(source)
+    name = _name(source)
+    data = io.BytesIO(source) if isinstance(source, bytes) else source
+    try:
+        with warnings.catch_warnings():
+            # PIL warns between 1x and 2x MAX_IMAGE_PIXELS and raises above: refuse both.
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            image = Image.open(data)
+            image.load()
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
+        raise InvalidImageError(f"{name}: refused as a possible decompression bomb ({error}).") from None
+    except FileNotFoundError:
+        raise InvalidImageError(f"{name}: no such image file.") from None
+    except (OSError, SyntaxError, ValueError) as error:
+        raise InvalidImageError(f"{name}: not a readable image, or truncated ({error}).") from None
+    image.filename = name
+    return ensure_rgb(image)
+
+
+def ensure_rgb(image: Image.Image) -> Image.Image:
+    """Converts any PIL mode to 8-bit RGB: transparency is laid on white, 16/32-bit and float are rescaled."""
+    name = _name(image)
+    if 0 in image.size:
+        raise InvalidImageError(f"{name}: the image has a side of 0 pixels ({image.size[0]}x{image.size[1]}).")
+    if image.mode == "RGB":
+        return image
+    if image.mode in ("I", "I;16", "I;16B", "I;16L", "I;16N", "F"):
+        image = _rescale_to_8bit(image)
+    if image.mode == "P" or "A" in image.mode or "transparency" in image.info:
+        rgba = image.convert("RGBA")
+        canvas = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        image = Image.alpha_composite(canvas, rgba)
+    return image.convert("RGB")
+
+
+def _rescale_to_8bit(image: Image.Image) -> Image.Image:
+    """16-bit images keep their scale (65535 -> 255); 32-bit integer and float images are stretched min-max."""
+    values = np.asarray(image, dtype=np.float64)
+    if image.mode.startswith("I;16"):
+        low, high = 0.0, 65535.0
+    else:
+        low, high = float(values.min()), float(values.max())
+    scaled = (values - low) / (high - low) * 255.0 if high > low else np.zeros_like(values)
+    return Image.fromarray(scaled.round().astype(np.uint8), mode="L")

@@ -1,0 +1,123 @@
+"""EmoVIT processor: raw images and instructions (plus answers, for training) to model inputs.
+
+Differs from transformers' `InstructBlipProcessor` in three ways:
+- it keeps its chat template through save/load (the stock class drops it), so `apply_chat_template`, the
+  `image-text-to-text` pipeline and `transformers serve` work;
+- every image is converted to 8-bit RGB first, and unreadable images are refused by name (`image_utils`);
+- `build_training_inputs` lays out [image tokens][instruction][answer + eos] with labels on the answer only,
+  while the Q-Former sees the instruction alone (LAVIS `blip2_vicuna_instruct.forward`).
+"""
+
+import torch
+from transformers import BatchFeature, InstructBlipProcessor
+from transformers.image_utils import load_image
+
+from .image_utils import ensure_rgb, open_image
+
+IGNORE_INDEX = -100  # positions the loss skips (transformers / PyTorch cross-entropy convention)
+# Single-turn InstructBLIP prompting: the instruction is the user's text, images are added by the processor.
+DEFAULT_CHAT_TEMPLATE = (
+    "{%- for message in messages -%}"
+    "{%- if message['content'] is string -%}{{ message['content'] }}"
+    "{%- else -%}{%- for part in message['content'] if part['type'] == 'text' -%}{{ part['text'] }}{%- endfor -%}"
+    "{%- endif -%}{%- if not loop.last %} {% endif -%}"
+    "{%- endfor -%}"
+)
+
+
+def _as_rgb(images):
+    if images is None:
+        return None
+    if isinstance(images, (list, tuple)):
+        return [_as_rgb(image) for image in images]
+    if isinstance(images, str) and images.startswith(("data:", "http://", "https://")):
+        return ensure_rgb(load_image(images))  # chat requests (pipeline, `transformers serve`) send URLs
+    if isinstance(images, (str, bytes)) or hasattr(images, "__fspath__"):
+        return open_image(images)
+    return ensure_rgb(images) if hasattr(images, "mode") else images
+
+
+class EmoVITProcessor(InstructBlipProcessor):
+    """Image processor + LM tokenizer + Q-Former (BERT) tokenizer, with EmoVIT's training layout."""
+
+    def __init__(
+        self,
+        image_processor,
+        tokenizer,
+        qformer_tokenizer,
+        num_query_tokens=32,
+        chat_template=None,
+        decoder_only: bool | None = None,
+        **kwargs,
+    ):
+        """`decoder_only`: the LM's layout (Vicuna/OPT/Llama: True, Flan-T5: False); by default, whether the
+        LM tokenizer has a BOS token, which holds for the InstructBLIP checkpoints."""
+        if num_query_tokens is None:
+            raise ValueError("EmoVITProcessor needs num_query_tokens (the model's config.num_query_tokens).")
+        super().__init__(image_processor, tokenizer, qformer_tokenizer, num_query_tokens=num_query_tokens, **kwargs)
+        self.chat_template = chat_template or DEFAULT_CHAT_TEMPLATE
+        self.decoder_only = tokenizer.bos_token is not None if decoder_only is None else decoder_only
+
+    @property
+    def image_token_id(self) -> int:
+        return self.tokenizer.convert_tokens_to_ids(self.image_token.content)
+
+    def __call__(self, images=None, text=None, **kwargs) -> BatchFeature:
+        """Inference inputs: InstructBLIP's layout, after converting every image to RGB."""
+        return super().__call__(images=_as_rgb(images), text=text, **kwargs)
+
+    def build_training_inputs(
+        self,
+        images,
+        prompts: list[str],
+        completions: list[str],
+        max_prompt_length: int = 128,
+        max_completion_length: int = 256,
+    ) -> BatchFeature:
+        """Training (and scoring) inputs for a batch of (image, instruction, answer), right-padded.
+
+        Returns tensors: pixel_values `(batch, 3, H, W)`; qformer_input_ids / qformer_attention_mask
+        `(batch, q_len)`; input_ids / attention_mask `(batch, seq_len)`; labels `(batch, seq_len)` for a
+        decoder-only LM (-100 on image tokens, instruction and padding) or `(batch, answer_len)` for T5.
+        `images=None` leaves out pixel_values (the caller passes cached `image_embeds` instead).
+        """
+        if not (len(prompts) == len(completions) == (len(prompts) if images is None else len(images))):
+            raise ValueError(
+                f"build_training_inputs got {len(images or ())} images, {len(prompts)} prompts and {len(completions)} "
+                f"completions; they must be equally many."
+            )
+        qformer = self.qformer_tokenizer(
+            list(prompts), padding=True, truncation=True, max_length=max_prompt_length, return_tensors="pt"
+        )
+        prompt_ids = self.tokenizer(list(prompts), truncation=True, max_length=max_prompt_length)["input_ids"]
+        answer_ids = self.encode_answers(completions, max_completion_length)
+        image_ids = [self.image_token_id] * self.num_query_tokens
+        if self.decoder_only:
+            sequences = [image_ids + p + a for p, a in zip(prompt_ids, answer_ids)]
+            labels = [[IGNORE_INDEX] * (len(image_ids) + len(p)) + a for p, a in zip(prompt_ids, answer_ids)]
+        else:
+            sequences = [image_ids + p for p in prompt_ids]
+            labels = answer_ids
+        batch = {
+            "qformer_input_ids": qformer["input_ids"],
+            "qformer_attention_mask": qformer["attention_mask"],
+            **self._right_pad(sequences, labels),
+        }
+        if images is not None:
+            batch.update(self.image_processor(_as_rgb(list(images)), return_tensors="pt"))
+        return BatchFeature(batch)
+
+    def encode_answers(self, completions: list[str], max_length: int = 256) -> list[list[int]]:
+        """Answer token ids, each ending with the LM's eos token (LAVIS appends `llm_tokenizer.eos_token`)."""
+        encoded = self.tokenizer(list(completions), add_special_tokens=False)["input_ids"]
+        return [ids[: max_length - 1] + [self.tokenizer.eos_token_id] for ids in encoded]
+
+    def _right_pad(self, sequences: list[list[int]], labels: list[list[int]]) -> dict[str, torch.Tensor]:
+        pad_id = self.tokenizer.pad_token_id
+        width = max(map(len, sequences))
+        label_width = max(map(len, labels))
+        return {
+            "input_ids": torch.tensor([s + [pad_id] * (width - len(s)) for s in sequences]),
+            "attention_mask": torch.tensor([[1] * len(s) + [0] * (width - len(s)) for s in sequences]),
+            "labels": torch.tensor([l + [IGNORE_INDEX] * (label_width - len(l)) for l in labels]),
+        }
