@@ -73,8 +73,11 @@ class EmoVITProcessor(InstructBlipProcessor):
         completions: list[str],
         max_prompt_length: int = 128,
         max_completion_length: int = 256,
+        qformer_prompts: list[str] | None = None,
     ) -> BatchFeature:
         """Training (and scoring) inputs for a batch of (image, instruction, answer), right-padded.
+
+        The Q-Former reads `qformer_prompts` when given (default: the same instructions as the LM).
 
         Returns tensors: pixel_values `(batch, 3, H, W)`; qformer_input_ids / qformer_attention_mask
         `(batch, q_len)`; input_ids / attention_mask `(batch, seq_len)`; labels `(batch, seq_len)` for a
@@ -87,7 +90,7 @@ class EmoVITProcessor(InstructBlipProcessor):
                 f"completions; they must be equally many."
             )
         qformer = self.qformer_tokenizer(
-            list(prompts), padding=True, truncation=True, max_length=max_prompt_length, return_tensors="pt"
+            list(qformer_prompts or prompts), padding=True, truncation=True, max_length=max_prompt_length, return_tensors="pt"
         )
         prompt_ids = self.tokenizer(list(prompts), truncation=True, max_length=max_prompt_length)["input_ids"]
         answer_ids = self.encode_answers(completions, max_completion_length)

@@ -1,0 +1,86 @@
+"""Dataset build throughput (images/s at --num-proc 1 and 2) and peak memory at 1,000 vs 10,000 images.
+
+    .venv/bin/python benchmarks/bench_dataset_build.py [--small 1000] [--large 10000] [--size 64]
+
+Generates an image folder of noisy 64x64 JPEGs, then runs each build in a fresh child process and reads its peak
+resident memory (the child's and its workers'), so one measurement cannot inflate the next. Builds the categorical
+and all configs (no generations). Memory should stay flat as the dataset grows: images are streamed to Parquet.
+"""
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+MIKELS = ("amusement", "anger", "awe", "contentment", "disgust", "excitement", "fear", "sadness")
+
+
+def make_image_folder(root: Path, count: int, size: int) -> None:
+    rng = np.random.default_rng(0)
+    (root / "train").mkdir(parents=True)
+    with open(root / "train" / "metadata.jsonl", "w") as handle:
+        for number in range(count):
+            pixels = rng.integers(0, 255, (size, size, 3), dtype=np.uint8)
+            Image.fromarray(pixels).save(root / "train" / f"{number:06d}.jpg", quality=90)
+            handle.write(json.dumps({"file_name": f"{number:06d}.jpg", "label": MIKELS[number % 8]}) + "\n")
+
+
+def child(root: str, out: str, num_proc: int) -> None:
+    """Runs one build and prints seconds and peak RSS (MiB) as JSON."""
+    from dataset_builder.builder import build_dataset
+
+    start = time.perf_counter()
+    report = build_dataset("imagefolder", root, "train", out, tasks=("categorical",), num_proc=num_proc)
+    seconds = time.perf_counter() - start
+    peak_kib = max(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
+    print(json.dumps({"images": report.records, "seconds": seconds, "peak_mib": peak_kib / 1024}))
+
+
+def measure(root: Path, num_proc: int, work: Path) -> dict:
+    out = tempfile.mkdtemp(dir=work)
+    env_cache = {"HF_DATASETS_CACHE": str(work / "cache"), "HF_HUB_OFFLINE": "1"}
+    done = subprocess.run(
+        [sys.executable, __file__, "--child", str(root), out, str(num_proc)],
+        env={**os.environ, **env_cache}, capture_output=True, text=True, check=True,
+    )
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--small", type=int, default=1000)
+    parser.add_argument("--large", type=int, default=10000)
+    parser.add_argument("--size", type=int, default=64)
+    parser.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        return child(args.child[0], args.child[1], int(args.child[2]))
+
+    with tempfile.TemporaryDirectory(prefix="emovit-bench-") as work:
+        work = Path(work)
+        folders = {}
+        for count in (args.small, args.large):
+            start = time.perf_counter()
+            folders[count] = work / f"images-{count}"
+            make_image_folder(folders[count], count, args.size)
+            print(f"generated {count} {args.size}x{args.size} JPEGs in {time.perf_counter() - start:.1f} s")
+        code = "import resource, dataset_builder.builder; print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)"
+        baseline = float(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout)
+        print(f"peak MiB after importing the builder alone (datasets, transformers, torch): {baseline:.0f}")
+        print(f"{'images':>7} {'num_proc':>8} {'seconds':>8} {'images/s':>9} {'peak MiB':>9}")
+        for count, num_proc in ((args.small, 1), (args.small, 2), (args.large, 1), (args.large, 2)):
+            result = measure(folders[count], num_proc, work)
+            rate = result["images"] / result["seconds"]
+            print(f"{result['images']:>7} {num_proc:>8} {result['seconds']:>8.1f} {rate:>9.0f} {result['peak_mib']:>9.0f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,161 @@
+"""`batch` backend: the OpenAI Batch API (half the price for large runs) with the same validation and cache.
+
+Writes request files (`<out>.batch/requests-<n>.jsonl`, at most 50,000 requests each as the API allows), uploads
+them (`files.create(purpose="batch")`), creates batches for `/v1/chat/completions`, polls them, and ingests the
+output lines through the same parser, validation and cache as the `openai` backend. Rejected replies go into a
+new batch, up to `max_rejections` rounds. Every submitted batch is logged in `<out>.batch/batches.jsonl` before it
+is polled: a run killed while waiting picks its batches up again instead of paying for them twice.
+"""
+
+import asyncio
+import json
+from pathlib import Path
+
+from .client import ChatRunStats, ClientSettings, ResponseCache, make_client
+from .pipeline import GenerationItem, OpenAIBackend, OutputWriter
+from .prompts import load_prompt
+from .validation import RejectedOutput, reply_parser
+
+TERMINAL = ("completed", "failed", "expired", "cancelled")
+MAX_REQUESTS_PER_BATCH = 50_000  # OpenAI Batch API limit per input file
+
+
+class BatchBackend(OpenAIBackend):
+    name = "batch"
+    batch = True
+
+    def __init__(self, settings: ClientSettings, work_dir: str | Path, cache: ResponseCache | None = None,
+                 poll_interval: float = 30.0, max_requests_per_batch: int = MAX_REQUESTS_PER_BATCH):
+        super().__init__(settings, cache)
+        self.work_dir = Path(work_dir)
+        self.poll_interval, self.max_requests_per_batch = poll_interval, max_requests_per_batch
+        self.state = self.work_dir / "batches.jsonl"
+
+    def run(self, items: list[GenerationItem], writer: OutputWriter) -> ChatRunStats:
+        return asyncio.run(self._run(items, writer))
+
+    async def _run(self, items, writer) -> ChatRunStats:
+        self.work_dir.mkdir(parents=True, exist_ok=True)
+        stats, client = ChatRunStats(), make_client(self.settings)
+        pending = {item.custom_id: item for item in items if not self._write_cached(item, writer, stats)}
+        try:
+            for batch_id in self._unfinished_batches():
+                await self._ingest(client, batch_id, pending, writer, stats, last_round=False)
+            for round_number in range(self.settings.max_rejections + 1):
+                waiting = list(pending.values())
+                for start in range(0, len(waiting), self.max_requests_per_batch):
+                    batch_id = await self._submit(client, waiting[start:start + self.max_requests_per_batch], stats)
+                    await self._ingest(client, batch_id, pending, writer, stats,
+                                       last_round=round_number == self.settings.max_rejections)
+        finally:
+            await client.close()
+        return stats
+
+    def _write_cached(self, item: GenerationItem, writer: OutputWriter, stats: ChatRunStats) -> bool:
+        hit = self.cache.get(self.cache_key(item)) if self.cache is not None else None
+        if hit is None:
+            return False
+        try:
+            pairs = reply_parser(load_prompt(item.task).pairs)(hit["content"])
+        except RejectedOutput:
+            return False
+        stats.cache_hits += 1
+        writer.done(item, pairs, self.model, load_prompt(item.task).version, hit["usage"], cached=True)
+        return True
+
+    def _log(self, row: dict) -> None:
+        with open(self.state, "a", encoding="utf-8") as handle:
+            handle.write(json.dumps(row) + "\n")
+
+    def _unfinished_batches(self) -> list[str]:
+        if not self.state.exists():
+            return []
+        rows = [json.loads(line) for line in self.state.read_text("utf-8").splitlines() if line.strip()]
+        ingested = {row["batch_id"] for row in rows if row.get("ingested")}
+        return [row["batch_id"] for row in rows if "request_file" in row and row["batch_id"] not in ingested]
+
+    def _request_line(self, item: GenerationItem) -> dict:
+        request = self.request(item)
+        body = {"model": self.model, "messages": request.messages, "response_format": request.response_format}
+        if self.settings.max_tokens:
+            body["max_tokens"] = self.settings.max_tokens
+        if self.settings.temperature is not None:
+            body["temperature"] = self.settings.temperature
+        return {"custom_id": item.custom_id, "method": "POST", "url": "/v1/chat/completions", "body": body}
+
+    async def _submit(self, client, items: list[GenerationItem], stats: ChatRunStats) -> str:
+        number = len(list(self.work_dir.glob("requests-*.jsonl")))
+        path = self.work_dir / f"requests-{number:04d}.jsonl"
+        path.write_text("".join(json.dumps(self._request_line(item)) + "\n" for item in items), "utf-8")
+        with open(path, "rb") as handle:
+            uploaded = await client.files.create(file=handle, purpose="batch")
+        batch = await client.batches.create(
+            input_file_id=uploaded.id, endpoint="/v1/chat/completions", completion_window="24h"
+        )
+        stats.requests += len(items)
+        self._log({"batch_id": batch.id, "request_file": path.name})
+        return batch.id
+
+    async def _wait(self, client, batch_id: str):
+        batch = await client.batches.retrieve(batch_id)
+        while batch.status not in TERMINAL:
+            await asyncio.sleep(self.poll_interval)
+            batch = await client.batches.retrieve(batch_id)
+        return batch
+
+    async def _lines(self, client, file_id: str | None) -> list[dict]:
+        if not file_id:
+            return []
+        content = await client.files.content(file_id)
+        return [json.loads(line) for line in content.text.splitlines() if line.strip()]
+
+    def _request_ids(self, batch_id: str) -> list[str]:
+        """custom_ids of the request file a batch was created from (found through the batch log)."""
+        rows = [json.loads(line) for line in self.state.read_text("utf-8").splitlines() if line.strip()]
+        request_file = next(row["request_file"] for row in rows if row["batch_id"] == batch_id and "request_file" in row)
+        lines = (self.work_dir / request_file).read_text("utf-8").splitlines()
+        return [json.loads(line)["custom_id"] for line in lines if line.strip()]
+
+    async def _ingest(self, client, batch_id: str, pending: dict, writer: OutputWriter, stats: ChatRunStats,
+                      last_round: bool) -> None:
+        """Write what the batch answered; keep rejected or unanswered items pending unless this is the last round
+        (an HTTP error inside the batch is final at once)."""
+        batch = await self._wait(client, batch_id)
+        lines = await self._lines(client, batch.output_file_id) + await self._lines(client, batch.error_file_id)
+        answers = {line["custom_id"]: line for line in lines}
+        for custom_id in self._request_ids(batch_id):
+            item = pending.get(custom_id)
+            if item is None:  # written by an earlier run or round
+                continue
+            answer = answers.get(custom_id)
+            reason = (self._ingest_line(item, answer, writer, stats) if answer
+                      else f"missing from the batch output (batch {batch.status})")
+            if reason is None or reason.startswith("http") or last_round:
+                del pending[custom_id]
+                if reason is not None:
+                    writer.failed(item, reason, self.model)
+        self._log({"batch_id": batch_id, "ingested": True, "status": batch.status})
+
+    def _ingest_line(self, item: GenerationItem, line: dict, writer: OutputWriter, stats: ChatRunStats) -> str | None:
+        """Validate one output line and write it when accepted; return the reason it was not."""
+        response = line.get("response") or {}
+        if response.get("status_code") != 200:
+            error = line.get("error") or (response.get("body") or {}).get("error") or {}
+            return f"http {response.get('status_code')}: {error.get('code') or error.get('message', 'error')}"
+        body = response["body"]
+        message = body["choices"][0]["message"]
+        usage = {name: (body.get("usage") or {}).get(name, 0)
+                 for name in ("prompt_tokens", "completion_tokens", "total_tokens")}
+        prompt = load_prompt(item.task)
+        try:
+            if message.get("refusal"):
+                raise RejectedOutput("refusal")
+            pairs = reply_parser(prompt.pairs)(message.get("content") or "")
+        except RejectedOutput as rejection:
+            stats.rejections += 1
+            return f"rejected: {rejection}"
+        if self.cache is not None:
+            self.cache.put(self.cache_key(item), {"content": message["content"], "usage": usage, "model": body.get("model")})
+        stats.done += 1
+        writer.done(item, pairs, self.model, prompt.version, usage)
+        return None

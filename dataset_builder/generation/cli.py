@@ -1,0 +1,126 @@
+"""`emovit data caption` and `emovit data generate` (parsers only; handlers import lazily)."""
+
+import argparse
+
+TASK_NAMES = ("conversation", "reasoning")
+
+
+def _tasks(value: str) -> list[str]:
+    tasks = [task.strip() for task in value.split(",") if task.strip()]
+    unknown = [task for task in tasks if task not in TASK_NAMES]
+    if not tasks or unknown:
+        raise argparse.ArgumentTypeError(f"choose from {', '.join(TASK_NAMES)} (comma-separated), got {value!r}")
+    return tasks
+
+
+def _add_source_arguments(parser) -> None:
+    parser.add_argument("--source", default="emoset", help="Dataset layout to read (default: emoset).")
+    parser.add_argument("--root", required=True, help="Dataset folder.")
+    parser.add_argument("--split", default="train", help="Split to read (default: train).")
+    parser.add_argument("--max-records", type=int, help="Only the first N images.")
+    parser.add_argument("--no-progress", action="store_true", help="No progress bar.")
+
+
+def add_commands(data_commands) -> None:
+    caption = data_commands.add_parser(
+        "caption", help="Caption images with a transformers image-to-text model (resumable).",
+        description="Batched captions with any AutoModelForImageTextToText model (BLIP-2 as in EmoVIT, or an "
+                    "EmoVIT folder); skips ids already in --out.",
+    )
+    _add_source_arguments(caption)
+    caption.add_argument("--model", required=True, help="Hub id or local folder of an image-to-text model.")
+    caption.add_argument("--out", required=True, help="captions.jsonl to append to.")
+    caption.add_argument("--batch-size", type=int, default=8)
+    caption.add_argument("--prompt", default="",
+                         help="Instruction for instruction-tuned models (InstructBLIP, EmoVIT), e.g. "
+                              "'Describe the image briefly.'; none for BLIP-2 (as in the paper).")
+    caption.add_argument("--max-new-tokens", type=int, default=30)
+    caption.add_argument("--device", help="Torch device (default: cuda when available, else cpu).")
+    caption.set_defaults(handler=run_caption)
+
+    generate = data_commands.add_parser(
+        "generate", help="Write conversation/reasoning instruction pairs with GPT, the Batch API or offline rules.",
+        description="Resumable, cached, concurrent generation of EmoVIT instruction pairs from captions and clues. "
+                    "The API key is read from $OPENAI_API_KEY (or --api-key-env NAME) and never written anywhere.",
+    )
+    _add_source_arguments(generate)
+    generate.add_argument("--captions", help="captions.jsonl from `emovit data caption` (default: record captions).")
+    generate.add_argument("--tasks", type=_tasks, default=list(TASK_NAMES), help="conversation,reasoning (default: both).")
+    generate.add_argument("--backend", choices=("openai", "batch", "rules"), default="openai")
+    generate.add_argument("--model", default="gpt-4o-mini", help="Chat model name (default: gpt-4o-mini).")
+    generate.add_argument("--base-url", help="OpenAI-compatible server, e.g. http://127.0.0.1:8000/v1 (vLLM, Ollama, "
+                                             "transformers serve).")
+    generate.add_argument("--api-key-env", default="OPENAI_API_KEY", help="Environment variable holding the API key.")
+    generate.add_argument("--concurrency", type=int, default=8, help="Requests in flight (default: 8).")
+    generate.add_argument("--rpm", type=float, help="Client-side limit on requests per minute.")
+    generate.add_argument("--tpm", type=float, help="Client-side limit on tokens per minute.")
+    generate.add_argument("--timeout", type=float, default=60.0, help="Seconds per request (default: 60).")
+    generate.add_argument("--max-retries", type=int, default=6, help="Retries on 429/5xx/timeouts (default: 6).")
+    generate.add_argument("--max-rejections", type=int, default=2,
+                          help="Times a reply failing validation is asked again (default: 2).")
+    generate.add_argument("--max-tokens", type=int, default=1024, help="Completion tokens per request.")
+    generate.add_argument("--temperature", type=float, help="Sampling temperature (server default when unset).")
+    generate.add_argument("--cache", help="SQLite cache file: a re-run sends nothing for what it holds.")
+    generate.add_argument("--prices", help="JSON price table {model: {input, output}} in USD per 1M tokens.")
+    generate.add_argument("--poll-interval", type=float, default=30.0, help="Seconds between Batch API polls.")
+    generate.add_argument("--out", required=True, help="generations.jsonl to append to; failures go to "
+                                                       "<out>.failed.jsonl.")
+    generate.set_defaults(handler=run_generate)
+
+
+def _records(args):
+    from dataset_builder.sources import read_records
+
+    return read_records(args.source, args.root, args.split)
+
+
+def run_caption(args) -> int:
+    from dataset_builder.generation.captions import caption_records
+
+    report = caption_records(
+        _records(args), args.model, args.out, batch_size=args.batch_size, prompt=args.prompt,
+        max_new_tokens=args.max_new_tokens, max_records=args.max_records, device=args.device,
+        progress=not args.no_progress,
+    )
+    print(report.summary())
+    return 0
+
+
+def make_backend(args, cache):
+    """The backend named by --backend, configured from the command line."""
+    from dataset_builder.generation.client import ClientSettings, api_key_from_env
+    from dataset_builder.generation.pipeline import OpenAIBackend, RulesBackend
+
+    if args.backend == "rules":
+        return RulesBackend()
+    settings = ClientSettings(
+        model=args.model, base_url=args.base_url, api_key_env=args.api_key_env, concurrency=args.concurrency,
+        rpm=args.rpm, tpm=args.tpm, timeout=args.timeout, max_retries=args.max_retries,
+        max_rejections=args.max_rejections, max_tokens=args.max_tokens, temperature=args.temperature,
+    )
+    api_key_from_env(settings)  # fail before any work when the key is missing
+    if args.backend == "batch":
+        from dataset_builder.generation.batch import BatchBackend
+
+        return BatchBackend(settings, f"{args.out}.batch", cache, poll_interval=args.poll_interval)
+    return OpenAIBackend(settings, cache)
+
+
+def run_generate(args) -> int:
+    from dataset_builder.generation.client import ResponseCache
+    from dataset_builder.generation.pipeline import generate_instructions, read_captions
+    from dataset_builder.generation.pricing import load_prices
+
+    captions = read_captions(args.captions) if args.captions else None
+    prices = load_prices(args.prices)
+    cache = ResponseCache(args.cache) if args.cache and args.backend != "rules" else None
+    try:
+        report = generate_instructions(
+            _records(args), make_backend(args, cache), args.out, tasks=args.tasks, captions=captions,
+            max_records=args.max_records, prices=prices, progress=not args.no_progress,
+        )
+    finally:
+        if cache is not None:
+            cache.close()
+    print(report.summary())
+    return 0

@@ -1,0 +1,383 @@
+"""Reusable runner for many OpenAI-compatible chat requests: concurrency, rpm/tpm limits, retries, SQLite cache.
+
+Instruction generation and the evaluation's LLM judge both send thousands of chat requests; this module is the one
+place that makes that fast, cheap and safe. A caller builds `ChatRequest`s and a `parse(content) -> value` that
+raises `RejectedOutput(reason)` for replies it cannot use, then:
+
+    settings = ClientSettings(model="gpt-4o-mini", concurrency=16, rpm=500, tpm=200_000)
+    with ResponseCache("judge-cache.sqlite") as cache:
+        results = run_chat_requests(requests, settings, parse=json.loads, cache=cache)
+    # results[i].value / .error / .usage / .cached, in the order of `requests`
+
+- Concurrency: at most `concurrency` requests in flight (one AsyncOpenAI client, `max_retries=0`: retries are ours).
+- Rate limits: token buckets for requests and tokens per minute (estimated before sending, settled from `usage`).
+- Retries: 429, 5xx, timeouts, connection errors and malformed bodies, with exponential backoff and full jitter,
+  never shorter than the server's `Retry-After`/`retry-after-ms`. Rejected replies are asked again up to
+  `max_rejections` times. What still fails comes back as a result with `error` set: nothing is lost.
+- Structured output: a request with `response_format` whose server answers 400/422 (no `json_schema` support)
+  is sent again as `fallback_messages` without it, and so is every later request of the run.
+- Cache: content-addressed (SHA-256 of the caller's key parts, by default model + messages + response format);
+  only accepted replies are stored, so a re-run sends nothing for what is done. The API key is read from the
+  environment when the client is made and is never part of a key, a value, a result or a log line.
+"""
+
+import asyncio
+import email.utils
+import hashlib
+import json
+import logging
+import os
+import random
+import sqlite3
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable
+
+from .validation import RejectedOutput
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class ClientSettings:
+    """Where to send requests and how hard; the API key itself is only ever read from `os.environ[api_key_env]`."""
+
+    model: str
+    base_url: str | None = None
+    api_key_env: str = "OPENAI_API_KEY"
+    concurrency: int = 8
+    rpm: float | None = None
+    tpm: float | None = None
+    timeout: float = 60.0
+    max_retries: int = 6
+    max_rejections: int = 2
+    backoff_base: float = 0.5
+    backoff_max: float = 30.0
+    max_tokens: int | None = 1024
+    temperature: float | None = None
+
+
+@dataclass
+class ChatRequest:
+    """One chat completion to run.
+
+    `key`: the caller's id; `cache_key`: its content address (see `content_key`; default: model + messages);
+    `parse`: overrides the runner's parser for this request; `context`: anything the caller wants back.
+    """
+
+    key: str
+    messages: list[dict]
+    response_format: dict | None = None
+    fallback_messages: list[dict] | None = None
+    cache_key: str | None = None
+    parse: Callable[[str], Any] | None = None
+    context: Any = None
+
+
+@dataclass
+class ChatResult:
+    """The parsed `value` of an accepted reply, or the `error` that ended the request after its retries."""
+
+    request: ChatRequest
+    value: Any = None
+    content: str | None = None
+    usage: dict = field(default_factory=lambda: {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0})
+    error: str | None = None
+    attempts: int = 0
+    cached: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+@dataclass
+class ChatRunStats:
+    """What a run cost: HTTP requests sent (retries included), cache hits, retries, rejections and tokens."""
+
+    requests: int = 0
+    cache_hits: int = 0
+    retries: int = 0
+    rejections: int = 0
+    done: int = 0
+    failed: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+
+def content_key(*parts) -> str:
+    """SHA-256 of the JSON of `parts`: the cache address of a request (pass backend, model, prompt version, input)."""
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
+
+
+class ResponseCache:
+    """SQLite table `responses(key, value)`: accepted replies (`content`, `usage`, `model`) by content address.
+
+    WAL journal, one commit per put: a process killed at any moment keeps every reply it had stored (only a power
+    cut can lose the last commits, which are then asked again).
+    """
+
+    def __init__(self, path):
+        self.path = str(path)
+        self.connection = sqlite3.connect(self.path)
+        self.connection.execute("PRAGMA journal_mode=WAL")
+        self.connection.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: a killed process loses nothing
+        self.connection.execute("CREATE TABLE IF NOT EXISTS responses (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+        self.connection.commit()
+
+    def get(self, key: str) -> dict | None:
+        row = self.connection.execute("SELECT value FROM responses WHERE key = ?", (key,)).fetchone()
+        return json.loads(row[0]) if row else None
+
+    def put(self, key: str, value: dict) -> None:
+        self.connection.execute("INSERT OR REPLACE INTO responses VALUES (?, ?)", (key, json.dumps(value)))
+        self.connection.commit()
+
+    def __len__(self) -> int:
+        return self.connection.execute("SELECT COUNT(*) FROM responses").fetchone()[0]
+
+    def close(self) -> None:
+        self.connection.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+class TokenBucket:
+    """`per_minute` units refilled continuously, one second's worth of burst; the level may go below zero when a
+    request uses more tokens than estimated, which delays the next ones (client-side rpm/tpm limiting)."""
+
+    def __init__(self, per_minute: float):
+        self.rate = per_minute / 60.0
+        self.capacity = max(1.0, self.rate)
+        self.level = self.capacity
+        self.updated = time.monotonic()
+
+    def _refill(self) -> None:
+        now = time.monotonic()
+        self.level = min(self.capacity, self.level + (now - self.updated) * self.rate)
+        self.updated = now
+
+    async def take(self, amount: float) -> None:
+        while True:
+            self._refill()
+            if self.level >= min(amount, self.capacity):
+                self.level -= amount
+                return
+            await asyncio.sleep((min(amount, self.capacity) - self.level) / self.rate)
+
+    def give_back(self, amount: float) -> None:
+        self.level = min(self.capacity, self.level + amount)
+
+
+def api_key_from_env(settings: ClientSettings) -> str:
+    """The key from `settings.api_key_env`; a server given by `base_url` may need none (vLLM, transformers serve)."""
+    key = os.environ.get(settings.api_key_env)
+    if key:
+        return key
+    if settings.base_url:
+        return "unused"
+    from modeling_emovit.errors import EmoVITInputError
+
+    raise EmoVITInputError(
+        f"Set the {settings.api_key_env} environment variable to your OpenAI API key "
+        "(or name another variable with --api-key-env), or give --base-url for a server that needs none."
+    )
+
+
+def make_client(settings: ClientSettings):
+    """An `AsyncOpenAI` client without its own retries (this module retries, honouring Retry-After)."""
+    from openai import AsyncOpenAI
+
+    return AsyncOpenAI(
+        api_key=api_key_from_env(settings), base_url=settings.base_url, timeout=settings.timeout, max_retries=0
+    )
+
+
+def retry_after(error) -> float | None:
+    """Seconds the server asked to wait (`retry-after-ms`, `retry-after` as seconds or an HTTP date), if any."""
+    response = getattr(error, "response", None)
+    headers = response.headers if response is not None else {}
+    if headers.get("retry-after-ms"):
+        return float(headers["retry-after-ms"]) / 1000
+    value = headers.get("retry-after")
+    if not value:
+        return None
+    try:
+        return float(value)
+    except ValueError:
+        date = email.utils.parsedate_to_datetime(value)
+        return max(0.0, date.timestamp() - time.time())
+
+
+def _error_reason(error) -> str:
+    status = getattr(error, "status_code", None)
+    return f"http {status}" if status else type(error).__name__
+
+
+class ChatRunner:
+    """Runs `ChatRequest`s through one client with shared limits, cache and statistics (see module docstring)."""
+
+    def __init__(self, settings: ClientSettings, parse: Callable[[str], Any] | None = None, cache=None, client=None):
+        self.settings = settings
+        self.parse = parse or (lambda content: content)
+        self.cache = cache
+        self.client = client or make_client(settings)
+        self.requests_per_minute = TokenBucket(settings.rpm) if settings.rpm else None
+        self.tokens_per_minute = TokenBucket(settings.tpm) if settings.tpm else None
+        self.structured_output = True
+        self.stats = ChatRunStats()
+
+    def cache_key(self, request: ChatRequest) -> str:
+        settings = self.settings
+        return request.cache_key or content_key(
+            settings.model, request.messages, request.response_format, settings.max_tokens, settings.temperature
+        )
+
+    def _from_cache(self, request: ChatRequest, key: str) -> ChatResult | None:
+        hit = self.cache.get(key) if self.cache is not None else None
+        if hit is None:
+            return None
+        try:
+            value = (request.parse or self.parse)(hit["content"])
+        except ValueError:  # stored under older validation rules: ask again
+            return None
+        self.stats.cache_hits += 1
+        return ChatResult(request, value, hit["content"], hit["usage"], cached=True)
+
+    def _estimated_tokens(self, messages: list[dict]) -> int:
+        # About four characters per token for English text (OpenAI's rule of thumb).
+        return sum(len(str(message.get("content", ""))) for message in messages) // 4 + (self.settings.max_tokens or 512)
+
+    async def _send(self, messages: list[dict], response_format: dict | None):
+        settings = self.settings
+        estimate = self._estimated_tokens(messages)
+        if self.requests_per_minute:
+            await self.requests_per_minute.take(1)
+        if self.tokens_per_minute:
+            await self.tokens_per_minute.take(estimate)
+        extra = {"response_format": response_format} if response_format else {}
+        if settings.max_tokens:
+            extra["max_tokens"] = settings.max_tokens
+        if settings.temperature is not None:
+            extra["temperature"] = settings.temperature
+        self.stats.requests += 1
+        completion = await self.client.chat.completions.create(model=settings.model, messages=messages, **extra)
+        if not getattr(completion, "choices", None):  # a body that is not a chat completion (malformed JSON)
+            raise ValueError("malformed chat completion")
+        used = completion.usage.total_tokens if completion.usage else estimate
+        if self.tokens_per_minute:
+            self.tokens_per_minute.give_back(estimate - used)
+        return completion
+
+    def _backoff(self, retry: int, error) -> float:
+        ceiling = min(self.settings.backoff_max, self.settings.backoff_base * 2**retry)
+        return max(retry_after(error) or 0.0, random.uniform(0, ceiling))  # full jitter (AWS architecture blog)
+
+    async def complete(self, request: ChatRequest) -> ChatResult:
+        """One request through cache, limits, retries and validation; always returns a result, never loses one."""
+        import openai
+
+        key = self.cache_key(request)
+        cached = self._from_cache(request, key)
+        if cached is not None:
+            return cached
+        result, retries, rejections = ChatResult(request), 0, 0
+        retryable = (openai.RateLimitError, openai.InternalServerError, openai.APITimeoutError,
+                     openai.APIConnectionError, openai.APIResponseValidationError, ValueError)
+        while True:
+            structured = self.structured_output and request.response_format is not None
+            fallback = request.response_format is not None and not structured and request.fallback_messages
+            messages = request.fallback_messages if fallback else request.messages
+            result.attempts += 1
+            try:
+                completion = await self._send(messages, request.response_format if structured else None)
+            except (openai.BadRequestError, openai.UnprocessableEntityError) as error:
+                if not structured:
+                    return self._failed(result, _error_reason(error))
+                logger.warning("the server refused structured output (%s): using the text fallback", _error_reason(error))
+                self.structured_output = False
+                continue
+            except (openai.AuthenticationError, openai.PermissionDeniedError) as error:
+                from modeling_emovit.errors import EmoVITInputError
+
+                raise EmoVITInputError(
+                    f"The server refused the API key from ${self.settings.api_key_env} ({_error_reason(error)}): "
+                    "check that variable."
+                ) from None
+            except retryable as error:
+                if retries >= self.settings.max_retries:
+                    return self._failed(result, f"{_error_reason(error)} after {retries} retries")
+                retries += 1
+                self.stats.retries += 1
+                await asyncio.sleep(self._backoff(retries, error))
+                continue
+            except openai.APIStatusError as error:
+                return self._failed(result, _error_reason(error))
+            self._add_usage(result, completion.usage)
+            message = completion.choices[0].message
+            try:
+                if getattr(message, "refusal", None):
+                    raise RejectedOutput("refusal")
+                result.content = message.content or ""
+                result.value = (request.parse or self.parse)(result.content)
+            except ValueError as rejection:  # RejectedOutput, or a parser's own error (json.loads)
+                self.stats.rejections += 1
+                rejections += 1
+                if rejections > self.settings.max_rejections:
+                    return self._failed(result, f"rejected: {rejection}")
+                continue
+            if self.cache is not None:
+                self.cache.put(key, {"content": result.content, "usage": result.usage, "model": completion.model})
+            self.stats.done += 1
+            return result
+
+    def _add_usage(self, result: ChatResult, usage) -> None:
+        if usage is None:
+            return
+        for name in ("prompt_tokens", "completion_tokens", "total_tokens"):
+            result.usage[name] += getattr(usage, name, 0) or 0
+        self.stats.prompt_tokens += usage.prompt_tokens or 0
+        self.stats.completion_tokens += usage.completion_tokens or 0
+
+    def _failed(self, result: ChatResult, reason: str) -> ChatResult:
+        result.error = reason
+        result.value = None
+        self.stats.failed += 1
+        return result
+
+    async def run(self, requests: Iterable[ChatRequest], on_result: Callable[[ChatResult], None] | None = None):
+        """Complete every request with at most `concurrency` in flight; `on_result` sees each as it finishes."""
+        pending = iter(requests)
+
+        async def worker():
+            for request in pending:  # one shared iterator: every request is taken exactly once
+                result = await self.complete(request)
+                if on_result is not None:
+                    on_result(result)
+
+        try:
+            await asyncio.gather(*(worker() for _ in range(max(1, self.settings.concurrency))))
+        finally:
+            await self.client.close()
+        return self.stats
+
+
+def run_chat_requests(
+    requests: Iterable[ChatRequest], settings: ClientSettings, parse: Callable[[str], Any] | None = None,
+    cache: ResponseCache | None = None, on_result: Callable[[ChatResult], None] | None = None,
+) -> list[ChatResult]:
+    """Run `requests` (see module docstring) and return their results in the same order."""
+    requests = list(requests)
+    results: dict[int, ChatResult] = {}
+
+    def collect(result: ChatResult) -> None:
+        results[id(result.request)] = result
+        if on_result is not None:
+            on_result(result)
+
+    asyncio.run(ChatRunner(settings, parse, cache).run(requests, collect))
+    return [results[id(request)] for request in requests]

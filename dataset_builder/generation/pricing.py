@@ -1,0 +1,36 @@
+"""Estimated cost of a generation run from token usage: a price table (package data) the user can override."""
+
+import json
+from importlib import resources
+from pathlib import Path
+
+BATCH_DISCOUNT = 0.5  # the Batch API bills half the synchronous price
+
+
+def load_prices(override: str | Path | None = None) -> dict[str, dict[str, float]]:
+    """USD per 1M input/output tokens by model name; entries of `override` (a JSON file) replace the defaults."""
+    text = resources.files("dataset_builder.generation").joinpath("prices.json").read_text("utf-8")
+    prices = {model: price for model, price in json.loads(text).items() if not model.startswith("_")}
+    if override:
+        try:
+            prices.update(json.loads(Path(override).read_text("utf-8")))
+        except (OSError, json.JSONDecodeError) as error:
+            from modeling_emovit.errors import EmoVITInputError
+
+            raise EmoVITInputError(f"--prices {override}: not a readable JSON price table ({error}).") from None
+    return prices
+
+
+def price_for(model: str, prices: dict) -> dict | None:
+    """The entry of the longest model name that `model` starts with (dated snapshots share their family's price)."""
+    matches = [name for name in prices if model.startswith(name)]
+    return prices[max(matches, key=len)] if matches else None
+
+
+def estimate_cost(model: str, prompt_tokens: int, completion_tokens: int, prices: dict, batch: bool = False):
+    """USD for the tokens, or None when the model has no price (local servers, the rules backend)."""
+    price = price_for(model, prices)
+    if price is None:
+        return None
+    cost = (prompt_tokens * price["input"] + completion_tokens * price["output"]) / 1_000_000
+    return cost * (BATCH_DISCOUNT if batch else 1.0)

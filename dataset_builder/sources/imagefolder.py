@@ -1,0 +1,83 @@
+"""A generic image folder in the Hugging Face `imagefolder` convention: images plus `metadata.jsonl` or
+`metadata.csv` with a `file_name` column and a `label` (or `emotion`) column.
+
+Optional columns: `id`, `label_space` (default emoset), `caption`, the EmoSet clues (brightness, colorfulness,
+scene, object as a JSON list or "a;b" text, facial_expression, human_action), valence, arousal. The folder is
+`<root>/<split>/` when it exists, else `<root>/` (rows with a `split` column keep only that split).
+"""
+
+import csv
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+from modeling_emovit.errors import EmoVITInputError
+
+from ..records import EmotionRecord
+from .base import Source
+
+LICENSE_NOTE = "Images from a local image folder: their licence is the one their owner gives them."
+_FLOAT_KEYS = ("brightness", "colorfulness", "valence", "arousal")
+_TEXT_KEYS = ("scene", "facial_expression", "human_action")
+
+
+def _rows(path: Path, report) -> Iterator[dict]:
+    with open(path, newline="", encoding="utf-8") as handle:
+        if path.suffix == ".csv":
+            yield from csv.DictReader(handle)
+            return
+        for number, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError:
+                row = None
+            if isinstance(row, dict):
+                yield row
+            else:
+                report.skip("unreadable metadata line", f"{path.name}:{number}")
+
+
+def _attributes(row: dict, item_id: str, report) -> dict:
+    attributes = {key: row[key] for key in _TEXT_KEYS if row.get(key) not in (None, "")}
+    for key in _FLOAT_KEYS:
+        if row.get(key) not in (None, ""):
+            try:
+                attributes[key] = float(row[key])
+            except (TypeError, ValueError):
+                report.note(f"unreadable {key} value (kept, left empty)", item_id)
+    objects = row.get("object")
+    if isinstance(objects, str) and objects:
+        objects = json.loads(objects) if objects.startswith("[") else [part.strip() for part in objects.split(";")]
+    if objects:
+        attributes["object"] = list(objects)
+    return attributes
+
+
+def read(root: Path, split: str, report) -> Iterator[EmotionRecord]:
+    folder = root / split if (root / split).is_dir() else root
+    metadata = next((folder / name for name in ("metadata.jsonl", "metadata.csv") if (folder / name).is_file()), None)
+    if metadata is None:
+        raise EmoVITInputError(f"{folder}: no metadata.jsonl or metadata.csv (columns file_name and label) found.")
+    for row in _rows(metadata, report):
+        if folder == root and row.get("split") not in (None, "", split):
+            continue
+        file_name = row.get("file_name")
+        if not file_name:
+            report.skip("metadata row without file_name", str(row)[:80])
+            continue
+        item_id = str(row.get("id") or Path(file_name).with_suffix("").as_posix())
+        yield EmotionRecord(
+            item_id,
+            str(folder / file_name),
+            row.get("label") or row.get("emotion"),
+            row.get("label_space") or "emoset",
+            split,
+            "imagefolder",
+            _attributes(row, item_id, report),
+            caption=row.get("caption") or None,
+        )
+
+
+SOURCE = Source("imagefolder", "emoset", LICENSE_NOTE, read)

@@ -1,0 +1,72 @@
+"""The demo's stand-in for a pretrained InstructBLIP: a tiny model briefly pretrained with all weights trainable.
+
+EmoVIT starts from InstructBLIP, whose language model already knows language and whose Q-Former already speaks
+to it; a random frozen LM cannot be steered into writing answers (../shared/NOTES.md). The stand-in learns two
+tasks on the train split, neither of which reveals an image's emotion:
+- captioning ("Describe the image." -> the caption of what was drawn): vision, Q-Former and LM learn to talk;
+- the answer format ("Predict emotion: <label>") with a random label: the LM learns the format and the label
+  words, but nothing ties a label to an image (pretraining on captions alone teaches the LM to suppress them).
+The EmoVIT stage then has to make the Q-Former steer the frozen LM to the right emotion from pixels alone.
+"""
+
+import math
+import random
+
+import torch
+from tqdm.auto import tqdm
+
+from dataset_builder.instructions import categorical_answer, categorical_instruction
+from modeling_emovit.image_utils import open_image
+from modeling_emovit.processing_emovit import EmoVITProcessor
+from modeling_emovit.testing import tiny_emovit
+
+CAPTION_PROMPT = "Describe the image."
+
+
+def pretraining_examples(records, labels, seed: int) -> list[dict]:
+    """One caption example and one random-label answer-format example per training record."""
+    rng = random.Random(seed)
+    instruction = categorical_instruction(labels)
+    examples = []
+    for record in records:
+        examples.append({"image": record["image"], "prompt": CAPTION_PROMPT, "qformer_prompt": CAPTION_PROMPT,
+                         "completion": record["caption"]})
+        examples.append({"image": record["image"], "prompt": instruction, "qformer_prompt": instruction,
+                         "completion": categorical_answer(rng.choice(labels))})
+    return examples
+
+
+def pretrain_base(records, labels, out_dir, steps: int = 200, batch_size: int = 32, seed: int = 0, corpus=()):
+    """Builds the "small" tiny InstructBLIP, trains every weight on `pretraining_examples`, saves it to `out_dir`.
+
+    `records`: dicts with an `image` (path or PIL) and a `caption`. Returns the list of training losses.
+    """
+    model, base_processor = tiny_emovit("llama", size="small", seed=seed, emotion_labels=labels, instructblip=True,
+                                        corpus=list(corpus) + [r["caption"] for r in records])
+    processor = EmoVITProcessor(base_processor.image_processor, base_processor.tokenizer,
+                                base_processor.qformer_tokenizer, num_query_tokens=base_processor.num_query_tokens)
+    examples = pretraining_examples(records, labels, seed)
+    images = {id(e["image"]): open_image(e["image"]) for e in examples}
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3, betas=(0.9, 0.98), weight_decay=0.05)
+    warmup = max(1, steps // 10)
+    schedule = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda s: min(1.0, (s + 1) / warmup) * 0.5 * (1 + math.cos(math.pi * min(1.0, s / steps)))
+    )
+    rng, losses = random.Random(seed), []
+    model.train()
+    for _ in tqdm(range(steps), desc="pretraining the base model", unit="step"):
+        batch = rng.sample(examples, batch_size)
+        inputs = processor.build_training_inputs(
+            [images[id(e["image"])] for e in batch], [e["prompt"] for e in batch], [e["completion"] for e in batch],
+            qformer_prompts=[e["qformer_prompt"] for e in batch],
+        )
+        loss = model(**inputs).loss
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+        schedule.step()
+        optimizer.zero_grad()
+        losses.append(loss.item())
+    model.eval().save_pretrained(out_dir)
+    base_processor.save_pretrained(out_dir)
+    return losses

@@ -1,0 +1,157 @@
+"""`emovit demo`: sample -> instructions -> dataset -> base -> EmoVIT (recipes/sft.py) -> evaluation -> summary.
+
+Every stage records its result in `OUT/demo_state.json` when it finishes, so an interrupted demo resumes at the
+first unfinished stage (whose partial output is removed first); instruction generation resumes by itself.
+"""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from modeling_emovit.configuration_emovit import MIKELS_EMOTIONS
+from modeling_emovit.errors import EmoVITInputError
+
+RECIPES = Path(__file__).resolve().parents[2] / "recipes"
+STATE_FILE = "demo_state.json"
+CHANCE = 1 / len(MIKELS_EMOTIONS)
+
+
+class DemoRun:
+    """The demo's output folder and its record of finished stages."""
+
+    def __init__(self, out: Path):
+        self.out = out
+        self.state_path = out / STATE_FILE
+        if out.exists() and any(out.iterdir()) and not self.state_path.exists():
+            raise EmoVITInputError(
+                f"{out} exists and is not an emovit demo folder (no {STATE_FILE}); remove it or pass another --out."
+            )
+        out.mkdir(parents=True, exist_ok=True)
+        self.state = json.loads(self.state_path.read_text()) if self.state_path.exists() else {}
+
+    def stage(self, name: str, outputs: list[Path], run):
+        """Runs `run()` unless `name` finished before; returns its (JSON-serialisable) result."""
+        if name in self.state:
+            print(f"[demo] {name}: done in an earlier run, kept.")
+            return self.state[name]
+        for path in outputs:  # an interrupted earlier attempt
+            shutil.rmtree(path, ignore_errors=True)
+        print(f"[demo] {name} ...", flush=True)
+        self.state[name] = run()
+        self.state_path.write_text(json.dumps(self.state, indent=2))
+        return self.state[name]
+
+
+def _records(root: Path, split: str) -> list[dict]:
+    captions = {}
+    for line in (root / "captions.jsonl").read_text().splitlines():
+        entry = json.loads(line)
+        captions[entry["id"]] = entry["caption"]
+    return [
+        {"image": str(root / image), "caption": captions[Path(image).stem], "emotion": label}
+        for label, image, _ in json.loads((root / f"{split}.json").read_text())
+    ]
+
+
+def _generate(root: Path, out: Path, backend_name: str, model: str | None, base_url: str | None) -> dict:
+    from dataset_builder.generation.pipeline import RulesBackend, generate_instructions, read_captions
+    from dataset_builder.sources import read_records
+
+    if backend_name == "rules":
+        backend = RulesBackend()
+    else:
+        from dataset_builder.generation.pipeline import OpenAIBackend
+
+        backend = OpenAIBackend(model=model or "gpt-4o-mini", base_url=base_url, cache=str(out.with_suffix(".sqlite")))
+    report = generate_instructions(
+        read_records("emoset", root, "train"), backend, out, tasks=("conversation", "reasoning"),
+        captions=read_captions(root / "captions.jsonl"),
+    )
+    return {"done": report.done, "failed": report.failed}
+
+
+def _build(root: Path, split: str, out: Path, generations: Path | None) -> dict:
+    from dataset_builder.builder import build_dataset
+
+    tasks = ("categorical", "conversation", "reasoning") if generations else ("categorical",)
+    report = build_dataset("emoset", root, split, out, generations=generations, tasks=tasks)
+    return {"rows": sum(report.rows.values()), "skipped": report.total_skipped}
+
+
+def _train_emovit(base: Path, data: Path, out: Path, steps: int, seed: int) -> dict:
+    command = [
+        sys.executable, "-m", "accelerate.commands.launch", "--cpu", "--num_processes", "1", "--num_machines", "1",
+        "--mixed_precision", "no", "--dynamo_backend", "no", str(RECIPES / "sft.py"),
+        "--config", str(RECIPES / "emovit-tiny" / "sft.yaml"), "--model_name_or_path", str(base),
+        "--dataset_name", str(data), "--output_dir", str(out), "--max_steps", str(steps), "--seed", str(seed), "--per_device_train_batch_size", "32",
+        "--logging_steps", str(max(1, steps // 10)),
+    ]
+    subprocess.run(command, check=True, env={**os.environ, "TOKENIZERS_PARALLELISM": "false"})
+    history = json.loads((out / "trainer_state.json").read_text())["log_history"]
+    losses = [entry["loss"] for entry in history if "loss" in entry]
+    return {"first_loss": losses[0], "last_loss": losses[-1]}
+
+
+def _evaluate(model: Path, data: Path, out: Path, mode: str, base_model: str | None) -> dict:
+    from evaluation.harness import EvalSettings, run_eval
+
+    results = run_eval(
+        EvalSettings(model=str(model), data=str(data), out=str(out), mode=mode, label_space="emoset", batch_size=16),
+        base_model=base_model, training_data=None,
+    )
+    return {"accuracy": results["metrics"]["accuracy"], "unmapped": results["metrics"]["unmapped_rate"]}
+
+
+def run_demo(out, steps: int = 300, base_steps: int = 200, seed: int = 0, per_emotion: tuple[int, int] = (100, 25),
+             backend: str = "rules", model: str | None = None, base_url: str | None = None) -> dict:
+    """Runs every stage into `out` and returns the summary (also printed)."""
+    from dataset_builder.sample import write_sample_emoset
+    from emovit.demo.base import pretrain_base
+
+    run = DemoRun(Path(out))
+    root, generations = run.out / "emoset", run.out / "generations.jsonl"
+    data_train, data_test = run.out / "data" / "train", run.out / "data" / "test"
+    base, emovit = run.out / "base", run.out / "emovit"
+    run.stage("sample", [root], lambda: write_sample_emoset(root, *per_emotion, seed=seed))
+    run.stage("instructions", [], lambda: _generate(root, generations, backend, model, base_url))
+    run.stage("dataset", [data_train, data_test], lambda: {
+        "train": _build(root, "train", data_train, generations), "test": _build(root, "test", data_test, None)})
+    labels = list(MIKELS_EMOTIONS)
+    run.stage("base", [base], lambda: _loss_summary(
+        pretrain_base(_records(root, "train"), labels, base, steps=base_steps, seed=seed)))
+    evaluations = {}
+    for mode in ("rank", "generate"):
+        evaluations[f"base_{mode}"] = run.stage(f"eval_base_{mode}", [run.out / "eval" / f"base-{mode}"],
+                                                lambda: _evaluate(base, data_test, run.out / "eval" / f"base-{mode}", mode, None))
+    training = run.stage("emovit", [emovit], lambda: _train_emovit(base, data_train, emovit, steps, seed))
+    for mode in ("rank", "generate"):
+        evaluations[f"emovit_{mode}"] = run.stage(
+            f"eval_emovit_{mode}", [run.out / "eval" / f"emovit-{mode}"],
+            lambda: _evaluate(emovit, data_test, run.out / "eval" / f"emovit-{mode}", mode, str(base)))
+    summary = {"training": training, "evaluation": evaluations, "test_images": run.state["sample"]["test"], "paths": {
+        "sample": str(root), "generations": str(generations), "dataset": str(data_train.parent),
+        "base": str(base), "model": str(emovit), "model_card": str(emovit / "README.md"), "eval": str(run.out / "eval")}}
+    print(format_summary(summary))
+    return summary
+
+
+def _loss_summary(losses: list[float]) -> dict:
+    return {"first_loss": losses[0], "last_loss": losses[-1]}
+
+
+def format_summary(summary: dict) -> str:
+    evaluation, training = summary["evaluation"], summary["training"]
+    lines = [
+        "",
+        f"EmoVIT demo: held-out test split ({summary['test_images']} images, {len(MIKELS_EMOTIONS)} emotions)",
+        f"{'model':<10}{'rank acc':>10}{'generate acc':>14}{'chance':>9}",
+    ]
+    for name in ("base", "emovit"):
+        rank, generate = evaluation[f"{name}_rank"]["accuracy"], evaluation[f"{name}_generate"]["accuracy"]
+        lines.append(f"{name:<10}{rank:>10.1%}{generate:>14.1%}{CHANCE:>9.1%}")
+    lines.append(f"EmoVIT training loss: {training['first_loss']:.3f} (first log) -> {training['last_loss']:.3f} (last)")
+    lines.extend(f"{key:>12}: {path}" for key, path in summary["paths"].items())
+    return "\n".join(lines)

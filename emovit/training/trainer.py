@@ -1,0 +1,33 @@
+"""The trainer of recipes/sft.py: TRL's `SFTTrainer` with the model's own loss, plus the skipped-image count in logs.
+
+Flow: collator -> this trainer -> checkpoint. TRL's fused LM-head loss reads `last_hidden_state`, which the
+InstructBLIP output lacks, and assumes decoder-only labels; EmoVIT's forward already returns the causal-LM
+cross-entropy over the answer tokens (LAVIS `blip2_vicuna_instruct.forward`), so the loss is `Trainer`'s.
+"""
+
+import torch
+from transformers import Trainer
+from trl import SFTTrainer
+
+
+class EmoVITSFTTrainer(SFTTrainer):
+    """`SFTTrainer` whose loss is `transformers.Trainer.compute_loss` (the model's own `outputs.loss`)."""
+
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        return Trainer.compute_loss(
+            self, model, inputs, return_outputs=return_outputs, num_items_in_batch=num_items_in_batch
+        )
+
+    def _track_num_input_tokens(self, inputs):
+        """Counts the LM's non-padding tokens; `Trainer` would count `main_input_name`, InstructBLIP's pixel values."""
+        if self.args.include_num_input_tokens_seen != "no":
+            tokens = inputs["attention_mask"].sum().to(device=self.args.device, dtype=torch.int64)
+            self.state.num_input_tokens_seen += self.accelerator.gather(tokens).sum().item()
+
+    def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
+        """Adds `skipped_images` (summed over ranks) when the collator counts them; every rank calls `log`."""
+        skipped = getattr(self.data_collator, "skipped_images", None)
+        if skipped is not None:
+            total = self.accelerator.reduce(torch.tensor(skipped, device=self.args.device), reduction="sum")
+            logs["skipped_images"] = int(total.item())
+        super().log(logs, start_time)

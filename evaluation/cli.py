@@ -1,0 +1,88 @@
+"""`emovit eval` and `emovit push` (parsers only; handlers import lazily)."""
+
+import argparse
+import json
+
+LABEL_SPACE_NAMES = ["emoset", "fi", "emotionroi", "emotion6", "unbiasedemo", "webemo-2", "webemo-7", "webemo-25"]
+
+
+def add_commands(subparsers) -> None:
+    evaluate = subparsers.add_parser(
+        "eval",
+        help="Evaluate a model: emotion classification (rank or generate), reasoning or humour judged by an LLM.",
+        description="Writes results.json, predictions.jsonl (resumable) and a confusion-matrix PNG to --out; a local "
+        "model folder gets its README.md model-index updated. Run under `accelerate launch` to shard the data.",
+    )
+    evaluate.add_argument("--task", choices=["classification", "reasoning", "humor"], default="classification",
+                          help="classification (default); reasoning or humor: free-text answers judged by an LLM.")
+    evaluate.add_argument("--model", required=True, help="Model folder or Hub id (loaded with trust_remote_code).")
+    evaluate.add_argument("--data", required=True, help="Dataset folder (`emovit data build` output) or Hub id.")
+    evaluate.add_argument("--out", required=True, help="Output folder; an interrupted run resumes from it.")
+    evaluate.add_argument("--config", help="Dataset config (default: categorical; reasoning for --task reasoning).")
+    evaluate.add_argument("--split", default="test", help="Dataset split (default: test).")
+    evaluate.add_argument("--label-space", choices=LABEL_SPACE_NAMES, help="Candidate labels (default: the dataset's).")
+    evaluate.add_argument("--mode", choices=["rank", "generate"], default="rank",
+                          help="rank: score every candidate answer; generate: greedy decoding, parsed (EmoVIT's protocol).")
+    evaluate.add_argument("--paraphrases", type=int, default=1,
+                          help="Instruction paraphrases per image; above 1, instruction sensitivity is reported.")
+    evaluate.add_argument("--batch-size", type=int, default=8, help="Images per forward pass (default: 8).")
+    evaluate.add_argument("--max-new-tokens", type=int, help="Answer token budget (generate mode, judged tasks).")
+    evaluate.add_argument("--base-model", help="Model card: the base model id (e.g. Salesforce/instructblip-vicuna-7b).")
+    evaluate.add_argument("--training-data", help="Model card: the training dataset id.")
+    judge = evaluate.add_argument_group("LLM judge (--task reasoning|humor); the API key comes from $OPENAI_API_KEY")
+    judge.add_argument("--judge-model", help="Judge model name, e.g. gpt-4o-mini.")
+    judge.add_argument("--judge-base-url", help="OpenAI-compatible server URL (default: OpenAI's).")
+    judge.add_argument("--judge-concurrency", type=int, default=8, help="Judge requests in flight (default: 8).")
+    evaluate.set_defaults(handler=run_eval_command)
+
+    push = subparsers.add_parser("push", help="Upload a model folder (weights, processor, code, card) to the Hub.")
+    push.add_argument("model_dir", help="Folder written by save_pretrained (model and processor).")
+    push.add_argument("--repo-id", required=True, help="Target model repository, e.g. user/emovit-small.")
+    push.add_argument("--private", action="store_true", help="Create the repository as private.")
+    push.set_defaults(handler=run_push_command)
+
+
+def run_eval_command(args: argparse.Namespace) -> int:
+    if args.task != "classification":
+        return run_judged_command(args)
+    from evaluation.harness import EvalSettings
+    from evaluation.harness import run_eval
+
+    settings = EvalSettings(
+        model=args.model, data=args.data, out=args.out, config=args.config or "categorical", split=args.split,
+        label_space=args.label_space, mode=args.mode, paraphrases=args.paraphrases, batch_size=args.batch_size,
+        max_new_tokens=args.max_new_tokens,
+    )
+    results = run_eval(settings, base_model=args.base_model, training_data=args.training_data)
+    if results is not None:
+        metrics = results["metrics"]
+        print(f"{results['data']} [{results['label_space']}, {results['mode']}] accuracy {metrics['accuracy']:.4f}, "
+              f"macro-F1 {metrics['macro_f1']:.4f}, polarity accuracy {metrics['polarity_accuracy']:.4f} -> {args.out}")
+    return 0
+
+
+def run_judged_command(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from dataset_builder.generation.client import ClientSettings
+    from evaluation.judge import run_judged_task
+    from evaluation.model_card import update_model_card
+    from modeling_emovit.errors import EmoVITInputError
+
+    if not args.judge_model:
+        raise EmoVITInputError(f"--task {args.task} needs --judge-model (and --judge-base-url for a server other than OpenAI).")
+    judge = ClientSettings(model=args.judge_model, base_url=args.judge_base_url, concurrency=args.judge_concurrency,
+                           temperature=0.2)  # LLaVA-Bench's review temperature
+    results = run_judged_task(args.task, args.model, args.data, args.out, args.config, args.split, judge,
+                              batch_size=args.batch_size, max_new_tokens=args.max_new_tokens or 256)
+    if Path(args.model).is_dir():
+        update_model_card(args.model, [results], base_model=args.base_model, datasets=args.training_data)
+    print(f"{args.task}: {json.dumps(results['metrics'])} -> {args.out}")
+    return 0
+
+
+def run_push_command(args: argparse.Namespace) -> int:
+    from evaluation.hub import push_model
+
+    print(push_model(args.model_dir, args.repo_id, private=args.private))
+    return 0

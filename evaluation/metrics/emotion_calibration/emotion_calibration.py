@@ -1,0 +1,94 @@
+"""Emotion calibration metric: expected calibration error (ECE) and top-k accuracy from per-label probabilities.
+
+Load offline by path: `evaluate.load("evaluation/metrics/emotion_calibration")`. The probabilities come from
+`emovit eval --mode rank`, which scores every candidate answer (Guo et al., ICML 2017, for ECE).
+"""
+
+import datasets
+import evaluate
+import numpy as np
+from evaluation.metric_inputs import check_same_length
+from evaluation.metric_inputs import label_names
+from evaluation.metric_inputs import reference_ids
+
+_DESCRIPTION = """
+Expected calibration error over equal-width confidence bins of the top-1 probability,
+ECE = sum_b |B_b| / N * |accuracy(B_b) - mean confidence(B_b)| (Guo et al., 2017), and top-k accuracy, the share of
+examples whose reference is among the k most probable labels.
+"""
+
+_KWARGS_DESCRIPTION = """
+Args:
+    predictions: one list of per-label probabilities per example (label id order; rows are renormalised to sum 1).
+    references: label ids, or label strings with `labels` or `label_space`.
+    n_bins: number of equal-width confidence bins over [0, 1] (default 15).
+    top_k: the k values for top-k accuracy (default (1, 3, 5); k above the number of labels is skipped).
+    label_space / labels: the label list, needed only for string references.
+Returns:
+    ece, mean_confidence, and top_{k}_accuracy for each k (floats).
+Example:
+    >>> metric = evaluate.load("evaluation/metrics/emotion_calibration")
+    >>> metric.compute(predictions=[[0.9, 0.1], [0.6, 0.4]], references=[0, 1], top_k=[1])
+    {'ece': 0.35, 'mean_confidence': 0.75, 'top_1_accuracy': 0.5}
+"""
+
+_CITATION = """
+@inproceedings{guo2017calibration,
+  title={On Calibration of Modern Neural Networks},
+  author={Guo, Chuan and Pleiss, Geoff and Sun, Yu and Weinberger, Kilian Q.},
+  booktitle={ICML},
+  year={2017}
+}
+"""
+
+_INPUT_FORMATS = [
+    datasets.Features({"predictions": datasets.Sequence(datasets.Value("float64")), "references": datasets.Value("int64")}),
+    datasets.Features({"predictions": datasets.Sequence(datasets.Value("float64")), "references": datasets.Value("string")}),
+]
+
+
+@evaluate.utils.file_utils.add_start_docstrings(_DESCRIPTION, _KWARGS_DESCRIPTION)
+class EmotionCalibration(evaluate.Metric):
+    def _info(self):
+        return evaluate.MetricInfo(
+            description=_DESCRIPTION,
+            citation=_CITATION,
+            inputs_description=_KWARGS_DESCRIPTION,
+            features=_INPUT_FORMATS,
+        )
+
+    def add_batch(self, *, predictions=None, references=None, **kwargs):
+        """Adds a batch after checking that every column has one entry per example."""
+        check_same_length("emotion_calibration", predictions=predictions, references=references)
+        super().add_batch(predictions=predictions, references=references, **kwargs)
+
+    def _compute(
+        self, predictions, references, n_bins=15, top_k=(1, 3, 5), label_space=None, labels=None,
+        **_other_metrics_arguments,
+    ):
+        """`**_other_metrics_arguments`: evaluate.combine passes every keyword to every combined module."""
+        probabilities = np.asarray(predictions, dtype=np.float64)
+        probabilities = probabilities / probabilities.sum(axis=1, keepdims=True)
+        names = label_names(labels, label_space, list(range(probabilities.shape[1])))
+        truth = reference_ids(references, names, label_space, "emotion_calibration")
+        results = {
+            "ece": _expected_calibration_error(probabilities, truth, n_bins),
+            "mean_confidence": float(probabilities.max(axis=1).mean()),
+        }
+        ranked = np.argsort(-probabilities, axis=1, kind="stable")
+        for k in top_k:
+            if k <= probabilities.shape[1]:
+                results[f"top_{k}_accuracy"] = float((ranked[:, :k] == truth[:, None]).any(axis=1).mean())
+        return results
+
+
+def _expected_calibration_error(probabilities: np.ndarray, truth: np.ndarray, n_bins: int) -> float:
+    """Bins (lo, hi] over [0, 1] of top-1 confidence; the first bin also holds confidence 0."""
+    confidence = probabilities.max(axis=1)
+    correct = probabilities.argmax(axis=1) == truth
+    bins = np.clip(np.ceil(confidence * n_bins).astype(np.int64) - 1, 0, n_bins - 1)
+    ece = 0.0
+    for b in np.unique(bins):
+        members = bins == b
+        ece += members.mean() * abs(correct[members].mean() - confidence[members].mean())
+    return float(ece)

@@ -1,0 +1,99 @@
+"""Instruction sensitivity metric: how much accuracy moves when the instruction is paraphrased (lower is better).
+
+Load offline by path: `evaluate.load("evaluation/metrics/instruction_sensitivity")`. Per dataset, the accuracy
+under each instruction paraphrase; sensitivity = standard deviation / mean of those accuracies (the coefficient of
+variation), then averaged over datasets, as the instruction-sensitivity measure of InstructBLIP-style evaluations.
+"""
+
+import datasets
+import evaluate
+import numpy as np
+from evaluation.metric_inputs import check_same_length
+from evaluation.metric_inputs import label_names
+from evaluation.metric_inputs import reference_ids
+from evaluation.metric_inputs import to_label_ids
+
+_DESCRIPTION = """
+For each dataset d with accuracies a_1..a_P under P instruction paraphrases:
+sensitivity_d = std(a) / mean(a) (population standard deviation; 0 when the mean is 0), and
+sensitivity = mean over datasets of sensitivity_d.
+"""
+
+_KWARGS_DESCRIPTION = """
+Args:
+    predictions: label strings or ids (free text is normalised for `label_space`).
+    references: label strings or ids.
+    paraphrases: the paraphrase index of the instruction each prediction answered.
+    datasets: the dataset name of each example (one name for all if there is one dataset).
+    label_space / labels: the label list, as for emotion_classification.
+Returns:
+    sensitivity (float, averaged over datasets) and per_dataset
+    ({name: {sensitivity, mean_accuracy, std_accuracy, accuracy_per_paraphrase: {index: accuracy}}}).
+Example:
+    >>> metric = evaluate.load("evaluation/metrics/instruction_sensitivity")
+    >>> metric.compute(predictions=["joy", "joy", "joy", "fear"], references=["joy"] * 4, paraphrases=[0, 0, 1, 1],
+    ...                datasets=["emotion6"] * 4, label_space="emotion6")["sensitivity"]
+    0.3333333333333333
+"""
+
+_CITATION = """
+@inproceedings{dai2023instructblip,
+  title={InstructBLIP: Towards General-purpose Vision-Language Models with Instruction Tuning},
+  author={Dai, Wenliang and Li, Junnan and Li, Dongxu and Tiong, Anthony Meng Huat and Zhao, Junqi and Wang, Weisheng and Li, Boyang and Fung, Pascale and Hoi, Steven},
+  booktitle={NeurIPS},
+  year={2023}
+}
+"""
+
+
+def _input_format(label_type: str) -> datasets.Features:
+    return datasets.Features(
+        {
+            "predictions": datasets.Value(label_type),
+            "references": datasets.Value(label_type),
+            "paraphrases": datasets.Value("int64"),
+            "datasets": datasets.Value("string"),
+        }
+    )
+
+
+@evaluate.utils.file_utils.add_start_docstrings(_DESCRIPTION, _KWARGS_DESCRIPTION)
+class InstructionSensitivity(evaluate.Metric):
+    def _info(self):
+        return evaluate.MetricInfo(
+            description=_DESCRIPTION,
+            citation=_CITATION,
+            inputs_description=_KWARGS_DESCRIPTION,
+            features=[_input_format("string"), _input_format("int64")],
+        )
+
+    def add_batch(self, *, predictions=None, references=None, **kwargs):
+        """Adds a batch after checking that every column has one entry per example."""
+        check_same_length("instruction_sensitivity", predictions=predictions, references=references, **kwargs)
+        super().add_batch(predictions=predictions, references=references, **kwargs)
+
+    def _compute(self, predictions, references, paraphrases, datasets, label_space=None, labels=None,
+                 **_other_metrics_arguments):
+        """`**_other_metrics_arguments`: evaluate.combine passes every keyword to every combined module."""
+        names = label_names(labels, label_space, [i for i in references if isinstance(i, (int, np.integer))])
+        correct = to_label_ids(predictions, names, label_space) == reference_ids(
+            references, names, label_space, "instruction_sensitivity"
+        )
+        paraphrases = np.asarray(paraphrases)
+        datasets = np.asarray(datasets)
+        per_dataset = {str(name): _spread(correct[datasets == name], paraphrases[datasets == name])
+                       for name in np.unique(datasets)}
+        sensitivity = np.mean([scores["sensitivity"] for scores in per_dataset.values()]) if per_dataset else 0.0
+        return {"sensitivity": float(sensitivity), "per_dataset": per_dataset}
+
+
+def _spread(correct: np.ndarray, paraphrases: np.ndarray) -> dict:
+    accuracy = {int(p): float(correct[paraphrases == p].mean()) for p in np.unique(paraphrases)}
+    values = np.array(list(accuracy.values()))
+    mean, std = float(values.mean()), float(values.std())
+    return {
+        "sensitivity": std / mean if mean > 0 else 0.0,
+        "mean_accuracy": mean,
+        "std_accuracy": std,
+        "accuracy_per_paraphrase": accuracy,
+    }

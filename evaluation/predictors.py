@@ -1,0 +1,102 @@
+"""The two ways `emovit eval` turns (image, instruction) pairs into emotion predictions.
+
+- `rank`: scores every candidate answer "Predict emotion: <label>" by its log-likelihood given the image and the
+  instruction. The image and the Q-Former are encoded once per image; the candidates are one batched LM forward.
+  Yields a probability per label (softmax over the candidates' summed answer-token log-probs) and never an
+  unparseable answer.
+- `generate`: EmoVIT's protocol: greedy decoding, the answer parsed with the dataset builder's normaliser.
+"""
+
+from dataclasses import dataclass
+
+import torch
+from transformers.models.instructblip.modeling_instructblip import BaseModelOutputWithVisionQformerOutputs
+
+from dataset_builder.emotions import LabelSpace
+from dataset_builder.emotions import normalize_emotion
+from dataset_builder.instructions import categorical_answer
+from modeling_emovit.processing_emovit import IGNORE_INDEX
+
+
+@dataclass
+class Prediction:
+    label: str | None  # a label of the label space, or None when the answer names none
+    answer: str  # the generated text (generate) or the best candidate answer (rank)
+    scores: dict[str, float] | None = None  # per-label probability (rank only)
+
+
+class RankPredictor:
+    """Ranks the label space's candidate answers by log-likelihood (one image encoding, one LM forward per batch)."""
+
+    def __init__(self, model, processor, space: LabelSpace):
+        self.model, self.processor, self.space = model, processor, space
+        self.answers = [categorical_answer(label) for label in space.labels]
+        self._candidate_inputs = {}  # instruction -> its C candidate sequences (the same for every image)
+
+    @torch.no_grad()
+    def predict(self, images: list, prompt: str) -> list[Prediction]:
+        probabilities = self.answer_log_likelihoods(images, prompt).softmax(dim=-1)
+        best = probabilities.argmax(dim=-1).tolist()
+        return [
+            Prediction(self.space.labels[i], self.answers[i], dict(zip(self.space.labels, row)))
+            for i, row in zip(best, probabilities.tolist())
+        ]
+
+    def answer_log_likelihoods(self, images: list, prompt: str) -> torch.Tensor:
+        """`(batch, num_labels)`: sum over answer tokens (and eos) of log p(token | image, instruction, prefix)."""
+        text = self._candidates(images[0], prompt)
+        batch, candidates = len(images), len(self.answers)
+        pixel_values = self.processor.image_processor(images, return_tensors="pt")["pixel_values"]
+        features = self.model.get_image_features(
+            pixel_values=pixel_values.to(self.model.device, self.model.dtype),
+            qformer_input_ids=text["qformer_input_ids"][:1].expand(batch, -1),
+            qformer_attention_mask=text["qformer_attention_mask"][:1].expand(batch, -1),
+        ).pooler_output  # (batch, num_query_tokens, text_hidden)
+        repeated = BaseModelOutputWithVisionQformerOutputs(pooler_output=features.repeat_interleave(candidates, dim=0))
+        labels = text["labels"].repeat(batch, 1)  # image-major: image b's candidates are rows b*C .. b*C + C-1
+        logits = self.model(
+            input_ids=text["input_ids"].repeat(batch, 1),
+            attention_mask=text["attention_mask"].repeat(batch, 1),
+            labels=None if self.processor.decoder_only else labels,  # T5 builds its decoder inputs from labels
+            mm_encoder_outputs={"image": repeated},
+        ).logits
+        if self.processor.decoder_only:  # position t predicts token t + 1
+            logits, labels = logits[:, :-1], labels[:, 1:]
+        return _answer_log_likelihood(logits.float(), labels).view(batch, candidates)
+
+    def _candidates(self, image, prompt: str):
+        if prompt not in self._candidate_inputs:
+            inputs = self.processor.build_training_inputs([image] * len(self.answers), [prompt] * len(self.answers), self.answers)
+            self._candidate_inputs[prompt] = {k: v.to(self.model.device) for k, v in inputs.items() if k != "pixel_values"}
+        return self._candidate_inputs[prompt]
+
+
+def _answer_log_likelihood(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Sum of log-softmax at the label positions, skipping IGNORE_INDEX (no full log-softmax tensor kept)."""
+    answer = labels != IGNORE_INDEX
+    targets = labels.clamp(min=0).unsqueeze(-1)
+    token_log_probs = logits.gather(-1, targets).squeeze(-1) - logits.logsumexp(dim=-1)
+    return (token_log_probs * answer).sum(dim=-1)
+
+
+class GeneratePredictor:
+    """Greedy decoding of the answer, parsed into a label with `normalize_emotion` (EmoVIT's protocol)."""
+
+    def __init__(self, model, processor, space: LabelSpace, max_new_tokens: int | None = None):
+        self.model, self.processor, self.space = model, processor, space
+        longest_answer = max(map(len, processor.encode_answers([categorical_answer(l) for l in space.labels])))
+        self.max_new_tokens = max_new_tokens or longest_answer + 4
+
+    def predict(self, images: list, prompt: str) -> list[Prediction]:
+        answers = generate_answers(self.model, self.processor, images, [prompt] * len(images), self.max_new_tokens)
+        return [Prediction(normalize_emotion(answer, self.space), answer) for answer in answers]
+
+
+@torch.no_grad()
+def generate_answers(model, processor, images: list, prompts: list[str], max_new_tokens: int) -> list[str]:
+    """Greedy answers to one instruction per image (also the reasoning and humour tasks' answers)."""
+    inputs = processor(images=images, text=prompts, return_tensors="pt", padding=True).to(model.device)
+    output_ids = model.generate(**inputs, max_new_tokens=max_new_tokens, do_sample=False)
+    if processor.decoder_only:  # decoder-only models return the prompt too
+        output_ids = output_ids[:, inputs["input_ids"].shape[1]:]
+    return [answer.strip() for answer in processor.batch_decode(output_ids, skip_special_tokens=True)]

@@ -1,0 +1,47 @@
+"""Small dataset folders in released layouts, made inside tests (EmoSet, image folders, class folders, generations)."""
+
+import json
+from pathlib import Path
+
+from PIL import Image
+
+MIKELS = ("amusement", "anger", "awe", "contentment", "disgust", "excitement", "fear", "sadness")
+CLUES = {"brightness": 0.4, "colorfulness": 0.7, "scene": "beach", "object": ["dog", "ball"],
+         "facial_expression": "happy", "human_action": "running"}
+
+
+def save_image(path: Path, color=(200, 80, 40), mode="RGB", size=(16, 16), format=None) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    image = Image.new("RGB", size, color)
+    (image.convert(mode) if mode != "RGB" else image).save(path, format=format)
+    return path
+
+
+def emoset_tree(root: Path, per_emotion: int = 2, split: str = "train") -> list[list[str]]:
+    """EmoSet as released: image/<e>/<e>_NNNNN.jpg, annotation/<e>/<e>_NNNNN.json, <split>.json. Returns the entries."""
+    entries = []
+    for e_index, emotion in enumerate(MIKELS):
+        for number in range(per_emotion):
+            stem = f"{emotion}_{e_index * 100 + number:05d}"
+            image, annotation = f"image/{emotion}/{stem}.jpg", f"annotation/{emotion}/{stem}.json"
+            save_image(root / image, (30 * e_index, 10 * number, 90))
+            (root / annotation).parent.mkdir(parents=True, exist_ok=True)
+            (root / annotation).write_text(json.dumps({"emotion": emotion, **CLUES}))
+            entries.append([emotion, image, annotation])
+    write_split(root, split, entries)
+    return entries
+
+
+def write_split(root: Path, split: str, entries) -> None:
+    (root / f"{split}.json").write_text(json.dumps(entries))
+
+
+def generations_file(path: Path, ids, tasks=("conversation", "reasoning"), pairs: int = 2) -> Path:
+    """One generation-JSONL line per image and task, as `emovit data generate` writes them."""
+    lines = [
+        {"id": item, "task": task, "model": "gpt-test", "prompt_version": "v1", "usage": {}, "backend": "test",
+         "pairs": [{"question": f"{task} question {n} about {item}?", "answer": f"{task} answer {n}."} for n in range(pairs)]}
+        for item in ids for task in tasks
+    ]
+    path.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    return path

@@ -1,0 +1,201 @@
+"""build_dataset and `emovit data build/export`: Parquet per config that `load_dataset` reads back offline, the card,
+the report's counts, bad inputs skipped and counted, and the EmoVIT JSON round trip."""
+
+import json
+
+import datasets
+import pytest
+import yaml
+from dataset_trees import MIKELS, emoset_tree, generations_file, save_image, write_split
+from PIL import Image
+
+from dataset_builder.builder import build_dataset
+from dataset_builder.instructions import categorical_instruction
+from emovit.cli import main
+
+EMOVIT_INSTRUCTION = categorical_instruction(MIKELS)
+
+
+@pytest.fixture(scope="module")
+def emoset_build(tmp_path_factory):
+    """16 EmoSet images: one truncated JPEG, one CMYK, one annotation missing keys, one extra entry with an unknown
+    label; generations for every image but `awe_00201` (whose lines failed) plus bad lines."""
+    root = tmp_path_factory.mktemp("emoset")
+    entries = emoset_tree(root, per_emotion=2)
+    jpeg = (root / entries[0][1]).read_bytes()
+    (root / entries[0][1]).write_bytes(jpeg[: len(jpeg) // 2])  # amusement_00000: truncated
+    save_image(root / entries[1][1], mode="CMYK", format="JPEG")  # amusement_00001
+    (root / entries[2][2]).write_text(json.dumps({"emotion": "anger"}))  # anger_00100: no clues
+    write_split(root, "train", entries + [["boredom", entries[3][1], entries[3][2]]])
+    ids = [entry[1].split("/")[-1][:-4] for entry in entries]
+    gens = generations_file(root / "gens.jsonl", [i for i in ids if i != "awe_00201"] + ["ghost_00001"])
+    with open(gens, "a") as handle:
+        handle.write(json.dumps({"id": "awe_00201", "task": "conversation", "error": "rate limited"}) + "\n")
+        handle.write(json.dumps({"id": "awe_00201", "task": "reasoning", "pairs": []}) + "\n")
+        handle.write("{oops\n")
+    out = tmp_path_factory.mktemp("built")
+    report = build_dataset("emoset", root, "train", out, generations=gens, skip_unknown=True)
+    return root, gens, out, report
+
+
+def _rows(out, config, split="train"):
+    return datasets.load_dataset(str(out), config, split=split)
+
+
+def test_report_counts_every_written_row_and_skipped_item(emoset_build):
+    _, _, out, report = emoset_build
+    assert report.records == 15
+    assert report.rows == {"all": 71, "categorical": 15, "conversation": 28, "reasoning": 28}
+    assert report.per_task == {"categorical": 15, "conversation": 28, "reasoning": 28}
+    assert report.per_emotion == {label: 1 if label == "amusement" else 2 for label in MIKELS}
+    assert report.skipped == {
+        "corrupt, truncated or non-image file": 1,
+        "label outside the label space": 1,
+        "generation failed (error line)": 1,
+        "generation without question/answer pairs": 1,
+        "generation for an image not in this split": 2,
+        "unreadable generation line": 1,
+    }
+    assert report.examples["corrupt, truncated or non-image file"] == ["amusement_00000"]
+    assert report.notes == {"annotation missing keys (kept, clues left empty)": 1}
+    assert report.without_generations == {"conversation": 1, "reasoning": 1}
+    assert json.loads((out / "build_report.json").read_text())["train"] == report.to_dict()
+
+
+def test_every_config_loads_back_offline_with_the_schema_and_counts(emoset_build):
+    _, _, out, report = emoset_build
+    assert sorted(p.name for p in out.iterdir()) == ["README.md", "all", "build_report.json", "categorical", "conversation", "reasoning"]
+    default = datasets.load_dataset(str(out))
+    assert list(default) == ["train"] and default["train"].num_rows == 71
+    for config in ("categorical", "conversation", "reasoning", "all"):
+        rows = _rows(out, config)
+        assert rows.num_rows == report.rows[config]
+        assert list(rows.features) == ["id", "image", "source", "emotion", "label_space", "attributes", "caption", "task", "prompt", "completion"]
+        assert isinstance(rows.features["image"], datasets.Image)
+        if config != "all":
+            assert set(rows["task"]) == {config}
+
+
+def test_categorical_rows_use_emovits_template_and_answer(emoset_build):
+    rows = _rows(emoset_build[2], "categorical").remove_columns("image")
+    assert set(rows["prompt"]) == {EMOVIT_INSTRUCTION}
+    assert all(row["completion"] == f"Predict emotion: {row['emotion']}" for row in rows)
+    awe = next(row for row in rows if row["id"] == "awe_00200")
+    assert awe["attributes"]["object"] == ["dog", "ball"] and awe["attributes"]["scene"] == "beach"
+    assert awe["source"] == "emoset" and awe["label_space"] == "emoset"
+    bare = next(row for row in rows if row["id"] == "anger_00100")
+    assert bare["attributes"]["scene"] is None and bare["attributes"]["object"] == []
+
+
+def test_generated_pairs_become_one_row_each(emoset_build):
+    rows = _rows(emoset_build[2], "reasoning").remove_columns("image")
+    anger = [row for row in rows if row["id"] == "anger_00101"]
+    assert [(row["prompt"], row["completion"]) for row in anger] == [
+        ("reasoning question 0 about anger_00101?", "reasoning answer 0."),
+        ("reasoning question 1 about anger_00101?", "reasoning answer 1."),
+    ]
+    assert "awe_00201" not in set(rows["id"])
+
+
+def test_images_are_embedded_and_cmyk_becomes_rgb(emoset_build):
+    root, _, out, _ = emoset_build
+    rows = _rows(out, "categorical")
+    cmyk = next(row for row in rows if row["id"] == "amusement_00001")["image"]
+    assert cmyk.mode == "RGB" and cmyk.size == (16, 16)
+    raw = rows.cast_column("image", datasets.Image(decode=False))
+    awe = next(row for row in raw if row["id"] == "awe_00200")["image"]
+    assert awe["bytes"] == (root / "image/awe/awe_00200.jpg").read_bytes()
+
+
+def test_card_declares_configs_features_counts_and_licence(emoset_build):
+    card = (emoset_build[2] / "README.md").read_text()
+    metadata = yaml.safe_load(card.split("---")[1])
+    configs = {c["config_name"]: c for c in metadata["configs"]}
+    assert set(configs) == {"categorical", "conversation", "reasoning", "all"} and configs["all"]["default"]
+    assert configs["reasoning"]["data_files"] == [{"split": "train", "path": "reasoning/train-*.parquet"}]
+    infos = {info["config_name"]: info for info in metadata["dataset_info"]}
+    assert infos["all"]["splits"][0]["num_examples"] == 71
+    assert "| awe | 2 |" in card and "| reasoning | 28 |" in card
+    assert "non-commercial research" in card and "| corrupt, truncated or non-image file | 1 |" in card
+
+
+def test_two_processes_write_the_same_rows(emoset_build, tmp_path):
+    root, gens, out, report = emoset_build
+    parallel = build_dataset("emoset", root, "train", tmp_path, generations=gens, skip_unknown=True, num_proc=2)
+    assert parallel.rows == report.rows and parallel.skipped == report.skipped
+    key = lambda row: (row["id"], row["task"], row["prompt"])  # noqa: E731
+    one, two = (_rows(folder, "all").remove_columns("image") for folder in (out, tmp_path))
+    assert sorted(one, key=key) == sorted(two, key=key)
+    assert len(list((tmp_path / "all").glob("train-*.parquet"))) == 2
+
+
+def test_emovit_json_round_trip_keeps_every_instruction(emoset_build, tmp_path):
+    _, _, out, _ = emoset_build
+    exported = tmp_path / "emovit.json"
+    assert main(["data", "export", str(out), "--json", str(exported), "--images-dir", str(tmp_path / "image")]) == 0
+    entries = json.loads(exported.read_text())
+    assert len(entries) == 71
+    assert entries[0]["conversations"][0] == {"from": "human", "value": EMOVIT_INSTRUCTION}
+    assert set(entries[0]) == {"id", "image", "task", "conversations"}
+
+    rebuilt = build_dataset("emovit_json", exported, "train", tmp_path / "again")
+    assert rebuilt.rows == {"all": 71, "categorical": 15, "conversation": 28, "reasoning": 28}
+    fields = lambda folder: sorted(  # noqa: E731
+        (r["id"], r["emotion"], r["task"], r["prompt"], r["completion"]) for r in _rows(folder, "all").remove_columns("image")
+    )
+    assert fields(tmp_path / "again") == fields(out)
+
+
+def test_emovit_json_without_task_keys_infers_them(tmp_path):
+    save_image(tmp_path / "image" / "awe" / "awe_00003.jpg")
+    entry = lambda q, a: {"id": "00003", "image": "awe_00003.jpg", "conversations": [{"from": "human", "value": q}, {"from": "gpt", "value": a}]}  # noqa: E731
+    (tmp_path / "reasoning_train.json").write_text(json.dumps([entry(EMOVIT_INSTRUCTION, "Predict emotion: awe"), entry("Why?", "Because.")]))
+    report = build_dataset("emovit_json", tmp_path, "train", tmp_path / "out")
+    assert report.rows == {"all": 2, "categorical": 1, "conversation": 0, "reasoning": 1}
+
+
+def test_cli_build_prints_counts_and_rejects_unknown_labels(tmp_path, capsys):
+    for name in ("a", "b", "c"):
+        save_image(tmp_path / "data" / "train" / f"{name}.jpg")
+    (tmp_path / "data" / "train" / "c.jpg").write_bytes(b"not an image")
+    (tmp_path / "data" / "train" / "metadata.csv").write_text("file_name,label\na.jpg,amused\nb.jpg,boredom\nc.jpg,awe\n")
+    base = ["data", "build", "--source", "imagefolder", "--root", str(tmp_path / "data"), "--out", str(tmp_path / "out")]
+    assert main(base) == 2
+    assert "boredom" in capsys.readouterr().err
+    assert main(base + ["--skip-unknown", "--tasks", "categorical"]) == 0
+    printed = capsys.readouterr().out
+    assert "1 images; rows: all 1, categorical 1." in printed
+    assert "Skipped 2 items" in printed and "1  label outside the label space" in printed
+    row = _rows(tmp_path / "out", "categorical")[0]
+    assert (row["id"], row["emotion"], row["completion"]) == ("a", "amusement", "Predict emotion: amusement")
+    assert isinstance(row["image"], Image.Image)
+
+
+def test_conversation_without_generations_is_a_clear_error(tmp_path, capsys):
+    emoset_tree(tmp_path / "root", per_emotion=1)
+    args = ["data", "build", "--source", "emoset", "--root", str(tmp_path / "root"), "--out", str(tmp_path / "out")]
+    assert main(args + ["--tasks", "reasoning"]) == 2
+    assert "--generations" in capsys.readouterr().err
+    assert main(args) == 0  # default tasks: categorical only when no generations are given
+    assert "Note: 2 x task left out: no --generations file given" in capsys.readouterr().out
+
+
+def test_builder_class_reads_a_source_on_its_own(tmp_path):
+    from dataset_builder import EmoVITInstructBuilder
+
+    emoset_tree(tmp_path / "root", per_emotion=1)
+    builder = EmoVITInstructBuilder(config_name="categorical", source="emoset", root=str(tmp_path / "root"), cache_dir=str(tmp_path / "cache"))
+    builder.download_and_prepare()
+    rows = builder.as_dataset(split="train")
+    assert rows.num_rows == 8 and set(rows["prompt"]) == {EMOVIT_INSTRUCTION}
+    assert EmoVITInstructBuilder(cache_dir=str(tmp_path / "c2"), source="emoset", root=".").config.name == "all"
+
+
+def test_paraphrase_option_varies_the_template_but_not_the_answer():
+    from dataset_builder.builder import instruction_rows
+
+    records = [{"id": f"awe_{n}", "label_space": "emoset", "emotion": "awe", "generations": {}} for n in range(40)]
+    rows = [next(instruction_rows(record, ("categorical",), seed=42, paraphrases=True)) for record in records]
+    assert len({prompt for _, prompt, _ in rows}) > 1
+    assert {completion for _, _, completion in rows} == {"Predict emotion: awe"}
+    assert all("amusement, anger, awe, contentment, disgust, excitement, fear and sadness" in prompt for _, prompt, _ in rows)

@@ -1,0 +1,67 @@
+"""`emovit data push` and `load_dataset(HUB_ID, config)` through the loopback Hub; the server also serves model repos.
+
+Hub calls run in child processes started with `hub_env` (HF_ENDPOINT is read at import time; the suite is offline).
+"""
+
+import subprocess
+import sys
+from pathlib import Path
+
+from dataset_trees import emoset_tree, generations_file
+from hub_server import hub_env, repo_folder, running_hub
+
+from dataset_builder.builder import build_dataset
+
+
+def _run(code_or_args, env, tmp_path):
+    args = [sys.executable, "-m", "emovit", *code_or_args] if isinstance(code_or_args, list) else [sys.executable, "-c", code_or_args]
+    env = {**env, "HF_HOME": str(tmp_path / "hf-child"), "HF_DATASETS_CACHE": str(tmp_path / "ds-child")}
+    return subprocess.run(args, env=env, capture_output=True, text=True, timeout=180)
+
+
+def test_pushed_dataset_loads_back_from_the_hub_by_config(tmp_path):
+    root = tmp_path / "emoset"
+    entries = emoset_tree(root, per_emotion=1)
+    ids = [entry[1].split("/")[-1][:-4] for entry in entries]
+    build_dataset("emoset", root, "train", tmp_path / "out", generations=generations_file(tmp_path / "g.jsonl", ids))
+    with running_hub(tmp_path / "hub") as (endpoint, storage):
+        env = hub_env(endpoint)
+        pushed = _run(["data", "push", str(tmp_path / "out"), "--repo-id", "emo/instruct", "--private"], env, tmp_path)
+        assert pushed.returncode == 0, pushed.stderr
+        assert f"{endpoint}/datasets/emo/instruct" in pushed.stdout
+        repo = repo_folder(storage, "emo/instruct", "dataset")
+        for local in (tmp_path / "out").rglob("*.*"):
+            assert (repo / local.relative_to(tmp_path / "out")).read_bytes() == local.read_bytes()
+
+        code = (
+            "import datasets\n"
+            "rows = datasets.load_dataset('emo/instruct', 'reasoning', split='train')\n"
+            "print(rows.num_rows, sorted(set(rows['task'])), rows[0]['image'].size, rows[0]['completion'])\n"
+        )
+        loaded = _run(code, env, tmp_path)
+        assert loaded.returncode == 0, loaded.stderr
+        assert loaded.stdout.split("\n")[0] == "16 ['reasoning'] (16, 16) reasoning answer 0."
+
+
+def test_loopback_hub_round_trips_a_model_folder(tmp_path):
+    (tmp_path / "model").mkdir()
+    (tmp_path / "model" / "config.json").write_text('{"model_type": "emovit"}')
+    (tmp_path / "model" / "weights.bin").write_bytes(bytes(range(256)) * 40)
+    code = (
+        "import sys\n"
+        "from huggingface_hub import HfApi, snapshot_download\n"
+        "api = HfApi()\n"
+        "api.create_repo('me/tiny', exist_ok=True)\n"
+        "api.upload_folder(repo_id='me/tiny', folder_path=sys.argv[1])\n"
+        "print(sorted(api.list_repo_files('me/tiny')))\n"
+        "print(snapshot_download('me/tiny', cache_dir=sys.argv[2]))\n"
+    )
+    with running_hub(tmp_path / "hub") as (endpoint, storage):
+        env = {**hub_env(endpoint), "HF_HOME": str(tmp_path / "hf")}
+        done = subprocess.run([sys.executable, "-c", code, str(tmp_path / "model"), str(tmp_path / "cache")],
+                              env=env, capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0, done.stderr
+        files, snapshot = done.stdout.strip().split("\n")
+        assert files == "['config.json', 'weights.bin']"
+        assert (Path(snapshot) / "weights.bin").read_bytes() == (tmp_path / "model" / "weights.bin").read_bytes()
+        assert (repo_folder(storage, "me/tiny") / "config.json").read_text() == '{"model_type": "emovit"}'

@@ -1,0 +1,71 @@
+"""Specification of `emovit demo`: every stage runs, its outputs parse, and an interrupted run resumes."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+from huggingface_hub import ModelCard
+
+DEMO = [sys.executable, "-m", "emovit", "demo", "--steps", "6", "--base-steps", "4", "--images-per-emotion", "4", "2"]
+
+LOAD_WITHOUT_PACKAGE = """
+import importlib.abc, sys
+class BlockProjectPackages(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in {"modeling_emovit", "emovit", "dataset_builder", "evaluation"}:
+            raise ImportError(name)
+sys.meta_path.insert(0, BlockProjectPackages())
+from transformers import AutoModelForImageTextToText, AutoProcessor
+AutoModelForImageTextToText.from_pretrained(sys.argv[1], trust_remote_code=True)
+AutoProcessor.from_pretrained(sys.argv[1], trust_remote_code=True)
+print("loaded")
+"""
+
+
+@pytest.fixture(scope="module")
+def demo_output(tmp_path_factory):
+    out = tmp_path_factory.mktemp("demo") / "run"
+    result = subprocess.run(DEMO + ["--out", str(out)], capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return out, result.stdout
+
+
+@pytest.mark.slow
+def test_demo_runs_every_stage_and_prints_the_summary(demo_output):
+    out, stdout = demo_output
+    state = json.loads((out / "demo_state.json").read_text())
+    assert list(state) == ["sample", "instructions", "dataset", "base", "eval_base_rank", "eval_base_generate",
+                           "emovit", "eval_emovit_rank", "eval_emovit_generate"]
+    assert state["sample"] == {"train": 32, "test": 16}
+    assert state["instructions"]["done"] == 64 and state["instructions"]["failed"] == 0  # 32 images x 2 tasks
+    assert "rank acc" in stdout and "emovit" in stdout
+    for name in ("eval_base_rank", "eval_emovit_generate"):
+        assert 0.0 <= state[name]["accuracy"] <= 1.0
+    results = json.loads((out / "eval" / "emovit-rank" / "results.json").read_text())
+    assert results["metrics"]["accuracy"] == state["eval_emovit_rank"]["accuracy"]
+
+
+@pytest.mark.slow
+def test_demo_model_loads_without_the_package_and_its_card_has_a_model_index(demo_output):
+    out, _ = demo_output
+    result = subprocess.run([sys.executable, "-c", LOAD_WITHOUT_PACKAGE, str(out / "emovit")],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0 and "loaded" in result.stdout, result.stderr[-2000:]
+    card = ModelCard.load(out / "emovit" / "README.md")
+    assert card.data.eval_results and card.data.library_name == "transformers"
+
+
+@pytest.mark.slow
+def test_rerun_keeps_finished_stages(demo_output):
+    out, _ = demo_output
+    result = subprocess.run(DEMO + ["--out", str(out)], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.count("done in an earlier run, kept") == 9
+
+
+def test_demo_refuses_a_folder_it_did_not_write(tmp_path):
+    (tmp_path / "precious.txt").write_text("keep me")
+    result = subprocess.run(DEMO + ["--out", str(tmp_path)], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2 and "not an emovit demo folder" in result.stderr
+    assert (tmp_path / "precious.txt").read_text() == "keep me"

@@ -1,0 +1,214 @@
+"""`emovit eval` for emotion classification: rank and generate modes, held-out label spaces, resume, card, bad input."""
+
+import json
+from io import BytesIO
+from pathlib import Path
+
+import pytest
+from PIL import Image as PILImage
+
+from emovit.cli import main
+
+EMOTION6 = ["anger", "disgust", "fear", "joy", "neutral", "sadness", "surprise"]
+
+
+def write_emotion_split(folder: Path, emotions, label_space="emotion6", split="test") -> Path:
+    """What `load_dataset(folder, "categorical")` reads: Parquet + a README `configs` block, one image per row."""
+    from datasets import Dataset, Image
+
+    def png(i):
+        buffer = BytesIO()
+        PILImage.new("RGB", (24, 24), (37 * i % 256, 91 * i % 256, 53 * i % 256)).save(buffer, format="PNG")
+        return buffer.getvalue()
+
+    dataset = Dataset.from_dict({
+        "id": [f"img{i:03d}" for i in range(len(emotions))],
+        "image": [{"bytes": png(i), "path": None} for i in range(len(emotions))],
+        "emotion": list(emotions),
+        "label_space": [label_space] * len(emotions),
+    }).cast_column("image", Image())
+    (folder / "categorical").mkdir(parents=True, exist_ok=True)
+    dataset.to_parquet(str(folder / "categorical" / f"{split}-00000-of-00001.parquet"))
+    (folder / "README.md").write_text(
+        f"---\nconfigs:\n- config_name: categorical\n  data_files:\n  - split: {split}\n"
+        f"    path: categorical/{split}-*.parquet\n---\n"
+    )
+    return folder
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory) -> Path:
+    """A tiny EmoVIT configured on the 8 Mikels emotions (EmoSet's), saved with its processor and code."""
+    from modeling_emovit.testing import tiny_emovit
+
+    folder = tmp_path_factory.mktemp("model")
+    model, processor = tiny_emovit("llama", seed=0)
+    model.save_pretrained(folder)
+    processor.save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def emotion6_data(tmp_path_factory) -> Path:
+    """Held-out data: Emotion6's label space differs from the model's training labels."""
+    return write_emotion_split(tmp_path_factory.mktemp("emotion6"), EMOTION6 + ["joy", "fear", "sadness"])
+
+
+def read_rows(out: Path) -> list[dict]:
+    return [json.loads(line) for line in (out / "predictions.jsonl").read_text().splitlines()]
+
+
+def eval_args(model_dir, data, out, *extra):
+    return ["eval", "--model", str(model_dir), "--data", str(data), "--out", str(out), *extra]
+
+
+def test_rank_mode_scores_every_candidate_of_a_held_out_label_space(model_dir, emotion6_data, tmp_path):
+    out = tmp_path / "rank"
+    assert main(eval_args(model_dir, emotion6_data, out, "--mode", "rank", "--batch-size", "4")) == 0
+
+    rows = read_rows(out)
+    results = json.loads((out / "results.json").read_text())
+    assert len(rows) == 10 and {row["reference"] for row in rows} == set(EMOTION6)
+    for row in rows:
+        assert list(row["scores"]) == EMOTION6  # Emotion6's candidates, not the model's Mikels labels
+        assert sum(row["scores"].values()) == pytest.approx(1.0, abs=1e-5)
+        assert row["prediction"] == max(row["scores"], key=row["scores"].get)
+    metrics = results["metrics"]
+    assert results["label_space"] == "emotion6" and results["mode"] == "rank"
+    assert metrics["unmapped_rate"] == 0.0
+    assert metrics["accuracy"] == pytest.approx(sum(r["prediction"] == r["reference"] for r in rows) / 10)
+    assert {"macro_f1", "weighted_f1", "polarity_accuracy", "ece", "top_3_accuracy"} <= set(metrics)
+    assert results["confusion_matrix"]["labels"] == EMOTION6
+    assert sum(map(sum, results["confusion_matrix"]["counts"])) == 10
+    assert (out / "confusion_matrix.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_rank_scores_equal_answer_log_likelihoods_of_separate_forward_passes():
+    """Encoding each image once and batching the candidates changes nothing (decoder-only and T5 LMs)."""
+    import torch
+
+    from dataset_builder.emotions import get_label_space
+    from dataset_builder.instructions import categorical_answer, categorical_instruction
+    from evaluation.predictors import RankPredictor
+    from modeling_emovit.testing import tiny_emovit
+
+    space = get_label_space("emotionroi")
+    prompt = categorical_instruction(space.labels)
+    images = [PILImage.new("RGB", (20, 20), colour) for colour in ((255, 0, 0), (0, 90, 200))]
+    for text_model in ("llama", "t5"):
+        model, processor = tiny_emovit(text_model, seed=1)
+        batched = RankPredictor(model, processor, space).answer_log_likelihoods(images, prompt)
+        with torch.no_grad():
+            separate = torch.tensor([[
+                -model(**(inputs := processor.build_training_inputs([image], [prompt], [categorical_answer(label)]))).loss
+                * (inputs["labels"] != -100).sum()
+                for label in space.labels] for image in images])
+        torch.testing.assert_close(batched, separate, atol=1e-4, rtol=1e-4)
+
+
+def test_generate_mode_parses_answers_and_counts_unmapped_ones(model_dir, emotion6_data, tmp_path):
+    out = tmp_path / "generate"
+    assert main(eval_args(model_dir, emotion6_data, out, "--mode", "generate", "--max-new-tokens", "6")) == 0
+
+    rows = read_rows(out)
+    metrics = json.loads((out / "results.json").read_text())["metrics"]
+    assert all(row["scores"] is None and isinstance(row["answer"], str) for row in rows)
+    assert all(row["prediction"] in EMOTION6 + [None] for row in rows)
+    assert metrics["unmapped_rate"] == pytest.approx(sum(row["prediction"] is None for row in rows) / 10)
+    assert "ece" not in metrics  # greedy answers carry no per-label probabilities
+
+
+def test_paraphrased_instructions_report_instruction_sensitivity(model_dir, emotion6_data, tmp_path):
+    out = tmp_path / "paraphrases"
+    assert main(eval_args(model_dir, emotion6_data, out, "--paraphrases", "3")) == 0
+
+    rows = read_rows(out)
+    metrics = json.loads((out / "results.json").read_text())["metrics"]
+    assert sorted({row["paraphrase"] for row in rows}) == [0, 1, 2] and len(rows) == 30
+    per_paraphrase = list(metrics["accuracy_per_paraphrase"].values())
+    mean = sum(per_paraphrase) / 3
+    spread = (sum((a - mean) ** 2 for a in per_paraphrase) / 3) ** 0.5
+    assert metrics["instruction_sensitivity"] == pytest.approx(spread / mean if mean else 0.0)
+
+
+def test_an_interrupted_run_resumes_without_recomputing_finished_predictions(model_dir, emotion6_data, tmp_path, monkeypatch):
+    from evaluation import predictors
+
+    out = tmp_path / "resume"
+    assert main(eval_args(model_dir, emotion6_data, out)) == 0
+    complete = read_rows(out)
+    first_results = json.loads((out / "results.json").read_text())
+    lines = (out / "predictions.jsonl").read_text().splitlines()
+    (out / "predictions.jsonl").write_text("\n".join(lines[:4]) + "\n" + lines[4][:25])  # killed mid-line
+
+    predicted = []
+    original = predictors.RankPredictor.predict
+    monkeypatch.setattr(predictors.RankPredictor, "predict",
+                        lambda self, images, prompt: predicted.extend(images) or original(self, images, prompt))
+    assert main(eval_args(model_dir, emotion6_data, out)) == 0
+
+    results = json.loads((out / "results.json").read_text())
+    assert len(predicted) == 6  # rows 5..10, including the cut one
+    assert results["progress"]["resumed"] == 4 and results["progress"]["partial_lines_dropped"] == 1
+    resumed = {row["id"]: row for row in read_rows(out)}
+    assert len(resumed) == 10
+    for row in complete:
+        assert resumed[row["id"]]["prediction"] == row["prediction"]
+        assert resumed[row["id"]]["scores"] == pytest.approx(row["scores"], abs=1e-5)
+    assert results["metrics"]["accuracy"] == first_results["metrics"]["accuracy"]
+
+
+def test_resuming_into_an_output_of_another_run_is_refused(model_dir, emotion6_data, tmp_path, capsys):
+    out = tmp_path / "mixed"
+    assert main(eval_args(model_dir, emotion6_data, out, "--mode", "rank")) == 0
+    assert main(eval_args(model_dir, emotion6_data, out, "--mode", "generate")) == 2
+    assert "holds predictions of another run (different mode)" in capsys.readouterr().err
+
+
+def test_eval_writes_a_model_index_into_the_model_card(model_dir, emotion6_data, tmp_path):
+    from huggingface_hub import ModelCard
+
+    out = tmp_path / "card"
+    args = eval_args(model_dir, emotion6_data, out, "--base-model", "Salesforce/instructblip-vicuna-7b",
+                     "--training-data", "emovit/emoset-instruct")
+    assert main(args) == 0
+    assert main(eval_args(model_dir, emotion6_data, tmp_path / "card-generate", "--mode", "generate",
+                          "--max-new-tokens", "4")) == 0
+
+    card = ModelCard.load(model_dir / "README.md")
+    accuracy = json.loads((out / "results.json").read_text())["metrics"]["accuracy"]
+    assert card.data.library_name == "transformers" and card.data.pipeline_tag == "image-text-to-text"
+    assert card.data.base_model == "Salesforce/instructblip-vicuna-7b"
+    assert card.data.datasets == ["emovit/emoset-instruct"]
+    by_key = {(r.metric_config, r.metric_name): r for r in card.data.eval_results}
+    assert by_key[("rank", "Accuracy")].metric_value == pytest.approx(accuracy, abs=1e-4)
+    assert by_key[("rank", "Accuracy")].dataset_args == {"label_space": "emotion6"}
+    assert ("generate", "Accuracy") in by_key and ("rank", "Expected calibration error") in by_key
+    assert f"| {emotion6_data.name} (emotion6) | test | rank | Accuracy |" in card.text
+
+
+@pytest.mark.parametrize(
+    "problem, expected",
+    [
+        ("labels outside the label space", "emotions ['joy', 'neutral', 'surprise'] are not labels of the 'emoset' label space"),
+        ("empty split", "split 'test' of config 'categorical' is empty"),
+        ("model without processor", "the model folder has no processor"),
+        ("too many paraphrases", "--paraphrases must be between 1 and 5"),
+    ],
+)
+def test_bad_input_gets_one_clear_sentence(problem, expected, model_dir, emotion6_data, tmp_path, capsys):
+    model, data, extra = model_dir, emotion6_data, []
+    if problem == "labels outside the label space":
+        extra = ["--label-space", "emoset"]
+    elif problem == "empty split":
+        data = write_emotion_split(tmp_path / "empty", [])
+    elif problem == "model without processor":
+        model = tmp_path / "bare"
+        model.mkdir()
+        (model / "config.json").write_text((model_dir / "config.json").read_text())
+    else:
+        extra = ["--paraphrases", "6"]
+
+    assert main(eval_args(model, data, tmp_path / "out", *extra)) == 2
+    error = capsys.readouterr().err.strip().splitlines()[-1]  # after any progress bars
+    assert error.startswith("emovit eval: ") and expected in error

@@ -1,0 +1,103 @@
+"""`emovit eval --task reasoning|humor`: free-text answers judged by an LLM (a loopback OpenAI-compatible server)."""
+
+import json
+from io import BytesIO
+from pathlib import Path
+
+import pytest
+from openai_server import running_openai_server
+from PIL import Image as PILImage
+
+from emovit.cli import main
+
+
+def write_split(folder: Path, config: str, rows: int) -> Path:
+    """`load_dataset(folder, config)` data with images, captions (the judge's context) and reference answers."""
+    from datasets import Dataset, Image
+
+    def png(i):
+        buffer = BytesIO()
+        PILImage.new("RGB", (24, 24), (60 * i % 256, 120, 200)).save(buffer, format="PNG")
+        return buffer.getvalue()
+
+    (folder / config).mkdir(parents=True, exist_ok=True)
+    Dataset.from_dict({
+        "id": [f"r{i}" for i in range(rows)],
+        "image": [{"bytes": png(i), "path": None} for i in range(rows)],
+        "caption": [f"a dog on a sofa number {i}" for i in range(rows)],
+        "prompt": ["Why does this image make people feel amused?"] * rows,
+        "completion": [f"REFERENCE answer {i}" for i in range(rows)],
+    }).cast_column("image", Image()).to_parquet(str(folder / config / "test-00000-of-00001.parquet"))
+    (folder / "README.md").write_text(
+        f"---\nconfigs:\n- config_name: {config}\n  data_files:\n  - split: test\n    path: {config}/test-*.parquet\n---\n"
+    )
+    return folder
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory) -> Path:
+    from modeling_emovit.testing import tiny_emovit
+
+    folder = tmp_path_factory.mktemp("model")
+    model, processor = tiny_emovit("llama", seed=3)
+    model.save_pretrained(folder)
+    processor.save_pretrained(folder)
+    return folder
+
+
+def judged_eval(model_dir, data, out, task, base_url):
+    return main(["eval", "--task", task, "--model", str(model_dir), "--data", str(data), "--out", str(out),
+                 "--max-new-tokens", "5", "--judge-model", "judge-1", "--judge-base-url", base_url])
+
+
+def reply_for_answer(replies: dict):
+    """A judge whose reply depends on which reference answer ("REFERENCE answer <i>") the prompt holds."""
+    return lambda body: next(reply for key, reply in replies.items() if key in body["messages"][-1]["content"])
+
+
+def test_reasoning_reports_the_llava_bench_relative_score_and_caches_the_judge(model_dir, tmp_path):
+    data = write_split(tmp_path / "data", "reasoning", rows=3)
+    judge = reply_for_answer({"answer 0": "8 6\nAssistant 1 is more specific.", "answer 1": "Scores: 7 and 7",
+                              "answer 2": "I cannot tell."})
+    with running_openai_server(respond=judge) as (base_url, stats):
+        assert judged_eval(model_dir, data, tmp_path / "out", "reasoning", base_url) == 0
+        assert stats.requests == 1 + 1 + 3  # an unusable reply is asked again twice, then skipped and counted
+        assert judged_eval(model_dir, data, tmp_path / "out", "reasoning", base_url) == 0
+        assert stats.requests == 5 + 3  # on a re-run only the unusable one is asked again: verdicts are cached
+
+    metrics = json.loads((tmp_path / "out" / "results.json").read_text())["metrics"]
+    # Reference scores 8, 7 and model scores 6, 7: relative score 100 * 6.5 / 7.5.
+    assert metrics["relative_score"] == pytest.approx(100 * 6.5 / 7.5)
+    assert metrics["judged"] == 2 and metrics["judge_failures"] == 1
+    review = stats.bodies[0]["messages"][-1]["content"]
+    assert "[Context]\na dog on a sofa number" in review and "[Assistant 1]\nREFERENCE answer" in review
+    rows = [json.loads(line) for line in (tmp_path / "out" / "predictions.jsonl").read_text().splitlines()]
+    assert {row["id"]: row.get("judge") for row in rows}["r0"] == {"reference_score": 8.0, "model_score": 6.0}
+
+
+def always_first(body) -> str:
+    return "A\nThe first one."
+
+
+def prefers_the_model(body) -> str:
+    prompt = body["messages"][-1]["content"]
+    return "B" if "Caption A: REFERENCE" in prompt else "A"
+
+
+@pytest.mark.parametrize("judge, rate, ties", [(always_first, 0.5, 3), (prefers_the_model, 1.0, 0)])
+def test_humor_preference_asks_both_orders_so_position_bias_cancels(judge, rate, ties, model_dir, tmp_path):
+    data = write_split(tmp_path / "data", "categorical", rows=3)
+    with running_openai_server(respond=judge) as (base_url, stats):
+        assert judged_eval(model_dir, data, tmp_path / "out", "humor", base_url) == 0
+        assert stats.requests == 6
+
+    metrics = json.loads((tmp_path / "out" / "results.json").read_text())["metrics"]
+    assert metrics["preference_rate"] == rate and metrics["ties"] == ties and metrics["judged"] == 3
+    asked = [body["messages"][-1]["content"] for body in stats.bodies]
+    assert sum("Caption A: REFERENCE" in prompt for prompt in asked) == 3  # each pair once in each order
+
+
+def test_a_judged_task_without_a_judge_model_is_refused(model_dir, tmp_path, capsys):
+    data = write_split(tmp_path / "data", "reasoning", rows=1)
+    assert main(["eval", "--task", "reasoning", "--model", str(model_dir), "--data", str(data), "--out", str(tmp_path)]) == 2
+    assert "--task reasoning needs --judge-model" in capsys.readouterr().err

@@ -1,0 +1,105 @@
+"""The reusable chat request runner against a real loopback OpenAI-compatible server with injected faults."""
+
+import json
+import time
+
+import pytest
+
+from dataset_builder.generation.client import ChatRequest, ClientSettings, ResponseCache, run_chat_requests
+from dataset_builder.generation.validation import RejectedOutput
+from openai_server import running_openai_server
+
+
+def requests(count: int, response_format=None) -> list[ChatRequest]:
+    return [ChatRequest(f"r{index}", [{"role": "user", "content": f"item {index}"}], response_format=response_format,
+                        fallback_messages=[{"role": "user", "content": f"item {index} as text"}])
+            for index in range(count)]
+
+
+def settings(base_url: str, **overrides) -> ClientSettings:
+    return ClientSettings(**{"model": "loopback", "base_url": base_url, "timeout": 1.0, "backoff_base": 0.01,
+                             "max_tokens": 32, **overrides})
+
+
+def echo_value(content: str) -> str:
+    value = json.loads(content)["echo"]
+    if value.startswith("I'm sorry"):
+        raise RejectedOutput("refusal")
+    return value
+
+
+@pytest.mark.parametrize("fault", ["rate_limit", "server_error", "timeout", "malformed", "truncated", "refusal",
+                                   "refusal_text"])
+def test_each_transient_fault_is_retried_until_the_request_succeeds(fault):
+    with running_openai_server(script=[fault], hang=3) as (base_url, stats):
+        [result] = run_chat_requests(requests(1), settings(base_url, timeout=0.5), parse=echo_value)
+    assert result.ok and result.value == "item 0" and result.attempts == 2
+    assert stats.requests == 2 and stats.by_fault[fault] == 1
+
+
+def test_retry_waits_at_least_the_servers_retry_after():
+    with running_openai_server(script=["rate_limit"], retry_after=0.4) as (base_url, stats):
+        started = time.monotonic()
+        [result] = run_chat_requests(requests(1), settings(base_url), parse=echo_value)
+    assert result.ok and time.monotonic() - started >= 0.4
+
+
+def test_a_request_failing_past_its_retries_comes_back_with_its_reason_and_others_complete():
+    always_failing = lambda number, body: "server_error" if "item 0" in body["messages"][0]["content"] else "ok"
+    with running_openai_server(script=always_failing) as (base_url, stats):
+        results = run_chat_requests(requests(3), settings(base_url, max_retries=2), parse=echo_value)
+    assert [result.key for result in (r.request for r in results)] == ["r0", "r1", "r2"]
+    assert results[0].error == "http 500 after 2 retries" and results[0].attempts == 3
+    assert [result.value for result in results[1:]] == ["item 1", "item 2"]
+
+
+def test_rejected_replies_are_asked_again_then_reported():
+    def parse(content):
+        raise RejectedOutput("never good enough")
+
+    with running_openai_server() as (base_url, stats):
+        [result] = run_chat_requests(requests(1), settings(base_url, max_rejections=2), parse=parse)
+    assert result.error == "rejected: never good enough" and stats.requests == 3
+
+
+def test_a_server_without_json_schema_gets_the_text_fallback_for_the_rest_of_the_run():
+    schema = {"type": "json_schema", "json_schema": {"name": "x", "schema": {"type": "object"}}}
+    with running_openai_server(structured_output=False) as (base_url, stats):
+        results = run_chat_requests(requests(4, schema), settings(base_url, concurrency=1), parse=echo_value)
+    assert [result.value for result in results] == [f"item {index} as text" for index in range(4)]
+    assert stats.by_fault["no_json_schema"] == 1 and stats.requests == 5
+
+
+def test_second_run_with_the_cache_sends_no_request(tmp_path):
+    with running_openai_server() as (base_url, stats), ResponseCache(tmp_path / "cache.sqlite") as cache:
+        first = run_chat_requests(requests(5), settings(base_url), parse=echo_value, cache=cache)
+        second = run_chat_requests(requests(5), settings(base_url), parse=echo_value, cache=cache)
+        assert len(cache) == 5
+    assert stats.requests == 5
+    assert [r.value for r in second] == [r.value for r in first] and all(r.cached for r in second)
+
+
+def test_concurrency_bounds_the_requests_in_flight():
+    with running_openai_server(latency=0.15) as (base_url, stats):
+        started = time.monotonic()
+        results = run_chat_requests(requests(12), settings(base_url, concurrency=4), parse=echo_value)
+    assert all(result.ok for result in results)
+    assert stats.max_in_flight == 4 and time.monotonic() - started < 12 * 0.15
+
+
+def test_requests_per_minute_limit_spaces_requests_out():
+    with running_openai_server() as (base_url, stats):
+        started = time.monotonic()
+        run_chat_requests(requests(8), settings(base_url, concurrency=8, rpm=240), parse=echo_value)
+        elapsed = time.monotonic() - started
+    # 4 requests per second, a one-second burst of 4: the other 4 wait about a second.
+    assert stats.requests == 8 and elapsed >= 0.9
+
+
+def test_tokens_per_minute_limit_spaces_requests_out():
+    with running_openai_server() as (base_url, stats):
+        started = time.monotonic()
+        # each request is estimated at about 34 tokens (2 of text + max_tokens 32): 1200 tpm = 20 per second
+        run_chat_requests(requests(3), settings(base_url, concurrency=3, tpm=1200), parse=echo_value)
+        elapsed = time.monotonic() - started
+    assert stats.requests == 3 and elapsed >= 2.0

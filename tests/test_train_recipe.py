@@ -1,0 +1,206 @@
+"""recipes/sft.py as a specification: EmoVIT's freezing policy, the answer-only labels, learning, LoRA, resume,
+the vision-feature cache, a tiny LLaVA through TRL's own collator, and clear messages for bad input."""
+
+import importlib.util
+import json
+
+import pytest
+import torch
+from train_helpers import SFT, TINY_RECIPE, save_tiny_emovit, save_tiny_llava, write_dataset
+
+from modeling_emovit import IGNORE_INDEX, EmoVITInputError
+
+_spec = importlib.util.spec_from_file_location("sft", SFT)
+sft = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(sft)
+
+FAST = ["--model_name_or_path", "tiny-random", "--disable_tqdm", "true", "--save_strategy", "no", "--logging_steps", "1", "--per_device_train_batch_size", "4"]
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    return write_dataset(tmp_path_factory.mktemp("data"), rows=16)
+
+
+@pytest.fixture(scope="module")
+def base(tmp_path_factory):
+    return save_tiny_emovit(tmp_path_factory.mktemp("base"))
+
+
+def train(*args):
+    argv = ["--config", str(TINY_RECIPE), *FAST, *map(str, args)]
+    return sft.main(*sft.parse_recipe(argv))
+
+
+def state_dict(folder):
+    from transformers import AutoModelForImageTextToText
+
+    model = AutoModelForImageTextToText.from_pretrained(folder, trust_remote_code=True)
+    return {name: tensor.clone() for name, tensor in model.state_dict().items()}
+
+
+def logged_losses(folder):
+    history = json.loads((folder / "trainer_state.json").read_text())["log_history"]
+    return [entry["loss"] for entry in history if "loss" in entry]
+
+
+def test_only_qformer_query_tokens_and_projection_change(data, base, tmp_path):
+    train("--model_name_or_path", base, "--dataset_name", data, "--output_dir", tmp_path, "--max_steps", 2)
+    before, after = state_dict(base), state_dict(tmp_path)
+    trained = ("qformer.", "query_tokens", "language_projection.")
+    for name, tensor in before.items():
+        if name.startswith(trained):
+            continue
+        assert torch.equal(tensor, after[name]), f"frozen weight {name} changed"
+    changed = {name.split(".")[0] for name in before if not torch.equal(before[name], after[name])}
+    assert changed == {"qformer", "query_tokens", "language_projection"}
+
+
+def test_labels_are_exactly_the_answer_tokens_and_the_qformer_sees_only_the_instruction(data):
+    from datasets import load_dataset
+
+    from emovit.training.collator import EmoVITCollator
+    from modeling_emovit.testing import tiny_emovit
+
+    _, processor = tiny_emovit()
+    rows = list(load_dataset(str(data), "categorical", split="train").select(range(3)))
+    batch = EmoVITCollator(processor)(rows)
+    for row, input_ids, labels, qformer_ids in zip(rows, batch["input_ids"], batch["labels"], batch["qformer_input_ids"]):
+        answer = labels[labels != IGNORE_INDEX]
+        assert processor.tokenizer.decode(answer) == row["completion"] + processor.tokenizer.eos_token
+        assert torch.equal(input_ids[labels != IGNORE_INDEX], answer)  # labels sit on the answer positions
+        instruction_only = processor.qformer_tokenizer(row["prompt"])["input_ids"]
+        assert qformer_ids[qformer_ids != processor.qformer_tokenizer.pad_token_id].tolist() == instruction_only
+
+
+def test_loss_falls_on_a_small_learnable_set(data, tmp_path):
+    # "small" (hidden 128): the smallest size that learns with the ViT and LM frozen (../shared/NOTES.md)
+    train("--model_name_or_path", "small-random", "--dataset_name", data, "--output_dir", tmp_path, "--max_steps", 24)
+    losses = logged_losses(tmp_path)
+    assert sum(losses[-4:]) / 4 < 0.95 * sum(losses[:4]) / 4
+
+
+def test_run_writes_train_results_and_a_folder_the_auto_classes_load(data, tmp_path):
+    from transformers import AutoModelForImageTextToText, AutoProcessor
+
+    train("--dataset_name", data, "--output_dir", tmp_path, "--max_steps", 1)
+    results = json.loads((tmp_path / "train_results.json").read_text())
+    assert results["train_samples"] == 16 and results["train_samples_per_second"] > 0
+    assert results["num_input_tokens_seen"] > 0
+    model = AutoModelForImageTextToText.from_pretrained(tmp_path, trust_remote_code=True)
+    processor = AutoProcessor.from_pretrained(tmp_path, trust_remote_code=True)
+    assert type(model).__name__ == "EmoVITForConditionalGeneration"
+    assert processor.num_query_tokens == model.config.num_query_tokens
+
+
+def test_resume_from_checkpoint_continues_at_the_next_step(data, base, tmp_path):
+    common = ["--model_name_or_path", base, "--dataset_name", data, "--output_dir", tmp_path, "--save_strategy", "steps", "--save_steps", 2]
+    train(*common, "--max_steps", 2)
+    train(*common, "--max_steps", 4, "--resume_from_checkpoint", tmp_path / "checkpoint-2")
+    history = json.loads((tmp_path / "checkpoint-4" / "trainer_state.json").read_text())["log_history"]
+    assert [entry["step"] for entry in history if "loss" in entry] == [1, 2, 3, 4]
+
+
+def test_lora_adapter_reloads_to_identical_logits(data, base, tmp_path):
+    from peft import PeftModel
+
+    from emovit.training.collator import EmoVITCollator
+    from emovit.training.loading import load_model_and_processor
+
+    train("--model_name_or_path", base, "--dataset_name", data, "--output_dir", tmp_path, "--max_steps", 3,
+          "--use_peft", "true", "--lora_r", 4, "--learning_rate", "1e-2")
+    assert (tmp_path / "adapter_model.safetensors").is_file() and not (tmp_path / "model.safetensors").exists()
+    model, processor = load_model_and_processor(str(base))
+    plain_logits = model(**_one_batch(processor, data)).logits
+    reloaded = PeftModel.from_pretrained(model, tmp_path).eval()
+    adapted_logits = reloaded(**_one_batch(processor, data)).logits
+    again = PeftModel.from_pretrained(load_model_and_processor(str(base))[0], tmp_path).eval()
+    assert not torch.allclose(plain_logits, adapted_logits)  # the adapter learned something
+    assert torch.equal(adapted_logits, again(**_one_batch(processor, data)).logits)
+
+
+def _one_batch(processor, data):
+    from datasets import load_dataset
+
+    from emovit.training.collator import EmoVITCollator
+
+    rows = list(load_dataset(str(data), "categorical", split="train").select(range(2)))
+    batch = EmoVITCollator(processor)(rows)
+    batch.pop("labels")
+    return batch
+
+
+def test_vision_feature_cache_gives_the_same_loss(data, base, tmp_path):
+    from emovit.cli import main as emovit_main
+
+    cache = tmp_path / "cache"
+    assert emovit_main(["train", "cache-features", "--model", str(base), "--dataset", str(data),
+                        "--config", "categorical", "--out", str(cache)]) == 0
+    common = ["--model_name_or_path", base, "--dataset_name", data, "--max_steps", 3]
+    plain = train(*common, "--output_dir", tmp_path / "plain")
+    cached = train(*common, "--output_dir", tmp_path / "cached", "--vision_feature_cache", cache)
+    assert cached["train_loss"] == pytest.approx(plain["train_loss"], rel=1e-5)
+
+
+def test_tiny_llava_trains_through_the_same_script_with_trls_collator(data, tmp_path):
+    llava = save_tiny_llava(tmp_path / "llava")
+    metrics = train("--model_name_or_path", llava, "--dataset_name", data, "--output_dir", tmp_path / "out",
+                    "--max_steps", 2, "--max_length", "null")
+    assert metrics["train_loss"] > 0
+    assert (tmp_path / "out" / "model.safetensors").is_file()
+
+
+def test_undecodable_images_are_skipped_and_counted(tmp_path):
+    # unique folder names: datasets' cache keys local folders by name and file listing, not by full path
+    data = write_dataset(tmp_path / "unreadable", rows=16, unreadable_rows=(3, 9))
+    metrics = train("--dataset_name", data, "--output_dir", tmp_path / "out", "--max_steps", 4)  # one epoch
+    assert metrics["skipped_images"] == 2
+    assert json.loads((tmp_path / "out" / "train_results.json").read_text())["skipped_images"] == 2
+
+
+def test_dataset_without_the_required_columns_is_refused(tmp_path):
+    data = write_dataset(tmp_path / "no-completion", rows=4, columns=["id", "image", "prompt"])
+    with pytest.raises(EmoVITInputError, match="lacks the column.*completion"):
+        train("--dataset_name", data, "--output_dir", tmp_path / "out")
+
+
+def test_empty_dataset_is_refused(tmp_path):
+    data = write_dataset(tmp_path / "empty", rows=0)
+    with pytest.raises(EmoVITInputError, match="has no rows"):
+        train("--dataset_name", data, "--output_dir", tmp_path / "out")
+
+
+def test_unknown_recipe_key_is_named_with_its_file(tmp_path):
+    recipe = tmp_path / "sft.yaml"
+    recipe.write_text(TINY_RECIPE.read_text() + "learning_rat: 0.1\n")
+    with pytest.raises(EmoVITInputError, match=r"sft\.yaml: unknown recipe key\(s\) learning_rat"):
+        sft.parse_recipe(["--config", str(recipe)])
+
+
+def test_launch_with_fewer_processes_than_asked_is_refused(monkeypatch):
+    from trl import SFTConfig
+
+    from emovit.training.launch import check_launch
+
+    args = SFTConfig(output_dir="unused", use_cpu=True, report_to="none")
+    monkeypatch.setenv("MASTER_ADDR", "127.0.0.1")  # what `accelerate launch --cpu --num_processes 2` leaves
+    with pytest.raises(EmoVITInputError, match="started one.*cpu_ddp.yaml"):
+        check_launch(args)
+    monkeypatch.delenv("MASTER_ADDR")
+    monkeypatch.setenv("WORLD_SIZE", "2")  # a launcher started 2 ranks but accelerate was set up for 1
+    with pytest.raises(EmoVITInputError, match="started 2 process.*accelerate sees 1"):
+        check_launch(args)
+
+
+def test_deepspeed_on_cpu_without_use_cpu_is_refused(monkeypatch):
+    from types import SimpleNamespace
+
+    from emovit.training.launch import check_launch
+
+    args = SimpleNamespace(deepspeed="recipes/ds.json", use_cpu=False)
+    with pytest.raises(EmoVITInputError, match="needs a launcher"):
+        check_launch(args)
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("LOCAL_RANK", "0")
+    with pytest.raises(EmoVITInputError, match="use_cpu: true.*DeepSpeed sees 2"):
+        check_launch(args)

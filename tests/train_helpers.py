@@ -1,0 +1,109 @@
+"""Fixtures for the training tests and benchmarks: a small learnable emotion dataset, tiny models, sft.py runs.
+
+The dataset is what `load_dataset(folder, config)` reads (Parquet + a README `configs` block, as `emovit data
+build` writes): each emotion its own colour, so a tiny model can learn it.
+"""
+
+import os
+import subprocess
+import sys
+from io import BytesIO
+from pathlib import Path
+
+from PIL import Image as PILImage
+
+REPO = Path(__file__).resolve().parents[1]
+SFT = REPO / "recipes" / "sft.py"
+TINY_RECIPE = REPO / "recipes" / "emovit-tiny" / "sft.yaml"
+CPU_DDP = REPO / "recipes" / "accelerate_configs" / "cpu_ddp.yaml"
+COLOURS = {"amusement": (250, 200, 0), "anger": (200, 0, 0), "awe": (0, 80, 200), "sadness": (60, 60, 60)}
+INSTRUCTION = "Please select the emotion closest to the image from the following options:" + ", ".join(COLOURS)
+
+
+def png(colour, size=32) -> bytes:
+    buffer = BytesIO()
+    PILImage.new("RGB", (size, size), colour).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def write_dataset(folder, rows=16, config="categorical", unreadable_rows=(), columns=None) -> Path:
+    """Parquet dataset `folder/<config>/train-00000-of-00001.parquet` with a README `configs` block."""
+    from datasets import Dataset, Image
+
+    labels = [list(COLOURS)[i % len(COLOURS)] for i in range(rows)]
+    images = [b"not an image" if i in unreadable_rows else png(COLOURS[label]) for i, label in enumerate(labels)]
+    data = {
+        "id": [f"{i:05d}" for i in range(rows)],
+        "image": [{"bytes": image, "path": f"{i:05d}.png"} for i, image in enumerate(images)],
+        "prompt": [INSTRUCTION] * rows,
+        "completion": [f"Predict emotion: {label}" for label in labels],
+    }
+    if columns is not None:
+        data = {name: data[name] for name in columns}
+    dataset = Dataset.from_dict(data)
+    if "image" in data:
+        dataset = dataset.cast_column("image", Image())  # bytes stay bytes; readers decode on access
+    folder = Path(folder)
+    (folder / config).mkdir(parents=True, exist_ok=True)
+    dataset.to_parquet(str(folder / config / "train-00000-of-00001.parquet"))
+    (folder / "README.md").write_text(
+        "---\nconfigs:\n"
+        f"- config_name: {config}\n  data_files:\n  - split: train\n    path: {config}/train-*.parquet\n"
+        "---\n"
+    )
+    return folder
+
+
+def save_tiny_emovit(folder, text_model="llama", seed=0) -> Path:
+    from modeling_emovit.testing import tiny_emovit
+
+    model, processor = tiny_emovit(text_model=text_model, seed=seed)
+    model.save_pretrained(folder)
+    processor.save_pretrained(folder)
+    return Path(folder)
+
+
+def save_tiny_llava(folder) -> Path:
+    """A tiny random LLaVA with a LLaVA-1.5 chat template, built offline."""
+    from transformers import CLIPImageProcessor, LlavaConfig, LlavaForConditionalGeneration, LlavaProcessor
+
+    from modeling_emovit.testing import _corpus, train_lm_tokenizer
+
+    tokenizer = train_lm_tokenizer(_corpus(list(COLOURS), None))
+    tokenizer.add_special_tokens({"additional_special_tokens": ["<image>"]})
+    template = (
+        "{% for message in messages %}{% if message['role'] == 'user' %}USER: "
+        "{% for part in message['content'] %}{% if part['type'] == 'image' %}<image>\n{% else %}{{ part['text'] }}"
+        "{% endif %}{% endfor %} {% else %}ASSISTANT: {% for part in message['content'] %}{{ part['text'] }}"
+        "{% endfor %}{{ eos_token }}{% endif %}{% endfor %}{% if add_generation_prompt %}ASSISTANT:{% endif %}"
+    )
+    image_processor = CLIPImageProcessor(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32})
+    processor = LlavaProcessor(image_processor, tokenizer, patch_size=8, chat_template=template,
+                               vision_feature_select_strategy="default", num_additional_image_tokens=1)
+    config = LlavaConfig(
+        vision_config=dict(model_type="clip_vision_model", hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                           num_attention_heads=4, image_size=32, patch_size=8, projection_dim=32),
+        text_config=dict(model_type="llama", hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                         num_attention_heads=4, num_key_value_heads=4, vocab_size=len(tokenizer),
+                         max_position_embeddings=256, pad_token_id=0, bos_token_id=1, eos_token_id=2),
+        image_token_index=tokenizer.convert_tokens_to_ids("<image>"),
+        vision_feature_layer=-1,
+    )
+    LlavaForConditionalGeneration(config).save_pretrained(folder)
+    processor.save_pretrained(folder)
+    return Path(folder)
+
+
+def sft_command(*args, launcher=None, launch_args=()) -> list[str]:
+    """`python recipes/sft.py --config <tiny recipe> ARGS`, or under `accelerate launch` with the given config."""
+    accelerate = [str(Path(sys.executable).parent / "accelerate"), "launch", "--config_file", str(launcher)]
+    prefix = [*accelerate, *launch_args] if launcher else [sys.executable]
+    return [*prefix, str(SFT), "--config", str(TINY_RECIPE), "--disable_tqdm", "true", *map(str, args)]
+
+
+def run_sft(*args, launcher=None, launch_args=(), env=None, timeout=240) -> subprocess.CompletedProcess:
+    environment = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO), **(env or {})}
+    return subprocess.run(
+        sft_command(*args, launcher=launcher, launch_args=launch_args), capture_output=True, text=True, timeout=timeout, env=environment,
+        cwd=REPO,
+    )
