@@ -1,6 +1,6 @@
 """Benchmark of `emovit eval`: rank vs generate mode (images/s, accuracy), and rank at batch 1 vs 16.
 
-    .venv/bin/python benchmarks/bench_eval.py [--steps 80] [--test-images 160]
+    .venv/bin/python benchmarks/bench_eval.py [--steps 40] [--test-images 96]
 
 A small EmoVIT (size "small", Llama-style LM) is briefly fitted on a synthetic 8-emotion task (each emotion its own
 colour, with noise), then evaluated on the same held-in test split in one run. Expect rank to be faster than
@@ -35,14 +35,14 @@ def noisy_image(label: str, rng: random.Random) -> Image.Image:
 
 
 def fit(model, processor, steps: int, rng: random.Random) -> float:
-    """All-trainable AdamW on (image, EmoVIT instruction, answer) batches of 32; returns seconds spent."""
+    """All-trainable AdamW on (image, EmoVIT instruction, answer) batches of 16; returns seconds spent."""
     prompt = categorical_instruction(SPACE.labels)
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=0.05, betas=(0.9, 0.98))
     model.train()
     started = time.perf_counter()
     for _ in range(steps):
-        labels = [rng.choice(SPACE.labels) for _ in range(32)]
-        batch = processor.build_training_inputs([noisy_image(l, rng) for l in labels], [prompt] * 32,
+        labels = [rng.choice(SPACE.labels) for _ in range(16)]
+        batch = processor.build_training_inputs([noisy_image(l, rng) for l in labels], [prompt] * 16,
                                                 [categorical_answer(l) for l in labels])
         loss = model(**batch).loss
         loss.backward()
@@ -74,8 +74,8 @@ def write_test_split(folder: Path, count: int, rng: random.Random) -> Path:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=80)
-    parser.add_argument("--test-images", type=int, default=160)
+    parser.add_argument("--steps", type=int, default=40)
+    parser.add_argument("--test-images", type=int, default=96)
     args = parser.parse_args()
     torch.set_num_threads(2)
     rng = random.Random(0)
@@ -85,7 +85,7 @@ def main() -> None:
     model.save_pretrained(work / "model")
     processor.save_pretrained(work / "model")
     data = write_test_split(work / "data", args.test_images, rng)
-    print(f"fitted size 'small' (llama) for {args.steps} steps of 32 in {seconds:.0f} s; "
+    print(f"fitted size 'small' (llama) for {args.steps} steps of 16 in {seconds:.0f} s; "
           f"{args.test_images} held-in test images, 8 emotions, 2 CPU threads")
     print(f"{'mode':<10}{'batch':>6}{'images/s':>10}{'accuracy':>10}{'unmapped':>10}")
     for mode, batch in (("rank", 16), ("rank", 1), ("generate", 16)):

@@ -137,7 +137,7 @@ def predict_all(settings: EvalSettings, dataset, space, predictor, out: Path) ->
 
     from dataset_builder.instructions import categorical_instruction
 
-    state = PartialState()
+    state = PartialState()  # the one run_eval set up
     done, partial = read_predictions(out / PREDICTIONS_FILE)
     if state.is_main_process:
         _cut_unfinished_line(out / PREDICTIONS_FILE)
@@ -258,8 +258,12 @@ def run_eval(settings: EvalSettings, base_model: str | None = None, training_dat
     """
     from accelerate import PartialState
 
+    import torch
+
     _check_settings(settings)
-    state = PartialState()
+    # Without an accelerator, accelerate needs cpu=True to join the launcher's processes (gloo) instead of each
+    # process running alone on the whole dataset.
+    state = PartialState(cpu=not torch.accelerator.is_available())
     dataset = load_split(settings.data, settings.config, settings.split)
     space = resolve_label_space(dataset, settings.label_space, settings.data)
     out = prepare_out(settings) if state.is_main_process else Path(settings.out)

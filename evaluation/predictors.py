@@ -1,7 +1,8 @@
 """The two ways `emovit eval` turns (image, instruction) pairs into emotion predictions.
 
 - `rank`: scores every candidate answer "Predict emotion: <label>" by its log-likelihood given the image and the
-  instruction. The image and the Q-Former are encoded once per image; the candidates are one batched LM forward.
+  instruction. The image and the Q-Former are encoded once per image; with a decoder-only LM the shared prefix
+  ([image][instruction]) too, and the candidates' answer tokens are one batched forward over its KV cache.
   Yields a probability per label (softmax over the candidates' summed answer-token log-probs) and never an
   unparseable answer.
 - `generate`: EmoVIT's protocol: greedy decoding, the answer parsed with the dataset builder's normaliser.
@@ -45,23 +46,51 @@ class RankPredictor:
     def answer_log_likelihoods(self, images: list, prompt: str) -> torch.Tensor:
         """`(batch, num_labels)`: sum over answer tokens (and eos) of log p(token | image, instruction, prefix)."""
         text = self._candidates(images[0], prompt)
-        batch, candidates = len(images), len(self.answers)
         pixel_values = self.processor.image_processor(images, return_tensors="pt")["pixel_values"]
         features = self.model.get_image_features(
             pixel_values=pixel_values.to(self.model.device, self.model.dtype),
-            qformer_input_ids=text["qformer_input_ids"][:1].expand(batch, -1),
-            qformer_attention_mask=text["qformer_attention_mask"][:1].expand(batch, -1),
+            qformer_input_ids=text["qformer_input_ids"][:1].expand(len(images), -1),
+            qformer_attention_mask=text["qformer_attention_mask"][:1].expand(len(images), -1),
         ).pooler_output  # (batch, num_query_tokens, text_hidden)
+        if self.processor.decoder_only:
+            return self._decoder_only_scores(features, text)
+        return self._encoder_decoder_scores(features, text)
+
+    def _decoder_only_scores(self, features: torch.Tensor, text: dict) -> torch.Tensor:
+        """The shared prefix ([image][instruction]) runs once per image; the candidates continue from its KV cache."""
+        batch, candidates = features.shape[0], len(self.answers)
+        start = int((text["labels"][0] != IGNORE_INDEX).nonzero()[0])  # where the answers begin (same for all)
+        prefix = self.model(
+            input_ids=text["input_ids"][:1, :start].expand(batch, -1),
+            mm_encoder_outputs={"image": BaseModelOutputWithVisionQformerOutputs(pooler_output=features)},
+            use_cache=True,
+        )
+        cache = prefix.language_model_outputs.cache
+        cache.batch_repeat_interleave(candidates)  # image-major: image b's candidates are rows b*C .. b*C + C-1
+        answers = text["input_ids"][:, start:].repeat(batch, 1)
+        answer_mask = text["attention_mask"][:, start:].repeat(batch, 1)
+        continuation = self.model.language_model(
+            input_ids=answers,
+            attention_mask=torch.cat([answer_mask.new_ones(answers.shape[0], start), answer_mask], dim=1),
+            cache=cache,
+        ).logits
+        # Answer token 0 is predicted by the prefix's last position, token j by continuation position j - 1.
+        first = prefix.logits[:, -1:].repeat_interleave(candidates, dim=0)
+        logits = torch.cat([first, continuation[:, :-1]], dim=1)
+        labels = text["labels"][:, start:].repeat(batch, 1)
+        return _answer_log_likelihood(logits.float(), labels).view(batch, candidates)
+
+    def _encoder_decoder_scores(self, features: torch.Tensor, text: dict) -> torch.Tensor:
+        """T5: one batched forward over every (image, candidate); the decoder inputs are built from the labels."""
+        batch, candidates = features.shape[0], len(self.answers)
         repeated = BaseModelOutputWithVisionQformerOutputs(pooler_output=features.repeat_interleave(candidates, dim=0))
-        labels = text["labels"].repeat(batch, 1)  # image-major: image b's candidates are rows b*C .. b*C + C-1
+        labels = text["labels"].repeat(batch, 1)
         logits = self.model(
             input_ids=text["input_ids"].repeat(batch, 1),
             attention_mask=text["attention_mask"].repeat(batch, 1),
-            labels=None if self.processor.decoder_only else labels,  # T5 builds its decoder inputs from labels
+            labels=labels,
             mm_encoder_outputs={"image": repeated},
         ).logits
-        if self.processor.decoder_only:  # position t predicts token t + 1
-            logits, labels = logits[:, :-1], labels[:, 1:]
         return _answer_log_likelihood(logits.float(), labels).view(batch, candidates)
 
     def _candidates(self, image, prompt: str):

@@ -5,6 +5,10 @@ downloaded. Sizes follow ../shared/NOTES.md: "tiny" (hidden 32, fast for tests) 
 16 query tokens), the smallest size measured to learn the 8-class emotion task with the LM frozen.
 """
 
+import os
+from collections import Counter
+from contextlib import contextmanager
+
 import torch
 from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
 from transformers import (
@@ -40,6 +44,21 @@ def _corpus(labels, extra):
     return BASE_CORPUS + answers * 20 + [" ".join(labels)] * 20 + list(extra or [])
 
 
+@contextmanager
+def _single_threaded_tokenizers():
+    """Parallel BPE/WordPiece training breaks ties differently from run to run (258 or 259 Q-Former tokens were
+    seen); one thread makes every rank of a distributed run, and every resume, build the same vocabulary."""
+    before = os.environ.get("TOKENIZERS_PARALLELISM")
+    os.environ["TOKENIZERS_PARALLELISM"] = "false"
+    try:
+        yield
+    finally:
+        if before is None:
+            del os.environ["TOKENIZERS_PARALLELISM"]
+        else:
+            os.environ["TOKENIZERS_PARALLELISM"] = before
+
+
 def train_lm_tokenizer(corpus, vocab_size=1000, encoder_decoder=False) -> PreTrainedTokenizerFast:
     """Byte-level BPE (exact round trip, frequent words one token); BOS-prefixed, or T5-style EOS-suffixed."""
     tokenizer = Tokenizer(models.BPE(unk_token="<unk>"))
@@ -49,7 +68,8 @@ def train_lm_tokenizer(corpus, vocab_size=1000, encoder_decoder=False) -> PreTra
         show_progress=False,
         vocab_size=vocab_size, special_tokens=LM_SPECIALS, initial_alphabet=pre_tokenizers.ByteLevel.alphabet()
     )
-    tokenizer.train_from_iterator(corpus, trainer)
+    with _single_threaded_tokenizers():
+        tokenizer.train_from_iterator(corpus, trainer)
     if encoder_decoder:
         tokenizer.post_processor = processors.TemplateProcessing(single="$A </s>", special_tokens=[("</s>", 2)])
         specials = dict(eos_token="</s>", pad_token="<pad>", unk_token="<unk>", padding_side="right")
@@ -60,13 +80,21 @@ def train_lm_tokenizer(corpus, vocab_size=1000, encoder_decoder=False) -> PreTra
 
 
 def train_qformer_tokenizer(corpus, vocab_size=600) -> PreTrainedTokenizerFast:
-    """Lower-cased WordPiece with [CLS] ... [SEP], as the BERT tokenizer of the InstructBLIP Q-Former."""
-    tokenizer = Tokenizer(models.WordPiece(unk_token="[UNK]"))
-    tokenizer.normalizer = normalizers.BertNormalizer(lowercase=True)
-    tokenizer.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
-    tokenizer.decoder = decoders.WordPiece()
-    trainer = trainers.WordPieceTrainer(vocab_size=vocab_size, special_tokens=QFORMER_SPECIALS, show_progress=False)
-    tokenizer.train_from_iterator(corpus, trainer)
+    """Lower-cased WordPiece with [CLS] ... [SEP], as the BERT tokenizer of the InstructBLIP Q-Former.
+
+    The vocabulary is counted, not trained (the WordPiece trainer numbers tokens differently on every run): the most
+    frequent words, then every character alone and as a `##` continuation, so any text still tokenizes.
+    """
+    normalizer, pre_tokenizer = normalizers.BertNormalizer(lowercase=True), pre_tokenizers.BertPreTokenizer()
+    words = Counter(
+        word for text in corpus for word, _ in pre_tokenizer.pre_tokenize_str(normalizer.normalize_str(text))
+    )
+    characters = sorted({character for word in words for character in word})
+    pieces = characters + [f"##{character}" for character in characters]
+    frequent = [word for word, _ in sorted(words.items(), key=lambda item: (-item[1], item[0])) if len(word) > 1]
+    vocab = QFORMER_SPECIALS + pieces + frequent[: max(0, vocab_size - len(QFORMER_SPECIALS) - len(pieces))]
+    tokenizer = Tokenizer(models.WordPiece({token: i for i, token in enumerate(vocab)}, unk_token="[UNK]"))
+    tokenizer.normalizer, tokenizer.pre_tokenizer, tokenizer.decoder = normalizer, pre_tokenizer, decoders.WordPiece()
     tokenizer.post_processor = processors.TemplateProcessing(
         single="[CLS] $A [SEP]", special_tokens=[("[CLS]", 2), ("[SEP]", 3)]
     )

@@ -84,7 +84,7 @@ def test_rank_mode_scores_every_candidate_of_a_held_out_label_space(model_dir, e
 
 
 def test_rank_scores_equal_answer_log_likelihoods_of_separate_forward_passes():
-    """Encoding each image once and batching the candidates changes nothing (decoder-only and T5 LMs)."""
+    """Encoding each image once and batching the candidates changes nothing (Llama, OPT and T5 LMs)."""
     import torch
 
     from dataset_builder.emotions import get_label_space
@@ -95,7 +95,7 @@ def test_rank_scores_equal_answer_log_likelihoods_of_separate_forward_passes():
     space = get_label_space("emotionroi")
     prompt = categorical_instruction(space.labels)
     images = [PILImage.new("RGB", (20, 20), colour) for colour in ((255, 0, 0), (0, 90, 200))]
-    for text_model in ("llama", "t5"):
+    for text_model in ("llama", "opt", "t5"):
         model, processor = tiny_emovit(text_model, seed=1)
         batched = RankPredictor(model, processor, space).answer_log_likelihoods(images, prompt)
         with torch.no_grad():
@@ -212,3 +212,23 @@ def test_bad_input_gets_one_clear_sentence(problem, expected, model_dir, emotion
     assert main(eval_args(model, data, tmp_path / "out", *extra)) == 2
     error = capsys.readouterr().err.strip().splitlines()[-1]  # after any progress bars
     assert error.startswith("emovit eval: ") and expected in error
+
+
+def test_accelerate_launch_shards_the_data_over_two_processes_and_gathers_every_prediction(model_dir, emotion6_data, tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    single, sharded = tmp_path / "single", tmp_path / "sharded"
+    assert main(eval_args(model_dir, emotion6_data, single, "--batch-size", "2")) == 0
+    launch = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
+              "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no", "-m", "emovit",
+              *eval_args(model_dir, emotion6_data, sharded, "--batch-size", "2")]
+    done = subprocess.run(launch, capture_output=True, text=True, timeout=300, env={**os.environ, "CUDA_VISIBLE_DEVICES": ""})
+    assert done.returncode == 0, done.stderr[-2000:]
+
+    results = json.loads((sharded / "results.json").read_text())
+    assert results["num_processes"] == 2
+    one = {row["id"]: row["prediction"] for row in read_rows(single)}
+    assert {row["id"]: row["prediction"] for row in read_rows(sharded)} == one  # 10 rows, none twice
+    assert len(read_rows(sharded)) == 10

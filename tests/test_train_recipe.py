@@ -75,9 +75,9 @@ def test_labels_are_exactly_the_answer_tokens_and_the_qformer_sees_only_the_inst
 
 def test_loss_falls_on_a_small_learnable_set(data, tmp_path):
     # "small" (hidden 128): the smallest size that learns with the ViT and LM frozen (../shared/NOTES.md)
-    train("--model_name_or_path", "small-random", "--dataset_name", data, "--output_dir", tmp_path, "--max_steps", 24)
+    train("--model_name_or_path", "small-random", "--dataset_name", data, "--output_dir", tmp_path, "--max_steps", 12)
     losses = logged_losses(tmp_path)
-    assert sum(losses[-4:]) / 4 < 0.95 * sum(losses[:4]) / 4
+    assert sum(losses[-3:]) / 3 < 0.95 * sum(losses[:3]) / 3
 
 
 def test_run_writes_train_results_and_a_folder_the_auto_classes_load(data, tmp_path):

@@ -87,7 +87,7 @@ def _train_emovit(base: Path, data: Path, out: Path, steps: int, seed: int) -> d
         "--mixed_precision", "no", "--dynamo_backend", "no", str(RECIPES / "sft.py"),
         "--config", str(RECIPES / "emovit-tiny" / "sft.yaml"), "--model_name_or_path", str(base),
         "--dataset_name", str(data), "--output_dir", str(out), "--max_steps", str(steps), "--seed", str(seed), "--per_device_train_batch_size", "32",
-        "--logging_steps", str(max(1, steps // 10)),
+        "--logging_steps", str(max(1, steps // 10)), "--save_strategy", "no",
     ]
     subprocess.run(command, check=True, env={**os.environ, "TOKENIZERS_PARALLELISM": "false"})
     history = json.loads((out / "trainer_state.json").read_text())["log_history"]

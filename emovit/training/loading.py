@@ -73,7 +73,12 @@ def load_train_dataset(script_args, mixture_args):
         source, dataset = "the dataset mixture", get_dataset(mixture_args)
     elif script_args.dataset_name:
         source = script_args.dataset_name + (f" ({script_args.dataset_config})" if script_args.dataset_config else "")
-        dataset = load_dataset(script_args.dataset_name, name=script_args.dataset_config)
+        try:
+            dataset = load_dataset(script_args.dataset_name, name=script_args.dataset_config)
+        except ValueError as error:  # datasets refuses a split whose files hold no rows
+            if "corresponds to no data" not in str(error):
+                raise
+            raise EmoVITInputError(f"{source} has no rows; build the dataset first (`emovit data build`).") from None
     else:
         raise EmoVITInputError("The recipe names no data: set `dataset_name` (a folder or Hub id) or `datasets`.")
     split = script_args.dataset_train_split
