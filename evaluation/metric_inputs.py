@@ -21,6 +21,15 @@ def check_same_length(metric: str, **columns: Sequence) -> None:
         raise EmoVITInputError(f"{metric}: got {described}; pass one of each per example.")
 
 
+class SameLengthColumns:
+    """Mixin for `evaluate.Metric`: `add_batch` first checks that every column has one entry per example."""
+
+    def add_batch(self, *, predictions=None, references=None, **kwargs):
+        """Adds a batch after checking that every column has one entry per example."""
+        check_same_length(self.name, predictions=predictions, references=references, **kwargs)
+        super().add_batch(predictions=predictions, references=references, **kwargs)
+
+
 def label_names(labels: Sequence[str] | None, label_space: str | None, ids: Sequence[int] = ()) -> list[str]:
     """The label names in id order: `labels`, else the label space's, else the ids themselves as strings."""
     if labels is not None:

@@ -13,7 +13,7 @@ from typing import Iterable
 
 from dataset_builder.records import EmotionRecord
 
-from .pipeline import complete_rows
+from .pipeline import complete_rows, unique_records
 
 
 @dataclass
@@ -74,14 +74,8 @@ def caption_records(records: Iterable[EmotionRecord], model: str, out: str | Pat
 
     report = CaptionReport()
     written = {str(row["id"]) for row in complete_rows(out)}
-    todo, seen = [], set()
-    for record in records:
-        if max_records is not None and len(seen) >= max_records:
-            break
-        if record.id in seen:
-            report.skipped["duplicate id"] += 1
-            continue
-        seen.add(record.id)
+    todo = []
+    for record in unique_records(records, max_records, report.skipped):
         if record.id in written:
             report.resumed += 1
         else:

@@ -107,18 +107,25 @@ def read_captions(path: str | Path) -> dict[str, str]:
     return captions
 
 
+def unique_records(records: Iterable[EmotionRecord], max_records: int | None, skipped: Counter):
+    """The first `max_records` records with distinct ids; every repeated id is counted in `skipped`."""
+    seen = set()
+    for record in records:
+        if max_records is not None and len(seen) >= max_records:
+            return
+        if record.id in seen:
+            skipped["duplicate id"] += 1
+            continue
+        seen.add(record.id)
+        yield record
+
+
 def plan_items(records: Iterable[EmotionRecord], tasks, done: set, captions: dict | None, max_records: int | None,
                report: GenerationReport) -> list[GenerationItem]:
     """Items still to generate for the first `max_records` records; duplicates and records without a caption
     (when a captions file is given) are counted in `report.skipped`."""
-    items, seen = [], set()
-    for record in records:
-        if max_records is not None and len(seen) >= max_records:
-            break
-        if record.id in seen:
-            report.skipped["duplicate id"] += 1
-            continue
-        seen.add(record.id)
+    items = []
+    for record in unique_records(records, max_records, report.skipped):
         caption = record.caption if captions is None else captions.get(record.id)
         if captions is not None and caption is None:
             report.skipped["no caption"] += 1

@@ -7,7 +7,7 @@ Load offline by path: `evaluate.load("evaluation/metrics/emotion_calibration")`.
 import datasets
 import evaluate
 import numpy as np
-from evaluation.metric_inputs import check_same_length
+from evaluation.metric_inputs import SameLengthColumns
 from evaluation.metric_inputs import label_names
 from evaluation.metric_inputs import reference_ids
 
@@ -48,7 +48,7 @@ _INPUT_FORMATS = [
 
 
 @evaluate.utils.file_utils.add_start_docstrings(_DESCRIPTION, _KWARGS_DESCRIPTION)
-class EmotionCalibration(evaluate.Metric):
+class EmotionCalibration(SameLengthColumns, evaluate.Metric):
     def _info(self):
         return evaluate.MetricInfo(
             description=_DESCRIPTION,
@@ -56,11 +56,6 @@ class EmotionCalibration(evaluate.Metric):
             inputs_description=_KWARGS_DESCRIPTION,
             features=_INPUT_FORMATS,
         )
-
-    def add_batch(self, *, predictions=None, references=None, **kwargs):
-        """Adds a batch after checking that every column has one entry per example."""
-        check_same_length("emotion_calibration", predictions=predictions, references=references)
-        super().add_batch(predictions=predictions, references=references, **kwargs)
 
     def _compute(
         self, predictions, references, n_bins=15, top_k=(1, 3, 5), label_space=None, labels=None,

@@ -9,7 +9,7 @@ import datasets
 import evaluate
 import numpy as np
 from evaluation.metric_inputs import UNMAPPED
-from evaluation.metric_inputs import check_same_length
+from evaluation.metric_inputs import SameLengthColumns
 from evaluation.metric_inputs import label_names
 from evaluation.metric_inputs import reference_ids
 from evaluation.metric_inputs import to_label_ids
@@ -55,7 +55,7 @@ _INPUT_FORMATS = [
 
 
 @evaluate.utils.file_utils.add_start_docstrings(_DESCRIPTION, _KWARGS_DESCRIPTION)
-class EmotionClassification(evaluate.Metric):
+class EmotionClassification(SameLengthColumns, evaluate.Metric):
     def _info(self):
         return evaluate.MetricInfo(
             description=_DESCRIPTION,
@@ -63,11 +63,6 @@ class EmotionClassification(evaluate.Metric):
             inputs_description=_KWARGS_DESCRIPTION,
             features=_INPUT_FORMATS,
         )
-
-    def add_batch(self, *, predictions=None, references=None, **kwargs):
-        """Adds a batch after checking that every column has one entry per example."""
-        check_same_length("emotion_classification", predictions=predictions, references=references)
-        super().add_batch(predictions=predictions, references=references, **kwargs)
 
     def _compute(self, predictions, references, label_space=None, labels=None, **_other_metrics_arguments):
         """`**_other_metrics_arguments`: evaluate.combine passes every keyword to every combined module."""

@@ -8,7 +8,7 @@ variation), then averaged over datasets, as the instruction-sensitivity measure 
 import datasets
 import evaluate
 import numpy as np
-from evaluation.metric_inputs import check_same_length
+from evaluation.metric_inputs import SameLengthColumns
 from evaluation.metric_inputs import label_names
 from evaluation.metric_inputs import reference_ids
 from evaluation.metric_inputs import to_label_ids
@@ -58,7 +58,7 @@ def _input_format(label_type: str) -> datasets.Features:
 
 
 @evaluate.utils.file_utils.add_start_docstrings(_DESCRIPTION, _KWARGS_DESCRIPTION)
-class InstructionSensitivity(evaluate.Metric):
+class InstructionSensitivity(SameLengthColumns, evaluate.Metric):
     def _info(self):
         return evaluate.MetricInfo(
             description=_DESCRIPTION,
@@ -66,11 +66,6 @@ class InstructionSensitivity(evaluate.Metric):
             inputs_description=_KWARGS_DESCRIPTION,
             features=[_input_format("string"), _input_format("int64")],
         )
-
-    def add_batch(self, *, predictions=None, references=None, **kwargs):
-        """Adds a batch after checking that every column has one entry per example."""
-        check_same_length("instruction_sensitivity", predictions=predictions, references=references, **kwargs)
-        super().add_batch(predictions=predictions, references=references, **kwargs)
 
     def _compute(self, predictions, references, paraphrases, datasets, label_space=None, labels=None,
                  **_other_metrics_arguments):
