@@ -21,8 +21,16 @@ def check_same_length(metric: str, **columns: Sequence) -> None:
         raise EmoVITInputError(f"{metric}: got {described}; pass one of each per example.")
 
 
-class SameLengthColumns:
-    """Mixin for `evaluate.Metric`: `add_batch` first checks that every column has one entry per example."""
+class EmotionMetric:
+    """Mixin for the `evaluate.Metric` modules here: `MetricInfo` from the class's `info_fields`, and an
+    `add_batch` that first checks that every column has one entry per example."""
+
+    info_fields: dict = {}  # description, citation, inputs_description, features
+
+    def _info(self):
+        import evaluate
+
+        return evaluate.MetricInfo(**self.info_fields)
 
     def add_batch(self, *, predictions=None, references=None, **kwargs):
         """Adds a batch after checking that every column has one entry per example."""

@@ -7,7 +7,7 @@ Load offline by path: `evaluate.load("evaluation/metrics/emotion_calibration")`.
 import datasets
 import evaluate
 import numpy as np
-from evaluation.metric_inputs import SameLengthColumns
+from evaluation.metric_inputs import EmotionMetric
 from evaluation.metric_inputs import label_names
 from evaluation.metric_inputs import reference_ids
 
@@ -48,14 +48,10 @@ _INPUT_FORMATS = [
 
 
 @evaluate.utils.file_utils.add_start_docstrings(_DESCRIPTION, _KWARGS_DESCRIPTION)
-class EmotionCalibration(SameLengthColumns, evaluate.Metric):
-    def _info(self):
-        return evaluate.MetricInfo(
-            description=_DESCRIPTION,
-            citation=_CITATION,
-            inputs_description=_KWARGS_DESCRIPTION,
-            features=_INPUT_FORMATS,
-        )
+class EmotionCalibration(EmotionMetric, evaluate.Metric):
+    info_fields = dict(
+        description=_DESCRIPTION, citation=_CITATION, inputs_description=_KWARGS_DESCRIPTION, features=_INPUT_FORMATS
+    )
 
     def _compute(
         self, predictions, references, n_bins=15, top_k=(1, 3, 5), label_space=None, labels=None,

@@ -9,7 +9,7 @@ import datasets
 import evaluate
 import numpy as np
 from evaluation.metric_inputs import UNMAPPED
-from evaluation.metric_inputs import SameLengthColumns
+from evaluation.metric_inputs import EmotionMetric
 from evaluation.metric_inputs import label_names
 from evaluation.metric_inputs import reference_ids
 from evaluation.metric_inputs import to_label_ids
@@ -55,14 +55,10 @@ _INPUT_FORMATS = [
 
 
 @evaluate.utils.file_utils.add_start_docstrings(_DESCRIPTION, _KWARGS_DESCRIPTION)
-class EmotionClassification(SameLengthColumns, evaluate.Metric):
-    def _info(self):
-        return evaluate.MetricInfo(
-            description=_DESCRIPTION,
-            citation=_CITATION,
-            inputs_description=_KWARGS_DESCRIPTION,
-            features=_INPUT_FORMATS,
-        )
+class EmotionClassification(EmotionMetric, evaluate.Metric):
+    info_fields = dict(
+        description=_DESCRIPTION, citation=_CITATION, inputs_description=_KWARGS_DESCRIPTION, features=_INPUT_FORMATS
+    )
 
     def _compute(self, predictions, references, label_space=None, labels=None, **_other_metrics_arguments):
         """`**_other_metrics_arguments`: evaluate.combine passes every keyword to every combined module."""

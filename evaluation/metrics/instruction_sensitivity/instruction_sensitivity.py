@@ -8,7 +8,7 @@ variation), then averaged over datasets, as the instruction-sensitivity measure 
 import datasets
 import evaluate
 import numpy as np
-from evaluation.metric_inputs import SameLengthColumns
+from evaluation.metric_inputs import EmotionMetric
 from evaluation.metric_inputs import label_names
 from evaluation.metric_inputs import reference_ids
 from evaluation.metric_inputs import to_label_ids
@@ -58,14 +58,13 @@ def _input_format(label_type: str) -> datasets.Features:
 
 
 @evaluate.utils.file_utils.add_start_docstrings(_DESCRIPTION, _KWARGS_DESCRIPTION)
-class InstructionSensitivity(SameLengthColumns, evaluate.Metric):
-    def _info(self):
-        return evaluate.MetricInfo(
-            description=_DESCRIPTION,
-            citation=_CITATION,
-            inputs_description=_KWARGS_DESCRIPTION,
-            features=[_input_format("string"), _input_format("int64")],
-        )
+class InstructionSensitivity(EmotionMetric, evaluate.Metric):
+    info_fields = dict(
+        description=_DESCRIPTION,
+        citation=_CITATION,
+        inputs_description=_KWARGS_DESCRIPTION,
+        features=[_input_format("string"), _input_format("int64")],
+    )
 
     def _compute(self, predictions, references, paraphrases, datasets, label_space=None, labels=None,
                  **_other_metrics_arguments):
