@@ -346,11 +346,16 @@ def _build_config(name, tasks, manifests, split, out: Path, work: Path, num_proc
     shards = sorted(staging.glob("*.parquet"))
     target = out / name
     target.mkdir(parents=True, exist_ok=True)
-    for old in target.glob(f"{split}-*.parquet"):
-        old.unlink()
+    _remove_shards(out, name, split)
     for number, shard in enumerate(shards):
         shutil.move(str(shard), target / f"{split}-{number:05d}-of-{len(shards):05d}.parquet")
     return builder.info.splits[split].num_examples
+
+
+def _remove_shards(out: Path, name: str, split: str) -> None:
+    """Deletes one config's shards of `split` from an earlier build (its other splits stay)."""
+    for old in (out / name).glob(f"{split}-*.parquet"):
+        old.unlink()
 
 
 def build_dataset(
@@ -369,7 +374,8 @@ def build_dataset(
 
     Conversation and reasoning rows come from `generations` (or from the source itself for EmoVIT JSON); without
     them only categorical data is built. `paraphrases=True` picks a categorical template per record from `seed`
-    (otherwise EmoVIT's template for every record). Returns the report; skipped items are counted, never silent.
+    (otherwise EmoVIT's template for every record). Rebuilding a split replaces its shards in every config, so a
+    config this build leaves out loses that split. Returns the report; skipped items are counted, never silent.
     """
     from .card import write_dataset_card
 
@@ -391,6 +397,9 @@ def build_dataset(
             )
         for path in sorted(report_dir.glob("*.json")):
             report.merge(json.loads(path.read_text()))
+    for name in CONFIGS:
+        if name not in report.rows:  # a config this build leaves out must not keep an earlier build's rows
+            _remove_shards(out, name, split)
     for task in GENERATED_TASKS:
         if task in tasks:
             report.without_generations[task] = report.records - _images_with(task, out, split)

@@ -80,18 +80,20 @@ def _push(args) -> int:
 
     from huggingface_hub import HfApi
 
+    from dataset_builder.hub import hub_credentials
     from modeling_emovit.errors import EmoVITInputError
 
     folder = Path(args.out)
     if not (folder / "README.md").is_file():
         raise EmoVITInputError(f"{folder}: no README.md dataset card; build the folder with `emovit data build` first.")
     api = HfApi()
-    url = api.create_repo(args.repo_id, repo_type="dataset", private=args.private, exist_ok=True)
-    api.upload_folder(
-        repo_id=args.repo_id, repo_type="dataset", folder_path=str(folder),
-        allow_patterns=["README.md", "build_report.json", "*/*.parquet"],
-        commit_message="Upload EmoVIT instruction data (emovit data push)",
-    )
+    with hub_credentials(args.repo_id):
+        url = api.create_repo(args.repo_id, repo_type="dataset", private=args.private, exist_ok=True)
+        api.upload_folder(
+            repo_id=args.repo_id, repo_type="dataset", folder_path=str(folder),
+            allow_patterns=["README.md", "build_report.json", "*/*.parquet"],
+            commit_message="Upload EmoVIT instruction data (emovit data push)",
+        )
     print(f"Pushed {folder} to {url}")
     return 0
 

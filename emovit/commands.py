@@ -1,4 +1,4 @@
-"""`emovit convert`, `emovit train ...` and `emovit demo` (parsers only; handlers import lazily)."""
+"""`emovit convert`, `emovit serve` and `emovit demo` (parsers only; handlers import lazily)."""
 
 
 def add_commands(subparsers) -> None:

@@ -18,7 +18,8 @@ def add_commands(subparsers) -> None:
     evaluate.add_argument("--model", required=True, help="Model folder or Hub id (loaded with trust_remote_code).")
     evaluate.add_argument("--data", required=True, help="Dataset folder (`emovit data build` output) or Hub id.")
     evaluate.add_argument("--out", required=True, help="Output folder; an interrupted run resumes from it.")
-    evaluate.add_argument("--config", help="Dataset config (default: categorical; reasoning for --task reasoning).")
+    evaluate.add_argument("--config", help="Dataset config (default: categorical; reasoning for --task reasoning; "
+                          "--task humor needs one whose completions are reference funny captions).")
     evaluate.add_argument("--split", default="test", help="Dataset split (default: test).")
     evaluate.add_argument("--label-space", choices=LABEL_SPACE_NAMES, help="Candidate labels (default: the dataset's).")
     evaluate.add_argument("--mode", choices=["rank", "generate"], default="rank",

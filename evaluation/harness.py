@@ -12,6 +12,7 @@ from dataclasses import asdict
 from dataclasses import dataclass
 from pathlib import Path
 
+from dataset_builder.loading import load_split
 from modeling_emovit.errors import EmoVITInputError
 
 METRICS_DIR = Path(__file__).parent / "metrics"
@@ -35,31 +36,11 @@ class EvalSettings:
     max_new_tokens: int | None = None  # generate mode; default: longest candidate answer + 4
 
     def identity(self) -> dict:
-        """What must match for `out` to be resumed (batch size and token budget may change)."""
+        """What must match for `out` to be resumed: every setting but `out` and the batch size."""
         return {k: v for k, v in asdict(self).items() if k not in ("out", "batch_size")}
 
 
 # --- Inputs ------------------------------------------------------------------------------------------------------
-def load_split(data: str, config: str, split: str, required=("id", "image", "emotion")):
-    import datasets
-
-    empty = EmoVITInputError(f"{data}: split {split!r} of config {config!r} is empty; evaluate a split with examples.")
-    try:
-        dataset = datasets.load_dataset(data, config, split=split)
-    except ValueError as error:  # unknown config or split (datasets lists the available ones), or no rows at all
-        if "corresponds to no data" in str(error):
-            raise empty from None
-        raise EmoVITInputError(f"{data}: cannot load config {config!r}, split {split!r} ({error}).") from None
-    except FileNotFoundError:
-        raise EmoVITInputError(f"{data}: no such dataset folder or Hub dataset; pass a `emovit data build` output.") from None
-    if len(dataset) == 0:
-        raise empty
-    missing = set(required) - set(dataset.column_names)
-    if missing:
-        raise EmoVITInputError(f"{data}: split {split!r} lacks the columns {sorted(missing)}; rebuild it with `emovit data build`.")
-    return dataset
-
-
 def resolve_label_space(dataset, requested: str | None, data: str):
     """The chosen label space, after checking that every reference emotion of the split is one of its labels."""
     from dataset_builder.emotions import get_label_space
@@ -78,10 +59,15 @@ def resolve_label_space(dataset, requested: str | None, data: str):
 
 
 def load_model(model: str):
-    """Model + processor with trust_remote_code; a local folder without a processor is refused by name."""
-    import modeling_emovit  # registers the Auto classes when the folder has no code files
-    from transformers import AutoModelForImageTextToText
-    from transformers import AutoProcessor
+    """EmoVIT (an InstructBLIP folder is read by EmoVIT's classes) + processor, loaded once; other models are refused.
+
+    A local folder without a processor and a model of another architecture (LLaVA, ...) are refused by name.
+    """
+    from transformers import AutoConfig
+
+    from emovit.training.loading import EMOVIT_MODEL_TYPES
+    from emovit.training.loading import TINY_MODEL
+    from emovit.training.loading import load_model_and_processor
 
     folder = Path(model)
     if folder.is_dir() and not any((folder / name).exists() for name in ("processor_config.json", "preprocessor_config.json")):
@@ -90,29 +76,33 @@ def load_model(model: str):
             f"processor.save_pretrained({model!r})."
         )
     try:
-        processor = AutoProcessor.from_pretrained(model, trust_remote_code=True)
-        network = AutoModelForImageTextToText.from_pretrained(model, trust_remote_code=True)
+        if not TINY_MODEL.match(model):  # the config alone tells the architecture: no weights are loaded to refuse one
+            model_type = AutoConfig.from_pretrained(model, trust_remote_code=True).model_type
+            if model_type not in EMOVIT_MODEL_TYPES:
+                raise EmoVITInputError(
+                    f"{model} is a {model_type!r} model, but `emovit eval` scores EmoVIT/InstructBLIP models only."
+                )
+        network, processor = load_model_and_processor(model)
     except OSError as error:
         raise EmoVITInputError(f"{model}: cannot load the model or its processor ({error}).") from None
-    if network.config.model_type == "instructblip":  # a plain InstructBLIP folder: EmoVIT's classes read it
-        network = modeling_emovit.EmoVITForConditionalGeneration.from_pretrained(model)
-        processor = modeling_emovit.EmoVITProcessor.from_pretrained(model)
     return network.eval(), processor
 
 
 # --- Predictions (resumable, sharded) ----------------------------------------------------------------------------
 def read_predictions(path: Path) -> tuple[dict, int]:
-    """Rows by (id, paraphrase); a line cut by an interruption is dropped (and recomputed), and counted."""
-    rows, partial = {}, 0
-    if path.exists():
-        for line in path.read_text(encoding="utf-8").splitlines():
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError:
-                partial += 1
-                continue
-            rows[(row["id"], row["paraphrase"])] = row
-    return rows, partial
+    """Rows by (id, paraphrase), and how many lines an interruption cut short (truncated away, then recomputed)."""
+    from dataset_builder.generation.pipeline import complete_rows
+
+    cut = _ends_mid_line(path)
+    return {(row["id"], row["paraphrase"]): row for row in complete_rows(path)}, int(cut)
+
+
+def _ends_mid_line(path: Path) -> bool:
+    if not path.exists() or path.stat().st_size == 0:
+        return False
+    with path.open("rb") as file:
+        file.seek(-1, 2)
+        return file.read(1) != b"\n"
 
 
 def prepare_out(settings: EvalSettings) -> Path:
@@ -138,9 +128,8 @@ def predict_all(settings: EvalSettings, dataset, space, predictor, out: Path) ->
     from dataset_builder.instructions import categorical_instruction
 
     state = PartialState()  # the one run_eval set up
-    done, partial = read_predictions(out / PREDICTIONS_FILE)
-    if state.is_main_process:
-        _cut_unfinished_line(out / PREDICTIONS_FILE)
+    with state.main_process_first():  # the main process truncates a cut last line (and counts it) before the others read
+        done, partial = read_predictions(out / PREDICTIONS_FILE)
     state.wait_for_everyone()  # every process has read the file before the main process appends to it
     resumed = len(done)
     ids = dataset["id"]
@@ -172,14 +161,6 @@ def _predict_batch(batch: list[tuple[int, int]], dataset, prompts: list[str], pr
             for example_id, reference, prediction in zip(examples["id"], examples["emotion"], predictions)
         ]
     return rows
-
-
-def _cut_unfinished_line(path: Path) -> None:
-    """Truncates a line the interruption left without its newline, so appended rows start on a line of their own."""
-    if path.exists():
-        text = path.read_bytes()
-        if text and not text.endswith(b"\n"):
-            path.write_bytes(text[: text.rfind(b"\n") + 1])
 
 
 def _append(path: Path, rows: list[dict], done: dict) -> None:

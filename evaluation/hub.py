@@ -6,27 +6,30 @@ huggingface_hub login, never from a file of this package.
 
 from pathlib import Path
 
+from dataset_builder.hub import hub_credentials
 from modeling_emovit.errors import EmoVITInputError
 
 # Trainer by-products that are not part of the model.
 IGNORED = ["checkpoint-*/**", "runs/**", ".cache/**", "*.lock"]
 
 
-def push_model(model_dir: str | Path, repo_id: str, private: bool = False, commit_message: str | None = None) -> str:
-    """Creates `repo_id` (if needed), uploads the folder in one commit and returns the repository URL."""
+def push_model(model_dir: str | Path, repo_id: str, private: bool = False) -> str:
+    """Creates `repo_id` (if needed), uploads the folder in one commit and returns the repository URL; a missing or
+    refused token raises EmoVITInputError."""
     from huggingface_hub import create_repo
     from huggingface_hub import upload_folder
 
     folder = Path(model_dir)
     _check_model_folder(folder)
-    url = create_repo(repo_id, private=private, exist_ok=True, repo_type="model")
-    upload_folder(
-        repo_id=url.repo_id,
-        folder_path=folder,
-        repo_type="model",
-        commit_message=commit_message or "Upload EmoVIT model, processor, code and card",
-        ignore_patterns=IGNORED,
-    )
+    with hub_credentials(repo_id):
+        url = create_repo(repo_id, private=private, exist_ok=True, repo_type="model")
+        upload_folder(
+            repo_id=url.repo_id,
+            folder_path=folder,
+            repo_type="model",
+            commit_message="Upload EmoVIT model, processor, code and card",
+            ignore_patterns=IGNORED,
+        )
     return str(url)
 
 

@@ -129,6 +129,17 @@ def judge_humor(items: list[dict], settings, cache_path: Path) -> dict:
     }
 
 
+def _check_humor_references(completions: list[str], data: str, config: str) -> None:
+    """The humour task's references are funny captions; emotion labels ("Predict emotion: X") are refused."""
+    from dataset_builder.instructions import categorical_answer
+
+    if any(completion.startswith(categorical_answer("")) for completion in completions):
+        raise EmoVITInputError(
+            f"{data}: config {config!r} answers with emotion labels ({categorical_answer('...')!r}), not reference funny "
+            "captions; pass --config naming a config whose `completion` column holds the captions."
+        )
+
+
 def _run(requests, settings, cache_path: Path):
     from dataset_builder.generation.client import ResponseCache
     from dataset_builder.generation.client import run_chat_requests
@@ -143,14 +154,21 @@ def run_judged_task(task: str, model: str, data: str, out: str, config: str | No
 
     `judge`: a `dataset_builder.generation.client.ClientSettings` for the judge model.
     """
+    from dataset_builder.generation.client import api_key_from_env
     from evaluation.harness import load_model
-    from evaluation.harness import load_split
+    from dataset_builder.loading import load_split
     from evaluation.predictors import generate_answers
 
     if task not in ("reasoning", "humor"):
         raise EmoVITInputError(f"--task must be classification, reasoning or humor, not {task!r}.")
-    config = config or ("reasoning" if task == "reasoning" else "categorical")
+    if task == "humor" and config is None:
+        raise EmoVITInputError(f"--task humor needs --config naming a config of {data} whose `completion` column holds "
+                               "reference funny captions (`emovit data build` makes none).")
+    api_key_from_env(judge)  # a missing key fails now, not after every answer is generated
+    config = config or "reasoning"
     dataset = load_split(data, config, split, required=("id", "image", "completion"))
+    if task == "humor":
+        _check_humor_references(dataset["completion"], data, config)
     network, processor = load_model(model)
     items = []
     for start in range(0, len(dataset), batch_size):

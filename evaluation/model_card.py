@@ -81,21 +81,22 @@ def update_model_card(
     results: list[dict] = (),
     base_model: str | None = None,
     datasets: str | list[str] | None = None,
-    model_name: str | None = None,
 ) -> ModelCard:
     """Writes MODEL_DIR/README.md with library_name, pipeline_tag, base_model, datasets and a merged model-index.
 
     `results`: results.json dicts of `emovit eval`; an entry for the same dataset, config, split, label space, mode
-    and metric replaces the old one. Existing metadata and body text are kept unless given anew.
+    and metric replaces the old one. Existing metadata and body text are kept unless given anew. Local paths never
+    reach the card: a local base model gives its own card's base_model (if any), a local dataset its folder name.
     """
     path = Path(model_dir) / "README.md"
     card = ModelCard.load(path) if path.exists() else None
     data = card.data if card else ModelCardData()
     data.library_name = "transformers"
     data.pipeline_tag = "image-text-to-text"
-    data.base_model = base_model or data.base_model
-    data.datasets = ([datasets] if isinstance(datasets, str) else datasets) or data.datasets
-    data.model_name = model_name or data.model_name or Path(model_dir).resolve().name
+    data.base_model = (_base_model_id(base_model) if base_model else None) or data.base_model
+    datasets = [datasets] if isinstance(datasets, str) else datasets
+    data.datasets = [_dataset_id(dataset) for dataset in datasets or ()] or data.datasets
+    data.model_name = data.model_name or Path(model_dir).resolve().name
     data.eval_results = _merge(data.eval_results or [], [r for result in results for r in eval_results_from(result)])
     body = card.text if card else CARD_BODY.format(model_name=data.model_name, table_start=TABLE_START, table_end=TABLE_END)
     card = ModelCard(f"---\n{data.to_yaml()}\n---\n{_with_table(body, data.eval_results)}")
@@ -122,6 +123,14 @@ def _with_table(body: str, eval_results: list[EvalResult]) -> str:
              for r in eval_results]
     head, rest = body.split(TABLE_START, 1)
     return f"{head}{TABLE_START}\n" + "\n".join(rows) + f"\n{TABLE_END}{rest.split(TABLE_END, 1)[1]}"
+
+
+def _base_model_id(base_model: str) -> str | list[str] | None:
+    """A Hub model id as given; for a local folder, the base_model its own card names (None without one)."""
+    if not Path(base_model).exists():
+        return base_model
+    card = Path(base_model) / "README.md"
+    return ModelCard.load(card).data.base_model if card.is_file() else None
 
 
 def _dataset_id(data: str) -> str:

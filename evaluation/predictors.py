@@ -45,7 +45,7 @@ class RankPredictor:
 
     def answer_log_likelihoods(self, images: list, prompt: str) -> torch.Tensor:
         """`(batch, num_labels)`: sum over answer tokens (and eos) of log p(token | image, instruction, prefix)."""
-        text = self._candidates(images[0], prompt)
+        text = self._candidates(prompt)
         pixel_values = self.processor.image_processor(images, return_tensors="pt")["pixel_values"]
         features = self.model.get_image_features(
             pixel_values=pixel_values.to(self.model.device, self.model.dtype),
@@ -93,10 +93,11 @@ class RankPredictor:
         ).logits
         return _answer_log_likelihood(logits.float(), labels).view(batch, candidates)
 
-    def _candidates(self, image, prompt: str):
+    def _candidates(self, prompt: str):
+        """The C (instruction, candidate answer) sequences, text only: the images are encoded once, apart."""
         if prompt not in self._candidate_inputs:
-            inputs = self.processor.build_training_inputs([image] * len(self.answers), [prompt] * len(self.answers), self.answers)
-            self._candidate_inputs[prompt] = {k: v.to(self.model.device) for k, v in inputs.items() if k != "pixel_values"}
+            inputs = self.processor.build_training_inputs(None, [prompt] * len(self.answers), self.answers)
+            self._candidate_inputs[prompt] = {k: v.to(self.model.device) for k, v in inputs.items()}
         return self._candidate_inputs[prompt]
 
 

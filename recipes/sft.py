@@ -57,6 +57,11 @@ def main(script_args, training_args, model_args, mixture_args) -> dict:
     check_launch(training_args)
 
     ###############
+    # Load the data (first: a bad dataset is named before a 7B model loads)
+    ###############
+    train_dataset = load_train_dataset(script_args, mixture_args)
+
+    ###############
     # Load the model
     ###############
     model, processor = load_model_and_processor(
@@ -67,9 +72,8 @@ def main(script_args, training_args, model_args, mixture_args) -> dict:
         model.freeze_for_instruction_tuning()
 
     ###############
-    # Load the data
+    # Collate (the model decides how)
     ###############
-    train_dataset = load_train_dataset(script_args, mixture_args)
     if is_emovit:
         # Images decode in the collator, so that one that fails is skipped and counted (EmoVITCollator).
         train_dataset = train_dataset.cast_column("image", Image(decode=False))

@@ -6,6 +6,7 @@
         repo_folder(storage, "user/name", "dataset")  # the uploaded files, byte for byte
 
 `HF_ENDPOINT` is read when huggingface_hub is imported, so Hub calls run in a subprocess started with `hub_env`.
+Writes (every POST) need the token `hub_env` sets, else 401 as the Hub answers a missing or invalid token.
 Served (models, datasets, spaces alike): create repo, validate YAML, repo info (with `/revision/<rev>`), refs,
 preupload (every file "regular": no LFS or xet), NDJSON commits with base64 content (add, delete file or folder),
 tree listing, paths-info, and `resolve` (HEAD/GET, byte ranges). One branch, `main`; every commit gets a new sha.
@@ -25,6 +26,7 @@ from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlparse
 
 _TYPES = {"models": "model", "datasets": "dataset", "spaces": "space"}
+TOKEN = "hf_loopback_test_token"
 
 
 def repo_folder(storage, repo_id: str, repo_type: str = "model") -> Path:
@@ -34,7 +36,7 @@ def repo_folder(storage, repo_id: str, repo_type: str = "model") -> Path:
 
 def hub_env(endpoint: str, **extra) -> dict:
     """Environment for a child process that talks to the loopback Hub (online, dummy token, no xet)."""
-    env = {**os.environ, "HF_ENDPOINT": endpoint, "HF_HUB_OFFLINE": "0", "HF_TOKEN": "hf_loopback_test_token"}
+    env = {**os.environ, "HF_ENDPOINT": endpoint, "HF_HUB_OFFLINE": "0", "HF_TOKEN": TOKEN}
     env.update({"HF_HUB_DISABLE_XET": "1", "HF_HUB_DISABLE_TELEMETRY": "1", "HF_HUB_ETAG_TIMEOUT": "5"})
     env.update(extra)
     return env
@@ -125,6 +127,8 @@ class _Handler(BaseHTTPRequestHandler):
         path, query = unquote(url.path), parse_qs(url.query)
         # Read every request body, even unused ones: leftovers would corrupt the next request on a kept-alive socket.
         self.body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        if method == "POST" and self.headers.get("Authorization") != f"Bearer {TOKEN}":
+            return self._error(401, "Unauthorized", "Invalid credentials in Authorization header")
         with self.hub.lock:
             if method == "POST" and path == "/api/repos/create":
                 return self._create_repo()

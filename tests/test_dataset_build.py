@@ -199,3 +199,22 @@ def test_paraphrase_option_varies_the_template_but_not_the_answer():
     assert len({prompt for _, prompt, _ in rows}) > 1
     assert {completion for _, _, completion in rows} == {"Predict emotion: awe"}
     assert all("amusement, anger, awe, contentment, disgust, excitement, fear and sadness" in prompt for _, prompt, _ in rows)
+
+
+def test_rebuilding_a_split_without_generations_drops_its_stale_conversation_and_reasoning_shards(tmp_path):
+    entries = emoset_tree(tmp_path / "root", per_emotion=1)
+    write_split(tmp_path / "root", "val", entries)
+    gens = generations_file(tmp_path / "gens.jsonl", [entry[1].split("/")[-1][:-4] for entry in entries])
+    out = tmp_path / "out"
+    for split in ("train", "val"):
+        build_dataset("emoset", tmp_path / "root", split, out, generations=gens)
+    rebuilt = build_dataset("emoset", tmp_path / "root", "train", out)
+
+    assert rebuilt.rows == {"all": 8, "categorical": 8}
+    assert sorted(path.relative_to(out).as_posix() for path in out.glob("*/train-*.parquet")) == [
+        "all/train-00000-of-00001.parquet", "categorical/train-00000-of-00001.parquet"]
+    metadata = yaml.safe_load((out / "README.md").read_text().split("---")[1])
+    configs = {c["config_name"]: c["data_files"] for c in metadata["configs"]}
+    assert configs["conversation"] == [{"split": "val", "path": "conversation/val-*.parquet"}]
+    assert json.loads((out / "build_report.json").read_text())["train"]["rows"] == {"all": 8, "categorical": 8}
+    assert _rows(out, "all").num_rows == 8

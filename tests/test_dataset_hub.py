@@ -7,10 +7,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from dataset_trees import emoset_tree, generations_file
 from hub_server import hub_env, repo_folder, running_hub
 
 from dataset_builder.builder import build_dataset
+from dataset_builder.hub import hub_credentials
+from modeling_emovit.errors import EmoVITInputError
 
 
 def _run(code_or_args, env, tmp_path):
@@ -65,3 +68,25 @@ def test_loopback_hub_round_trips_a_model_folder(tmp_path):
         assert files == "['config.json', 'weights.bin']"
         assert (Path(snapshot) / "weights.bin").read_bytes() == (tmp_path / "model" / "weights.bin").read_bytes()
         assert (repo_folder(storage, "me/tiny") / "config.json").read_text() == '{"model_type": "emovit"}'
+
+
+def test_data_push_without_a_token_is_one_sentence_naming_the_login(tmp_path):
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "README.md").write_text("---\nlicense: other\n---\n")
+    with running_hub(tmp_path / "hub") as (endpoint, storage):
+        env = {key: value for key, value in hub_env(endpoint).items() if key != "HF_TOKEN"}
+        pushed = _run(["data", "push", str(tmp_path / "out"), "--repo-id", "emo/instruct"], env, tmp_path)
+        assert not repo_folder(storage, "emo/instruct", "dataset").exists()
+    assert pushed.returncode == 2 and "Traceback" not in pushed.stderr
+    assert pushed.stderr.strip().splitlines() == [
+        "emovit data: The Hub refused to write to emo/instruct (HTTP 401: no token, an invalid one or one without "
+        "write access); log in with `hf auth login` or set HF_TOKEN (a token with write access)."
+    ]
+
+
+def test_no_local_token_is_the_same_one_sentence_error():
+    from huggingface_hub.errors import LocalTokenNotFoundError
+
+    with pytest.raises(EmoVITInputError, match=r"^Pushing to emo/instruct needs a Hugging Face token: log in with "):
+        with hub_credentials("emo/instruct"):
+            raise LocalTokenNotFoundError("Token is required, but no token found.")

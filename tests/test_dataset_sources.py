@@ -140,3 +140,15 @@ def test_cli_source_choices_match_the_readers():
     from dataset_builder import cli
 
     assert set(cli._SOURCE_NAMES) == set(SOURCES)
+
+
+def test_imagefolder_keeps_a_record_with_a_malformed_object_list_and_notes_it(tmp_path):
+    save_image(tmp_path / "train" / "a.jpg")
+    save_image(tmp_path / "train" / "b.jpg")
+    (tmp_path / "train" / "metadata.csv").write_text(
+        'file_name,label,object,scene\na.jpg,awe,"[""tree"", ""sky""",park\nb.jpg,fear,"[""car""]",\n'
+    )
+    records, report = _read("imagefolder", tmp_path)
+    assert [(r.id, r.attributes) for r in records] == [("a", {"scene": "park"}), ("b", {"object": ["car"]})]
+    assert report.notes == {"unreadable object list (kept, left empty)": 1} and report.skipped == {}
+    assert report.examples["unreadable object list (kept, left empty)"] == ["a"]

@@ -5,7 +5,9 @@ import subprocess
 import sys
 
 import pytest
+from generation_fixtures import pairs_reply
 from huggingface_hub import ModelCard
+from openai_server import running_openai_server
 
 DEMO = [sys.executable, "-m", "emovit", "demo", "--steps", "6", "--base-steps", "4", "--images-per-emotion", "4", "2"]
 
@@ -69,3 +71,25 @@ def test_demo_refuses_a_folder_it_did_not_write(tmp_path):
     result = subprocess.run(DEMO + ["--out", str(tmp_path)], capture_output=True, text=True, timeout=120)
     assert result.returncode == 2 and "not an emovit demo folder" in result.stderr
     assert (tmp_path / "precious.txt").read_text() == "keep me"
+
+
+@pytest.mark.slow
+def test_demo_generates_instructions_through_an_openai_compatible_server(tmp_path):
+    with running_openai_server(respond=pairs_reply) as (base_url, stats):
+        result = subprocess.run(
+            DEMO + ["--out", str(tmp_path / "run"), "--images-per-emotion", "1", "1", "--base-url", base_url],
+            capture_output=True, text=True, timeout=600,
+        )
+    assert result.returncode == 0, result.stderr[-3000:]
+    state = json.loads((tmp_path / "run" / "demo_state.json").read_text())
+    assert state["instructions"] == {"done": 16, "failed": 0}  # 8 images x 2 tasks, all answered by the server
+    assert stats.requests == 16
+    generated = [json.loads(line) for line in (tmp_path / "run" / "generations.jsonl").read_text().splitlines()]
+    assert {row["backend"] for row in generated} == {"openai"}
+
+
+def test_demo_with_the_openai_backend_and_no_key_says_so_before_any_stage(tmp_path):
+    result = subprocess.run(DEMO + ["--out", str(tmp_path / "run"), "--backend", "openai"],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2 and "OPENAI_API_KEY" in result.stderr
+    assert not (tmp_path / "run" / "demo_state.json").exists()

@@ -106,6 +106,43 @@ def test_rank_scores_equal_answer_log_likelihoods_of_separate_forward_passes():
         torch.testing.assert_close(batched, separate, atol=1e-4, rtol=1e-4)
 
 
+def test_rank_encodes_each_image_once_whatever_the_number_of_candidates():
+    from dataset_builder.emotions import get_label_space
+    from dataset_builder.instructions import categorical_instruction
+    from evaluation.predictors import RankPredictor
+    from modeling_emovit.testing import tiny_emovit
+
+    space = get_label_space("emotion6")
+    model, processor = tiny_emovit("llama", seed=2)
+    encoded = []
+    image_processor = processor.image_processor
+    processor.image_processor = lambda images, **kwargs: encoded.extend(images) or image_processor(images, **kwargs)
+    images = [PILImage.new("RGB", (20, 20), colour) for colour in ((255, 0, 0), (0, 90, 200))]
+
+    scores = RankPredictor(model, processor, space).answer_log_likelihoods(images, categorical_instruction(space.labels))
+    assert scores.shape == (2, len(space.labels)) and encoded == images  # not once more per candidate
+
+
+def test_a_plain_instructblip_folder_is_loaded_once_as_emovit(tmp_path, monkeypatch):
+    from transformers import PreTrainedModel
+
+    from evaluation.harness import load_model
+    from modeling_emovit import EmoVITForConditionalGeneration, EmoVITProcessor
+    from modeling_emovit.testing import tiny_emovit
+
+    model, processor = tiny_emovit("llama", instructblip=True)
+    model.save_pretrained(tmp_path)
+    processor.save_pretrained(tmp_path)
+    loaded = []
+    original = PreTrainedModel.from_pretrained.__func__
+    monkeypatch.setattr(PreTrainedModel, "from_pretrained",
+                        classmethod(lambda cls, *args, **kwargs: loaded.append(cls) or original(cls, *args, **kwargs)))
+
+    network, processor = load_model(str(tmp_path))
+    assert loaded == [EmoVITForConditionalGeneration]  # read once, by EmoVIT's classes
+    assert isinstance(network, EmoVITForConditionalGeneration) and isinstance(processor, EmoVITProcessor)
+
+
 def test_generate_mode_parses_answers_and_counts_unmapped_ones(model_dir, emotion6_data, tmp_path):
     out = tmp_path / "generate"
     assert main(eval_args(model_dir, emotion6_data, out, "--mode", "generate", "--max-new-tokens", "6")) == 0
@@ -187,6 +224,26 @@ def test_eval_writes_a_model_index_into_the_model_card(model_dir, emotion6_data,
     assert f"| {emotion6_data.name} (emotion6) | test | rank | Accuracy |" in card.text
 
 
+@pytest.mark.parametrize("base_card", [None, "Salesforce/instructblip-vicuna-7b"])
+def test_a_card_written_with_local_base_and_data_folders_holds_no_local_path(base_card, tmp_path):
+    from huggingface_hub import ModelCard, ModelCardData
+
+    from evaluation.model_card import update_model_card
+
+    base, data, model = tmp_path / "demo-output" / "base", tmp_path / "demo-output" / "data", tmp_path / "model"
+    for folder in (base, data, model):
+        folder.mkdir(parents=True)
+    if base_card:
+        ModelCard.from_template(ModelCardData(base_model=base_card)).save(base / "README.md")
+
+    update_model_card(model, base_model=str(base), datasets=str(data))
+    text = (model / "README.md").read_text()
+    card = ModelCard.load(model / "README.md")
+    assert str(tmp_path) not in text and "demo-output" not in text
+    assert card.data.base_model == base_card  # the base folder's own base model, if its card names one
+    assert card.data.datasets == ["data"]
+
+
 @pytest.mark.parametrize(
     "problem, expected",
     [
@@ -194,6 +251,7 @@ def test_eval_writes_a_model_index_into_the_model_card(model_dir, emotion6_data,
         ("empty split", "split 'test' of config 'categorical' is empty"),
         ("model without processor", "the model folder has no processor"),
         ("too many paraphrases", "--paraphrases must be between 1 and 5"),
+        ("model of another architecture", "is a 'llava' model, but `emovit eval` scores EmoVIT/InstructBLIP models only"),
     ],
 )
 def test_bad_input_gets_one_clear_sentence(problem, expected, model_dir, emotion6_data, tmp_path, capsys):
@@ -206,6 +264,10 @@ def test_bad_input_gets_one_clear_sentence(problem, expected, model_dir, emotion
         model = tmp_path / "bare"
         model.mkdir()
         (model / "config.json").write_text((model_dir / "config.json").read_text())
+    elif problem == "model of another architecture":
+        from train_helpers import save_tiny_llava
+
+        model = save_tiny_llava(tmp_path / "llava")  # e.g. trained by recipes/llava-1.5-7b
     else:
         extra = ["--paraphrases", "6"]
 

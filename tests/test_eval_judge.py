@@ -11,7 +11,7 @@ from PIL import Image as PILImage
 from emovit.cli import main
 
 
-def write_split(folder: Path, config: str, rows: int) -> Path:
+def write_split(folder: Path, config: str, rows: int, completion: str = "REFERENCE answer {i}") -> Path:
     """`load_dataset(folder, config)` data with images, captions (the judge's context) and reference answers."""
     from datasets import Dataset, Image
 
@@ -26,7 +26,7 @@ def write_split(folder: Path, config: str, rows: int) -> Path:
         "image": [{"bytes": png(i), "path": None} for i in range(rows)],
         "caption": [f"a dog on a sofa number {i}" for i in range(rows)],
         "prompt": ["Why does this image make people feel amused?"] * rows,
-        "completion": [f"REFERENCE answer {i}" for i in range(rows)],
+        "completion": [completion.format(i=i) for i in range(rows)],
     }).cast_column("image", Image()).to_parquet(str(folder / config / "test-00000-of-00001.parquet"))
     (folder / "README.md").write_text(
         f"---\nconfigs:\n- config_name: {config}\n  data_files:\n  - split: test\n    path: {config}/test-*.parquet\n---\n"
@@ -45,9 +45,10 @@ def model_dir(tmp_path_factory) -> Path:
     return folder
 
 
-def judged_eval(model_dir, data, out, task, base_url):
+def judged_eval(model_dir, data, out, task, base_url, config=None):
     return main(["eval", "--task", task, "--model", str(model_dir), "--data", str(data), "--out", str(out),
-                 "--max-new-tokens", "5", "--judge-model", "judge-1", "--judge-base-url", base_url])
+                 "--max-new-tokens", "5", "--judge-model", "judge-1", *(["--judge-base-url", base_url] if base_url else []),
+                 *(["--config", config] if config else [])])
 
 
 def reply_for_answer(replies: dict):
@@ -86,9 +87,9 @@ def prefers_the_model(body) -> str:
 
 @pytest.mark.parametrize("judge, rate, ties", [(always_first, 0.5, 3), (prefers_the_model, 1.0, 0)])
 def test_humor_preference_asks_both_orders_so_position_bias_cancels(judge, rate, ties, model_dir, tmp_path):
-    data = write_split(tmp_path / "data", "categorical", rows=3)
+    data = write_split(tmp_path / "data", "funny-captions", rows=3)
     with running_openai_server(respond=judge) as (base_url, stats):
-        assert judged_eval(model_dir, data, tmp_path / "out", "humor", base_url) == 0
+        assert judged_eval(model_dir, data, tmp_path / "out", "humor", base_url, config="funny-captions") == 0
         assert stats.requests == 6
 
     metrics = json.loads((tmp_path / "out" / "results.json").read_text())["metrics"]
@@ -101,3 +102,26 @@ def test_a_judged_task_without_a_judge_model_is_refused(model_dir, tmp_path, cap
     data = write_split(tmp_path / "data", "reasoning", rows=1)
     assert main(["eval", "--task", "reasoning", "--model", str(model_dir), "--data", str(data), "--out", str(tmp_path)]) == 2
     assert "--task reasoning needs --judge-model" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "config, expected",
+    [
+        (None, "--task humor needs --config naming a config of"),
+        ("categorical", "config 'categorical' answers with emotion labels ('Predict emotion: ...'), not reference funny captions"),
+    ],
+)
+def test_humor_without_reference_captions_is_refused(config, expected, model_dir, tmp_path, capsys):
+    data = write_split(tmp_path / "data", "categorical", rows=2, completion="Predict emotion: amusement")
+    assert judged_eval(model_dir, data, tmp_path / "out", "humor", "http://127.0.0.1:9/v1", config=config) == 2
+    assert expected in capsys.readouterr().err
+
+
+def test_a_missing_judge_api_key_is_refused_before_the_model_is_loaded(model_dir, tmp_path, capsys, monkeypatch):
+    from evaluation import harness
+
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    monkeypatch.setattr(harness, "load_model", lambda model: pytest.fail("the model was loaded before the key check"))
+    data = write_split(tmp_path / "data", "reasoning", rows=1)
+    assert judged_eval(model_dir, data, tmp_path / "out", "reasoning", base_url=None) == 2
+    assert "Set the OPENAI_API_KEY environment variable" in capsys.readouterr().err

@@ -57,3 +57,16 @@ def test_push_refuses_a_folder_without_a_processor(tmp_path, capsys):
         f"emovit push: {folder}: the model folder has no processor (processor_config.json); save it there with "
         f"processor.save_pretrained({str(folder)!r}) before pushing."
     )
+
+
+def test_push_with_a_refused_token_is_one_sentence_naming_the_login(tmp_path):
+    folder = tmp_path / "model"
+    folder.mkdir()
+    (folder / "config.json").write_text("{}")
+    (folder / "processor_config.json").write_text("{}")
+    with running_hub(tmp_path / "hub") as (endpoint, storage):
+        done = subprocess.run([*EMOVIT, "push", str(folder), "--repo-id", "someone/emovit-tiny"],
+                              env=hub_env(endpoint, HF_TOKEN="hf_revoked"), capture_output=True, text=True, timeout=120)
+        assert not repo_folder(storage, "someone/emovit-tiny").exists()
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert "someone/emovit-tiny (HTTP 401" in done.stderr and "`hf auth login` or set HF_TOKEN" in done.stderr

@@ -49,3 +49,14 @@ def test_caption_command_captions_in_batches_counts_unreadable_images_and_resume
     assert main(command) == 0
     assert len(lines(out)) == 8 and len({row["id"] for row in lines(out)}) == 8
     assert "already written 7" in capsys.readouterr().out
+
+
+def test_caption_resume_with_nothing_left_succeeds_without_loading_the_model(tmp_path, capsys):
+    entries = emoset_tree(tmp_path / "emoset", per_emotion=1)
+    out = tmp_path / "captions.jsonl"
+    out.write_text("".join(json.dumps({"id": image.split("/")[-1][:-4], "caption": "a photo", "model": "m"}) + "\n"
+                           for _, image, _ in entries))
+    assert main(["data", "caption", "--root", str(tmp_path / "emoset"), "--model", str(tmp_path / "no-such-model"),
+                 "--no-progress", "--out", str(out)]) == 0
+    assert "captioned 0, already written 8" in capsys.readouterr().out
+    assert len(lines(out)) == 8

@@ -106,6 +106,16 @@ def test_a_second_run_from_the_cache_sends_no_request_and_writes_the_same_lines(
     assert sorted(map(json.dumps, rows(tmp_path / "a.jsonl"))) == sorted(map(json.dumps, rows(tmp_path / "b.jsonl")))
 
 
+def test_a_changed_temperature_or_max_tokens_misses_the_cache(tmp_path):
+    runs = [{"temperature": 0.2}, {"temperature": 0.7}, {"temperature": 0.7, "max_tokens": 256}]
+    with running_openai_server(respond=pairs_reply) as (base_url, stats), ResponseCache(tmp_path / "c.sqlite") as cache:
+        reports = [generate_instructions(make_records(1), openai_backend(base_url, cache, **settings),
+                                         tmp_path / f"run{number}.jsonl", progress=False)
+                   for number, settings in enumerate(runs)]
+    assert [(report.requests, report.cached) for report in reports] == [(2, 0)] * 3 and stats.requests == 6
+    assert [body["temperature"] for body in stats.bodies] == [0.2, 0.2, 0.7, 0.7, 0.7, 0.7]
+
+
 def test_a_line_cut_short_by_a_kill_is_dropped_and_written_again(tmp_path):
     out = tmp_path / "generations.jsonl"
     generate_instructions(make_records(2), RulesBackend(), out, tasks=["reasoning"], progress=False)

@@ -6,7 +6,7 @@ import json
 
 import pytest
 import torch
-from train_helpers import SFT, TINY_RECIPE, save_tiny_emovit, save_tiny_llava, write_dataset
+from train_helpers import SFT, TINY_RECIPE, run_sft, save_tiny_emovit, save_tiny_llava, write_dataset
 
 from modeling_emovit import IGNORE_INDEX, EmoVITInputError
 
@@ -142,6 +142,33 @@ def test_vision_feature_cache_gives_the_same_loss(data, base, tmp_path):
     assert cached["train_loss"] == pytest.approx(plain["train_loss"], rel=1e-5)
 
 
+def test_vision_feature_cache_neither_hashes_the_model_nor_copies_into_the_datasets_cache(data, tmp_path, monkeypatch):
+    import os
+    from pathlib import Path
+
+    from datasets import load_dataset
+
+    from emovit.training.feature_cache import CACHE_INFO, FEATURES_FILE, cache_vision_features
+    from modeling_emovit.testing import tiny_emovit
+
+    model, processor = tiny_emovit()
+    dataset = load_dataset(str(data), "categorical", split="train")
+    datasets_cache = Path(os.environ["HF_DATASETS_CACHE"])
+    arrow_files = set(datasets_cache.rglob("*.arrow"))
+    pickled = []  # datasets fingerprints a `map` function by pickling what it closes over: a 7B model is tens of GB
+
+    def refuse(module, protocol):
+        pickled.append(type(module).__name__)
+        raise TypeError("not picklable in this test")
+
+    monkeypatch.setattr(torch.nn.Module, "__reduce_ex__", refuse)
+    out = cache_vision_features(model, processor, dataset, tmp_path / "cache")
+    monkeypatch.undo()
+    assert pickled == []
+    assert set(datasets_cache.rglob("*.arrow")) == arrow_files
+    assert sorted(path.name for path in out.iterdir()) == sorted([CACHE_INFO, FEATURES_FILE])
+
+
 def test_tiny_llava_trains_through_the_same_script_with_trls_collator(data, tmp_path):
     llava = save_tiny_llava(tmp_path / "llava")
     metrics = train("--model_name_or_path", llava, "--dataset_name", data, "--output_dir", tmp_path / "out",
@@ -150,10 +177,12 @@ def test_tiny_llava_trains_through_the_same_script_with_trls_collator(data, tmp_
     assert (tmp_path / "out" / "model.safetensors").is_file()
 
 
-def test_undecodable_images_are_skipped_and_counted(tmp_path):
+@pytest.mark.parametrize("workers", [0, 1])  # 1: the collator runs in a dataloader worker process
+def test_undecodable_images_are_skipped_and_counted(workers, tmp_path):
     # unique folder names: datasets' cache keys local folders by name and file listing, not by full path
-    data = write_dataset(tmp_path / "unreadable", rows=16, unreadable_rows=(3, 9))
-    metrics = train("--dataset_name", data, "--output_dir", tmp_path / "out", "--max_steps", 4)  # one epoch
+    data = write_dataset(tmp_path / f"unreadable-{workers}", rows=16, unreadable_rows=(3, 9))
+    metrics = train("--dataset_name", data, "--output_dir", tmp_path / "out", "--max_steps", 4,  # one epoch
+                    "--dataloader_num_workers", workers)
     assert metrics["skipped_images"] == 2
     assert json.loads((tmp_path / "out" / "train_results.json").read_text())["skipped_images"] == 2
 
@@ -166,8 +195,17 @@ def test_dataset_without_the_required_columns_is_refused(tmp_path):
 
 def test_empty_dataset_is_refused(tmp_path):
     data = write_dataset(tmp_path / "empty", rows=0)
-    with pytest.raises(EmoVITInputError, match="has no rows"):
+    with pytest.raises(EmoVITInputError, match="is empty"):
         train("--dataset_name", data, "--output_dir", tmp_path / "out")
+
+
+def test_missing_dataset_folder_exits_2_with_one_sentence_naming_it(tmp_path):
+    missing = tmp_path / "no-such-dataset"
+    result = run_sft("--dataset_name", missing, "--output_dir", tmp_path / "out", timeout=120)
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr
+    message = result.stderr.strip().splitlines()[-1]
+    assert message.startswith(f"sft.py: {missing}: no such dataset folder") and message.count(". ") == 0
 
 
 def test_unknown_recipe_key_is_named_with_its_file(tmp_path):

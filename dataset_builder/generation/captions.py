@@ -80,6 +80,8 @@ def caption_records(records: Iterable[EmotionRecord], model: str, out: str | Pat
             report.resumed += 1
         else:
             todo.append(record)
+    if not todo:  # a resumed run with nothing left: do not load the model
+        return report
     captioner, processor = load_captioner(model, device)
     Path(out).parent.mkdir(parents=True, exist_ok=True)
     with open(out, "a", encoding="utf-8") as output, tqdm(total=len(todo), desc="caption", disable=not progress) as bar:

@@ -16,8 +16,9 @@ raises `RejectedOutput(reason)` for replies it cannot use, then:
   `max_rejections` times. What still fails comes back as a result with `error` set: nothing is lost.
 - Structured output: a request with `response_format` whose server answers 400/422 (no `json_schema` support)
   is sent again as `fallback_messages` without it, and so is every later request of the run.
-- Cache: content-addressed (SHA-256 of the caller's key parts, by default model + messages + response format);
-  only accepted replies are stored, so a re-run sends nothing for what is done. The API key is read from the
+- Cache: content-addressed by the request's `cache_key` (the caller's, made with `content_key`), by default the
+  SHA-256 of model, messages, response format, max_tokens and temperature: whatever changes the reply changes the
+  key. Only accepted replies are stored, so a re-run sends nothing for what is done. The API key is read from the
   environment when the client is made and is never part of a key, a value, a result or a log line.
 """
 
@@ -61,7 +62,8 @@ class ClientSettings:
 class ChatRequest:
     """One chat completion to run.
 
-    `key`: the caller's id; `cache_key`: its content address (see `content_key`; default: model + messages);
+    `key`: the caller's id; `cache_key`: its content address (see `content_key`; default: model, messages,
+    response format, max_tokens and temperature; a caller's own key must cover whatever else changes the reply);
     `parse`: overrides the runner's parser for this request; `context`: anything the caller wants back.
     """
 

@@ -212,7 +212,8 @@ class RulesBackend:
 
 class OpenAIBackend:
     """Chat completions through `client.ChatRunner`: structured output with a text fallback, validation,
-    concurrency, rate limits, retries and the cache (keyed by backend, model, prompt version, task and input)."""
+    concurrency, rate limits, retries and the cache (keyed by backend, model, prompt version, task, input and the
+    sampling settings max_tokens and temperature, so changing either asks again)."""
 
     name = "openai"
     batch = False
@@ -222,7 +223,9 @@ class OpenAIBackend:
         self.model = settings.model
 
     def cache_key(self, item: GenerationItem) -> str:
-        return content_key(self.name, self.model, load_prompt(item.task).version, item.task, item.clue_text)
+        settings = self.settings
+        return content_key(self.name, self.model, load_prompt(item.task).version, item.task, item.clue_text,
+                           settings.max_tokens, settings.temperature)
 
     def request(self, item: GenerationItem) -> ChatRequest:
         prompt = load_prompt(item.task)

@@ -47,12 +47,23 @@ def _attributes(row: dict, item_id: str, report) -> dict:
                 attributes[key] = float(row[key])
             except (TypeError, ValueError):
                 report.note(f"unreadable {key} value (kept, left empty)", item_id)
-    objects = row.get("object")
-    if isinstance(objects, str) and objects:
-        objects = json.loads(objects) if objects.startswith("[") else [part.strip() for part in objects.split(";")]
+    objects = _objects(row.get("object"), item_id, report)
     if objects:
-        attributes["object"] = list(objects)
+        attributes["object"] = objects
     return attributes
+
+
+def _objects(cell, item_id: str, report) -> list:
+    """The `object` cell as a list: a JSON list, "a;b" text or (JSONL) a list already; a broken JSON list is noted."""
+    if not isinstance(cell, str):
+        return cell if isinstance(cell, list) else [] if cell is None else [cell]
+    if not cell.startswith("["):
+        return [part.strip() for part in cell.split(";") if part.strip()]
+    try:
+        return json.loads(cell)  # text opening with "[" parses to a list or not at all
+    except json.JSONDecodeError:
+        report.note("unreadable object list (kept, left empty)", item_id)
+        return []
 
 
 def read(root: Path, split: str, report) -> Iterator[EmotionRecord]:

@@ -59,7 +59,7 @@ def pretrain_base(records, labels, out_dir, steps: int = 200, batch_size: int = 
     rng, losses = random.Random(seed), []
     model.train()
     for _ in tqdm(range(steps), desc="pretraining the base model", unit="step"):
-        batch = rng.sample(examples, batch_size)
+        batch = rng.sample(examples, min(batch_size, len(examples)))
         inputs = processor.build_training_inputs(
             [images[id(e["image"])] for e in batch], [e["prompt"] for e in batch], [e["completion"] for e in batch],
             qformer_prompts=[e["qformer_prompt"] for e in batch],

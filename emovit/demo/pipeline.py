@@ -46,26 +46,33 @@ class DemoRun:
 
 
 def _records(root: Path, split: str) -> list[dict]:
-    captions = {}
-    for line in (root / "captions.jsonl").read_text().splitlines():
-        entry = json.loads(line)
-        captions[entry["id"]] = entry["caption"]
+    from dataset_builder.generation.pipeline import read_captions
+
+    captions = read_captions(root / "captions.jsonl")
     return [
         {"image": str(root / image), "caption": captions[Path(image).stem], "emotion": label}
         for label, image, _ in json.loads((root / f"{split}.json").read_text())
     ]
 
 
-def _generate(root: Path, out: Path, backend_name: str, model: str | None, base_url: str | None) -> dict:
-    from dataset_builder.generation.pipeline import RulesBackend, generate_instructions, read_captions
+def instruction_backend(name: str, model: str | None, base_url: str | None, cache: Path):
+    """`rules` (offline), or `openai` against api.openai.com or any OpenAI-compatible `base_url`."""
+    from dataset_builder.generation.pipeline import RulesBackend
+
+    if name == "rules":
+        return RulesBackend()
+    from dataset_builder.generation.client import ClientSettings, ResponseCache, api_key_from_env
+    from dataset_builder.generation.pipeline import OpenAIBackend
+
+    settings = ClientSettings(model=model or "gpt-4o-mini", base_url=base_url)
+    api_key_from_env(settings)  # before any stage runs: a missing key is one sentence, not a broken demo
+    return OpenAIBackend(settings, ResponseCache(cache))
+
+
+def _generate(root: Path, out: Path, backend) -> dict:
+    from dataset_builder.generation.pipeline import generate_instructions, read_captions
     from dataset_builder.sources import read_records
 
-    if backend_name == "rules":
-        backend = RulesBackend()
-    else:
-        from dataset_builder.generation.pipeline import OpenAIBackend
-
-        backend = OpenAIBackend(model=model or "gpt-4o-mini", base_url=base_url, cache=str(out.with_suffix(".sqlite")))
     report = generate_instructions(
         read_records("emoset", root, "train"), backend, out, tasks=("conversation", "reasoning"),
         captions=read_captions(root / "captions.jsonl"),
@@ -113,10 +120,11 @@ def run_demo(out, steps: int = 300, base_steps: int = 200, seed: int = 0, per_em
 
     run = DemoRun(Path(out))
     root, generations = run.out / "emoset", run.out / "generations.jsonl"
+    backend = instruction_backend(backend, model, base_url, run.out / "generation-cache.sqlite")
     data_train, data_test = run.out / "data" / "train", run.out / "data" / "test"
     base, emovit = run.out / "base", run.out / "emovit"
     run.stage("sample", [root], lambda: write_sample_emoset(root, *per_emotion, seed=seed))
-    run.stage("instructions", [], lambda: _generate(root, generations, backend, model, base_url))
+    run.stage("instructions", [], lambda: _generate(root, generations, backend))
     run.stage("dataset", [data_train, data_test], lambda: {
         "train": _build(root, "train", data_train, generations), "test": _build(root, "test", data_test, None)})
     labels = list(MIKELS_EMOTIONS)

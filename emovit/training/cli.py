@@ -24,7 +24,7 @@ def add_commands(subparsers) -> None:
 def _cache_features(args) -> int:
     from pathlib import Path
 
-    from datasets import load_dataset
+    from dataset_builder.loading import load_split
     from modeling_emovit.errors import EmoVITInputError
 
     from .feature_cache import cache_vision_features, default_cache_dir
@@ -33,8 +33,9 @@ def _cache_features(args) -> int:
     if args.out is None and not Path(args.dataset).is_dir():
         raise EmoVITInputError(f"--dataset {args.dataset} is not a local folder: give --out for the cache.")
     out = args.out or default_cache_dir(args.dataset, args.config, args.split)
+    dataset = load_split(args.dataset, args.config, args.split, required=("image",))  # checked before the model loads
     model, processor = load_model_and_processor(args.model, seed=args.seed)
-    dataset = load_dataset(args.dataset, name=args.config, split=args.split)
-    written = cache_vision_features(model.to(args.device), processor, dataset, out, args.batch_size, args.dtype)
+    model.vision_model.to(args.device)  # only the encoder runs: the language model stays where it loaded
+    written = cache_vision_features(model, processor, dataset, out, args.batch_size, args.dtype)
     print(f"Wrote vision features of {len(dataset)} rows to {written}")
     return 0

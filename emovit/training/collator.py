@@ -4,7 +4,9 @@ Flow: `load_dataset` -> this collator -> `EmoVITSFTTrainer`. A thin wrapper over
 `EmoVITProcessor.build_training_inputs`, which lays the batch out as LAVIS `blip2_vicuna_instruct.forward` does:
 the Q-Former sees the instruction only, labels cover the answer (+ eos) only. The collator adds what a long run
 needs: images decoded here (the dataset keeps bytes, `Image(decode=False)`), so an undecodable image is skipped and
-counted instead of crashing the run, and cached vision features (`image_embeds`) used in place of pixels.
+counted instead of crashing the run, and cached vision features (`image_embeds`) used in place of pixels. The count
+travels in the batch (`skipped_images`), since with `dataloader_num_workers > 0` the collator runs in worker
+processes, each with its own copy; `EmoVITSFTTrainer` takes it out before the forward and logs the total.
 """
 
 import logging
@@ -18,6 +20,7 @@ logger = logging.getLogger(__name__)
 
 REQUIRED_COLUMNS = ("image", "prompt", "completion")
 IMAGE_EMBEDS = "image_embeds"  # column added by the vision-feature cache (`emovit.training.feature_cache`)
+SKIPPED_IMAGES = "skipped_images"  # batch entry: rows of this batch dropped for an unreadable image
 
 
 def check_columns(column_names, where: str) -> None:
@@ -39,7 +42,7 @@ def image_source(image) -> object:
 
 @dataclass
 class EmoVITCollator:
-    """Batches rows for EmoVIT training; `skipped_images` counts the rows dropped for an unreadable image.
+    """Batches rows for EmoVIT training; the batch's `skipped_images` counts its rows dropped for an unreadable image.
 
     A row whose image does not decode is dropped; a batch left empty reuses the last readable row, so the step
     (and every rank's step count under DDP) still happens.
@@ -49,11 +52,11 @@ class EmoVITCollator:
     max_prompt_length: int = 128
     max_completion_length: int = 256
     image_embeds_dtype: torch.dtype | None = None  # the model's dtype, for cached features stored in float32/16
-    skipped_images: int = field(default=0, init=False)
     _last_readable: dict | None = field(default=None, init=False, repr=False)
 
     def __call__(self, examples: list[dict]) -> dict[str, torch.Tensor]:
         readable = [example for example in map(self._decode, examples) if example is not None]
+        skipped = len(examples) - len(readable)
         if not readable:
             if self._last_readable is None:
                 raise EmoVITInputError(
@@ -72,6 +75,7 @@ class EmoVITCollator:
         if cached:
             embeds = torch.stack([torch.as_tensor(example[IMAGE_EMBEDS]) for example in readable])
             batch[IMAGE_EMBEDS] = embeds.to(self.image_embeds_dtype or embeds.dtype)
+        batch[SKIPPED_IMAGES] = skipped  # a plain int: no device copy, no sync to read it
         return batch
 
     def _decode(self, example: dict) -> dict | None:
@@ -80,6 +84,5 @@ class EmoVITCollator:
         try:
             return {**example, "image": open_image(image_source(example["image"]))}
         except InvalidImageError as error:
-            self.skipped_images += 1
             logger.warning("Skipped row %s: %s", example.get("id", "?"), error)
             return None

@@ -4,6 +4,8 @@ Flow: `load_dataset` -> `cache_vision_features` (once; `emovit train cache-featu
 -> collator (`image_embeds`) -> `EmoVITForConditionalGeneration(image_embeds=...)`, which skips the encoder.
 EmoVIT freezes the ViT (Sec. 4.1, LAVIS `freeze_vit=True`) and uses no random augmentation, so each image's
 encoder output is the same in every epoch. Rows whose image does not decode are marked and left out at training.
+The features are written once, straight into the output folder (`datasets` would otherwise fingerprint the encoding
+function by hashing the model it closes over, and keep a second copy in its own cache).
 """
 
 import json
@@ -19,6 +21,7 @@ from .collator import IMAGE_EMBEDS, image_source
 logger = logging.getLogger(__name__)
 
 CACHE_INFO = "emovit_vision_features.json"
+FEATURES_FILE = "image_embeds.arrow"  # one Arrow file, memory-mapped by `Dataset.from_file`
 DTYPES = {"float32": torch.float32, "float16": torch.float16}
 
 
@@ -36,6 +39,7 @@ def _vision_signature(model) -> dict:
 def cache_vision_features(model, processor, dataset, out_dir, batch_size: int = 16, dtype: str = "float32") -> Path:
     """Stores `image_embeds` `(rows, patches + 1, vision_hidden)` in row order (datasets Arrow, memory-mapped on load)."""
     from datasets import Array2D, Features, Image, Value
+    from datasets.fingerprint import Hasher
 
     vision = _vision_signature(model)
     shape = ((vision["image_size"] // vision["patch_size"]) ** 2 + 1, vision["hidden_size"])
@@ -61,9 +65,13 @@ def cache_vision_features(model, processor, dataset, out_dir, batch_size: int = 
     rows = dataset.cast_column("image", Image(decode=False)).select_columns(["image"])
     rows = rows.add_column("row", list(range(len(rows))))
     features = Features({"row": Value("int64"), IMAGE_EMBEDS: Array2D(shape, dtype), "readable": Value("bool")})
-    cache = rows.map(encode, batched=True, batch_size=batch_size, remove_columns=["image"], features=features)
     out_dir = Path(out_dir)
-    cache.save_to_disk(str(out_dir))
+    out_dir.mkdir(parents=True, exist_ok=True)
+    cache = rows.map(
+        encode, batched=True, batch_size=batch_size, remove_columns=["image"], features=features,
+        new_fingerprint=Hasher.hash([str(out_dir.resolve()), len(rows), vision, dtype]),  # not `encode` (the model)
+        cache_file_name=str(out_dir / FEATURES_FILE), load_from_cache_file=False,
+    )
     info = {"rows": len(cache), "unreadable": len(cache) - sum(cache["readable"]), "dtype": dtype, "vision": vision}
     (out_dir / CACHE_INFO).write_text(json.dumps(info, indent=2))
     return out_dir
@@ -74,10 +82,10 @@ def attach_vision_features(dataset, cache_dir, model):
 
     Returns `(dataset, dropped_rows)`. Refuses a cache made for another dataset size or another vision encoder.
     """
-    from datasets import concatenate_datasets, load_from_disk
+    from datasets import Dataset, concatenate_datasets
 
     info_path = Path(cache_dir) / CACHE_INFO
-    if not info_path.is_file():
+    if not info_path.is_file() or not (Path(cache_dir) / FEATURES_FILE).is_file():
         raise EmoVITInputError(f"{cache_dir}: no vision-feature cache here; make one with `emovit train cache-features`.")
     info = json.loads(info_path.read_text())
     if info["rows"] != len(dataset):
@@ -89,7 +97,7 @@ def attach_vision_features(dataset, cache_dir, model):
             f"{cache_dir}: the cache was made with vision encoder {info['vision']}, not the model's "
             f"{_vision_signature(model)}; rebuild it with this model."
         )
-    cache = load_from_disk(str(cache_dir)).select_columns([IMAGE_EMBEDS, "readable"])
+    cache = Dataset.from_file(str(Path(cache_dir) / FEATURES_FILE)).select_columns([IMAGE_EMBEDS, "readable"])
     joined = concatenate_datasets([dataset, cache], axis=1)
     readable = joined.filter(lambda flag: flag, input_columns="readable").remove_columns("readable")
     dropped = len(joined) - len(readable)

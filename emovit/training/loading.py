@@ -65,29 +65,26 @@ def lora_config(model_args):
 
 
 def load_train_dataset(script_args, mixture_args):
-    """The training split (a folder or Hub id plus a config name, or a TRL dataset mixture), with its columns checked."""
-    from datasets import load_dataset
+    """The training split (a folder or Hub id plus a config name, or a TRL dataset mixture), with its columns checked.
+
+    A missing folder, an unknown config or split, an empty split or missing columns become one-sentence
+    `EmoVITInputError`s (`dataset_builder.loading.load_split`, shared with `emovit eval`).
+    """
+    from dataset_builder.loading import load_split
     from trl import get_dataset
 
-    if mixture_args.datasets:
-        source, dataset = "the dataset mixture", get_dataset(mixture_args)
-    elif script_args.dataset_name:
-        source = script_args.dataset_name + (f" ({script_args.dataset_config})" if script_args.dataset_config else "")
-        try:
-            dataset = load_dataset(script_args.dataset_name, name=script_args.dataset_config)
-        except ValueError as error:  # datasets refuses a split whose files hold no rows
-            if "corresponds to no data" not in str(error):
-                raise
-            raise EmoVITInputError(f"{source} has no rows; build the dataset first (`emovit data build`).") from None
-    else:
-        raise EmoVITInputError("The recipe names no data: set `dataset_name` (a folder or Hub id) or `datasets`.")
     split = script_args.dataset_train_split
+    if not mixture_args.datasets and not script_args.dataset_name:
+        raise EmoVITInputError("The recipe names no data: set `dataset_name` (a folder or Hub id) or `datasets`.")
+    if not mixture_args.datasets:
+        return load_split(script_args.dataset_name, script_args.dataset_config, split, required=REQUIRED_COLUMNS)
+    dataset = get_dataset(mixture_args)
     if split not in dataset:
-        raise EmoVITInputError(f"{source} has no split {split!r} (it has {', '.join(dataset)}); set dataset_train_split.")
+        raise EmoVITInputError(f"The dataset mixture has no split {split!r} (it has {', '.join(dataset)}); set dataset_train_split.")
     train = dataset[split]
-    check_columns(train.column_names, f"{source}, split {split}")
+    check_columns(train.column_names, f"the dataset mixture, split {split}")
     if len(train) == 0:
-        raise EmoVITInputError(f"{source}, split {split}, has no rows; build the dataset first (`emovit data build`).")
+        raise EmoVITInputError(f"The dataset mixture's split {split} has no rows; build the dataset first (`emovit data build`).")
     return train
 
 
