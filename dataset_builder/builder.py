@@ -22,6 +22,7 @@ from .instructions import CATEGORICAL_PARAPHRASES, categorical_answer, categoric
 from .records import EmotionRecord
 from .report import BuildReport
 from .sources import get_source, read_records
+from .sources.base import json_objects
 
 TASKS = ("categorical", "conversation", "reasoning")
 GENERATED_TASKS = ("conversation", "reasoning")
@@ -103,17 +104,7 @@ def read_generations_file(path, report: BuildReport) -> Iterator[dict]:
     if not path.is_file():
         raise EmoVITInputError(f"{path}: generations file not found (write it with `emovit data generate`).")
     with open(path, encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                entry = json.loads(line)
-            except json.JSONDecodeError:
-                entry = None
-            if isinstance(entry, dict):
-                yield entry
-            else:
-                report.skip("unreadable generation line", f"{path.name}:{number}")
+        yield from json_objects(handle, path.name, report, "unreadable generation line")
 
 
 # ---------------------------------------------------------------------------------------------------------------

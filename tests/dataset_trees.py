@@ -1,6 +1,7 @@
 """Small dataset folders in released layouts, made inside tests (EmoSet, image folders, class folders, generations)."""
 
 import json
+from io import BytesIO
 from pathlib import Path
 
 from PIL import Image
@@ -45,3 +46,28 @@ def generations_file(path: Path, ids, tasks=("conversation", "reasoning"), pairs
     ]
     path.write_text("".join(json.dumps(line) + "\n" for line in lines))
     return path
+
+
+def png_bytes(colour, size: int = 24) -> bytes:
+    buffer = BytesIO()
+    Image.new("RGB", (size, size), colour).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def config_folder(folder: Path, config: str, split: str, columns: dict) -> Path:
+    """A built-dataset folder with one config, as `load_dataset(folder, config)` reads it (Parquet + a README
+    `configs` block); an `image` column of `{"bytes", "path"}` dicts becomes `Image()` (bytes stay undecoded)."""
+    from datasets import Dataset
+    from datasets import Image as ImageFeature
+
+    dataset = Dataset.from_dict(columns)
+    if "image" in columns:
+        dataset = dataset.cast_column("image", ImageFeature())
+    folder = Path(folder)
+    (folder / config).mkdir(parents=True, exist_ok=True)
+    dataset.to_parquet(str(folder / config / f"{split}-00000-of-00001.parquet"))
+    (folder / "README.md").write_text(
+        f"---\nconfigs:\n- config_name: {config}\n  data_files:\n  - split: {split}\n"
+        f"    path: {config}/{split}-*.parquet\n---\n"
+    )
+    return folder

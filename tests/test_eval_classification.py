@@ -1,10 +1,11 @@
 """`emovit eval` for emotion classification: rank and generate modes, held-out label spaces, resume, card, bad input."""
 
 import json
-from io import BytesIO
 from pathlib import Path
 
 import pytest
+from dataset_trees import config_folder, png_bytes
+from train_helpers import save_tiny_emovit, save_tiny_llava
 from PIL import Image as PILImage
 
 from emovit.cli import main
@@ -14,38 +15,19 @@ EMOTION6 = ["anger", "disgust", "fear", "joy", "neutral", "sadness", "surprise"]
 
 def write_emotion_split(folder: Path, emotions, label_space="emotion6", split="test") -> Path:
     """What `load_dataset(folder, "categorical")` reads: Parquet + a README `configs` block, one image per row."""
-    from datasets import Dataset, Image
-
-    def png(i):
-        buffer = BytesIO()
-        PILImage.new("RGB", (24, 24), (37 * i % 256, 91 * i % 256, 53 * i % 256)).save(buffer, format="PNG")
-        return buffer.getvalue()
-
-    dataset = Dataset.from_dict({
+    return config_folder(folder, "categorical", split, {
         "id": [f"img{i:03d}" for i in range(len(emotions))],
-        "image": [{"bytes": png(i), "path": None} for i in range(len(emotions))],
+        "image": [{"bytes": png_bytes((37 * i % 256, 91 * i % 256, 53 * i % 256)), "path": None}
+                  for i in range(len(emotions))],
         "emotion": list(emotions),
         "label_space": [label_space] * len(emotions),
-    }).cast_column("image", Image())
-    (folder / "categorical").mkdir(parents=True, exist_ok=True)
-    dataset.to_parquet(str(folder / "categorical" / f"{split}-00000-of-00001.parquet"))
-    (folder / "README.md").write_text(
-        f"---\nconfigs:\n- config_name: categorical\n  data_files:\n  - split: {split}\n"
-        f"    path: categorical/{split}-*.parquet\n---\n"
-    )
-    return folder
+    })
 
 
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory) -> Path:
     """A tiny EmoVIT configured on the 8 Mikels emotions (EmoSet's), saved with its processor and code."""
-    from modeling_emovit.testing import tiny_emovit
-
-    folder = tmp_path_factory.mktemp("model")
-    model, processor = tiny_emovit("llama", seed=0)
-    model.save_pretrained(folder)
-    processor.save_pretrained(folder)
-    return folder
+    return save_tiny_emovit(tmp_path_factory.mktemp("model"), seed=0)
 
 
 @pytest.fixture(scope="module")
@@ -265,8 +247,6 @@ def test_bad_input_gets_one_clear_sentence(problem, expected, model_dir, emotion
         model.mkdir()
         (model / "config.json").write_text((model_dir / "config.json").read_text())
     elif problem == "model of another architecture":
-        from train_helpers import save_tiny_llava
-
         model = save_tiny_llava(tmp_path / "llava")  # e.g. trained by recipes/llava-1.5-7b
     else:
         extra = ["--paraphrases", "6"]

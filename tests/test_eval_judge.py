@@ -1,48 +1,30 @@
 """`emovit eval --task reasoning|humor`: free-text answers judged by an LLM (a loopback OpenAI-compatible server)."""
 
 import json
-from io import BytesIO
 from pathlib import Path
 
 import pytest
+from dataset_trees import config_folder, png_bytes
 from openai_server import running_openai_server
-from PIL import Image as PILImage
+from train_helpers import save_tiny_emovit
 
 from emovit.cli import main
 
 
 def write_split(folder: Path, config: str, rows: int, completion: str = "REFERENCE answer {i}") -> Path:
     """`load_dataset(folder, config)` data with images, captions (the judge's context) and reference answers."""
-    from datasets import Dataset, Image
-
-    def png(i):
-        buffer = BytesIO()
-        PILImage.new("RGB", (24, 24), (60 * i % 256, 120, 200)).save(buffer, format="PNG")
-        return buffer.getvalue()
-
-    (folder / config).mkdir(parents=True, exist_ok=True)
-    Dataset.from_dict({
+    return config_folder(folder, config, "test", {
         "id": [f"r{i}" for i in range(rows)],
-        "image": [{"bytes": png(i), "path": None} for i in range(rows)],
+        "image": [{"bytes": png_bytes((60 * i % 256, 120, 200)), "path": None} for i in range(rows)],
         "caption": [f"a dog on a sofa number {i}" for i in range(rows)],
         "prompt": ["Why does this image make people feel amused?"] * rows,
         "completion": [completion.format(i=i) for i in range(rows)],
-    }).cast_column("image", Image()).to_parquet(str(folder / config / "test-00000-of-00001.parquet"))
-    (folder / "README.md").write_text(
-        f"---\nconfigs:\n- config_name: {config}\n  data_files:\n  - split: test\n    path: {config}/test-*.parquet\n---\n"
-    )
-    return folder
+    })
 
 
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory) -> Path:
-    from modeling_emovit.testing import tiny_emovit
-
-    folder = tmp_path_factory.mktemp("model")
-    model, processor = tiny_emovit("llama", seed=3)
-    model.save_pretrained(folder)
-    processor.save_pretrained(folder)
-    return folder
+    return save_tiny_emovit(tmp_path_factory.mktemp("model"), seed=3)
 
 
 def judged_eval(model_dir, data, out, task, base_url, config=None):

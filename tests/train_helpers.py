@@ -7,10 +7,9 @@ build` writes): each emotion its own colour, so a tiny model can learn it.
 import os
 import subprocess
 import sys
-from io import BytesIO
 from pathlib import Path
 
-from PIL import Image as PILImage
+from dataset_trees import config_folder, png_bytes
 
 REPO = Path(__file__).resolve().parents[1]
 SFT = REPO / "recipes" / "sft.py"
@@ -20,18 +19,10 @@ COLOURS = {"amusement": (250, 200, 0), "anger": (200, 0, 0), "awe": (0, 80, 200)
 INSTRUCTION = "Please select the emotion closest to the image from the following options:" + ", ".join(COLOURS)
 
 
-def png(colour, size=32) -> bytes:
-    buffer = BytesIO()
-    PILImage.new("RGB", (size, size), colour).save(buffer, format="PNG")
-    return buffer.getvalue()
-
-
 def write_dataset(folder, rows=16, config="categorical", unreadable_rows=(), columns=None) -> Path:
     """Parquet dataset `folder/<config>/train-00000-of-00001.parquet` with a README `configs` block."""
-    from datasets import Dataset, Image
-
     labels = [list(COLOURS)[i % len(COLOURS)] for i in range(rows)]
-    images = [b"not an image" if i in unreadable_rows else png(COLOURS[label]) for i, label in enumerate(labels)]
+    images = [b"not an image" if i in unreadable_rows else png_bytes(COLOURS[label], size=32) for i, label in enumerate(labels)]
     data = {
         "id": [f"{i:05d}" for i in range(rows)],
         "image": [{"bytes": image, "path": f"{i:05d}.png"} for i, image in enumerate(images)],
@@ -40,18 +31,7 @@ def write_dataset(folder, rows=16, config="categorical", unreadable_rows=(), col
     }
     if columns is not None:
         data = {name: data[name] for name in columns}
-    dataset = Dataset.from_dict(data)
-    if "image" in data:
-        dataset = dataset.cast_column("image", Image())  # bytes stay bytes; readers decode on access
-    folder = Path(folder)
-    (folder / config).mkdir(parents=True, exist_ok=True)
-    dataset.to_parquet(str(folder / config / "train-00000-of-00001.parquet"))
-    (folder / "README.md").write_text(
-        "---\nconfigs:\n"
-        f"- config_name: {config}\n  data_files:\n  - split: train\n    path: {config}/train-*.parquet\n"
-        "---\n"
-    )
-    return folder
+    return config_folder(folder, config, "train", data)
 
 
 def save_tiny_emovit(folder, text_model="llama", seed=0) -> Path:

@@ -14,7 +14,7 @@ from pathlib import Path
 from modeling_emovit.errors import EmoVITInputError
 
 from ..records import EmotionRecord
-from .base import Source
+from .base import Source, json_objects
 
 LICENSE_NOTE = "Images from a local image folder: their licence is the one their owner gives them."
 _FLOAT_KEYS = ("brightness", "colorfulness", "valence", "arousal")
@@ -26,17 +26,7 @@ def _rows(path: Path, report) -> Iterator[dict]:
         if path.suffix == ".csv":
             yield from csv.DictReader(handle)
             return
-        for number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError:
-                row = None
-            if isinstance(row, dict):
-                yield row
-            else:
-                report.skip("unreadable metadata line", f"{path.name}:{number}")
+        yield from json_objects(handle, path.name, report, "unreadable metadata line")
 
 
 def _attributes(row: dict, item_id: str, report) -> dict:
