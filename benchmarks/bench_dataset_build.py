@@ -35,7 +35,7 @@ def make_image_folder(root: Path, count: int, size: int) -> None:
 
 def child(root: str, out: str, num_proc: int) -> None:
     """Runs one build and prints seconds and peak RSS (MiB) as JSON."""
-    from dataset_builder.builder import build_dataset
+    from dataset_builder.build import build_dataset
 
     start = time.perf_counter()
     report = build_dataset("imagefolder", root, "train", out, tasks=("categorical",), num_proc=num_proc)

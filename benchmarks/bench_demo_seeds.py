@@ -2,7 +2,7 @@
 
     .venv/bin/python benchmarks/bench_demo_seeds.py [--seeds 0 1 2] [--keep DIR]
 
-Targets (issue 7): rank accuracy >= 60% and generate accuracy >= 40% on the held-out test split for every seed
+Targets: rank accuracy >= 60% and generate accuracy >= 40% on the held-out test split for every seed
 (chance: 12.5%). Takes about 4-5 minutes per seed on 2 CPU cores.
 """
 

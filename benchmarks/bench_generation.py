@@ -14,8 +14,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
-from dataset_builder.generation.client import ClientSettings, ResponseCache  # noqa: E402
-from dataset_builder.generation.pipeline import OpenAIBackend, generate_instructions  # noqa: E402
+from dataset_builder.chat import ClientSettings, ResponseCache  # noqa: E402
+from dataset_builder.generation import OpenAIBackend, generate_instructions  # noqa: E402
 from generation_fixtures import make_records, pairs_reply  # noqa: E402
 from openai_server import running_openai_server  # noqa: E402
 

@@ -1,7 +1,8 @@
 """Emotion instruction data: label spaces, source readers, instruction generation, and a `datasets` builder.
 
-Flow: source reader -> EmotionRecord -> instructions -> EmoVITInstructBuilder -> Parquet + card -> load_dataset.
-Heavy modules load on first use, so `emovit --help` stays instant.
+Flow: source reader -> EmotionRecord -> manifests -> EmoVITInstructBuilder -> Parquet + card -> load_dataset;
+generation (captions, GPT-written pairs) feeds the builder through a JSONL file. Nothing here imports torch or
+transformers; `datasets` loads only in the modules that write or read Parquet.
 """
 
 import importlib
@@ -9,7 +10,7 @@ import importlib
 _LAZY = {
     "EmotionRecord": "dataset_builder.records",
     "EmoVITInstructBuilder": "dataset_builder.builder",
-    "build_dataset": "dataset_builder.builder",
+    "build_dataset": "dataset_builder.build",
     "BuildReport": "dataset_builder.report",
     "LabelSpace": "dataset_builder.emotions",
     "LABEL_SPACES": "dataset_builder.emotions",
@@ -20,7 +21,7 @@ _LAZY = {
     "categorical_answer": "dataset_builder.instructions",
     "read_records": "dataset_builder.sources",
     "SOURCES": "dataset_builder.sources",
-    "export_emovit_json": "dataset_builder.sources.emovit_json",
+    "export_emovit_json": "dataset_builder.export",
 }
 
 

@@ -12,9 +12,9 @@ from datasets.info import DatasetInfosDict
 import pyarrow.parquet as pq
 from huggingface_hub import DatasetCard, DatasetCardData
 
-from .builder import CONFIGS, FEATURES, _CITATION
 from .instructions import CATEGORICAL_PARAPHRASES
 from .report import BuildReport
+from .schema import CITATION, CONFIGS, features
 from .sources import get_source
 
 REPORT_FILE = "build_report.json"
@@ -40,7 +40,7 @@ def _config_metadata(out: Path) -> tuple[list[dict], DatasetInfosDict]:
         splits = datasets.SplitDict()
         for split, count in rows.items():
             splits.add(datasets.SplitInfo(name=split, num_examples=count))
-        infos[name] = datasets.DatasetInfo(features=FEATURES, splits=splits)
+        infos[name] = datasets.DatasetInfo(features=features(), splits=splits)
     return configs, infos
 
 
@@ -102,7 +102,7 @@ The instructions are released with the code (Apache-2.0); the images keep their 
 ## Citation
 
 ```bibtex
-{_CITATION}
+{CITATION}
 ```
 """
 

@@ -10,6 +10,7 @@ import re
 from dataclasses import dataclass
 
 from modeling_emovit.errors import EmoVITInputError
+from modeling_emovit.labels import MIKELS_EMOTIONS
 
 
 @dataclass(frozen=True)
@@ -30,7 +31,7 @@ def _space(name: str, positive: tuple, negative: tuple, neutral: tuple = ()) -> 
 
 
 _MIKELS_POSITIVE = ("amusement", "awe", "contentment", "excitement")
-_MIKELS_NEGATIVE = ("anger", "disgust", "fear", "sadness")
+_MIKELS_NEGATIVE = tuple(label for label in MIKELS_EMOTIONS if label not in _MIKELS_POSITIVE)
 # EmotionROI (Peng et al. 2016) and most visual-emotion work count surprise with joy as positive.
 _EKMAN_POSITIVE = ("joy", "surprise")
 _EKMAN_NEGATIVE = ("anger", "disgust", "fear", "sadness")

@@ -1,4 +1,8 @@
-"""The build report: what was read, what was written, and every skipped item with its reason."""
+"""Reports that count what a run left out: every skipped item has a reason, and the first ids of each reason are kept.
+
+`ItemReport` is the counting every stage shares (build, captioning, generation); `BuildReport` adds what a dataset
+build wrote. Nothing is dropped silently: whatever a stage skips goes through `skip`, and its summary prints it.
+"""
 
 import json
 from dataclasses import asdict, dataclass, field
@@ -7,9 +11,55 @@ _EXAMPLES_PER_REASON = 20
 
 
 @dataclass
-class BuildReport:
-    """Counts of one build (one source split). `skipped`/`notes` map a reason to its count; `examples` keeps the
-    first item ids per reason so a user can find them."""
+class ItemReport:
+    """`skipped` and `notes` map a reason to its count; `examples` keeps the first item ids per reason."""
+
+    skipped: dict[str, int] = field(default_factory=dict)
+    notes: dict[str, int] = field(default_factory=dict)
+    examples: dict[str, list[str]] = field(default_factory=dict)
+
+    def skip(self, reason: str, item: str) -> None:
+        """Counts one input item left out."""
+        self.count(self.skipped, reason, item)
+
+    def note(self, reason: str, item: str) -> None:
+        """Counts one item kept despite a defect (for example, an annotation missing some clues)."""
+        self.count(self.notes, reason, item)
+
+    def count(self, table: dict, reason: str, item: str) -> None:
+        table[reason] = table.get(reason, 0) + 1
+        examples = self.examples.setdefault(reason, [])
+        if len(examples) < _EXAMPLES_PER_REASON:
+            examples.append(item)
+
+    @property
+    def total_skipped(self) -> int:
+        return sum(self.skipped.values())
+
+    def skipped_summary(self) -> str:
+        if not self.skipped:
+            return "nothing skipped"
+        return "skipped " + ", ".join(f"{count} {reason}" for reason, count in sorted(self.skipped.items()))
+
+    def reason_lines(self) -> list[str]:
+        """One indented line per skip and note reason, most frequent first."""
+        lines = [f"  skipped: {count} x {reason}" for reason, count in _by_count(self.skipped)]
+        return lines + [f"  note: {count} x {reason}" for reason, count in _by_count(self.notes)]
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, sort_keys=True)
+
+
+def _by_count(table: dict[str, int]) -> list[tuple[str, int]]:
+    return sorted(table.items(), key=lambda item: (-item[1], item[0]))
+
+
+@dataclass
+class BuildReport(ItemReport):
+    """Counts of one build (one source split): images and rows written, per emotion and task, and every skip."""
 
     source: str = ""
     split: str = ""
@@ -17,24 +67,7 @@ class BuildReport:
     rows: dict[str, int] = field(default_factory=dict)
     per_emotion: dict[str, int] = field(default_factory=dict)
     per_task: dict[str, int] = field(default_factory=dict)
-    skipped: dict[str, int] = field(default_factory=dict)
-    notes: dict[str, int] = field(default_factory=dict)
-    examples: dict[str, list[str]] = field(default_factory=dict)
     without_generations: dict[str, int] = field(default_factory=dict)
-
-    def skip(self, reason: str, item: str) -> None:
-        """Counts one input item left out of the dataset."""
-        self._count(self.skipped, reason, item)
-
-    def note(self, reason: str, item: str) -> None:
-        """Counts one item kept despite a defect (for example, an annotation missing some clues)."""
-        self._count(self.notes, reason, item)
-
-    def _count(self, table: dict, reason: str, item: str) -> None:
-        table[reason] = table.get(reason, 0) + 1
-        examples = self.examples.setdefault(reason, [])
-        if len(examples) < _EXAMPLES_PER_REASON:
-            examples.append(item)
 
     def merge(self, other: dict) -> None:
         """Adds a worker's report (a `to_dict()` result): images written, counts and skips."""
@@ -47,17 +80,46 @@ class BuildReport:
             mine = self.examples.setdefault(reason, [])
             mine.extend(items[: _EXAMPLES_PER_REASON - len(mine)])
 
+
+@dataclass
+class CaptionReport(ItemReport):
+    """Counts of a captioning run: written now, already in the output (resumed), and skips."""
+
+    done: int = 0
+    resumed: int = 0
+
+    def summary(self) -> str:
+        return "\n".join([f"captioned {self.done}, already written {self.resumed}", *self.reason_lines()])
+
+
+@dataclass
+class GenerationReport(ItemReport):
+    """Counts of a generation run: written now (`done`, of which `cached`), already there (`resumed`), failed by
+    reason (`failures`), skipped by reason, HTTP requests sent, tokens used and estimated cost (USD, None when the
+    model has no price)."""
+
+    done: int = 0
+    cached: int = 0
+    resumed: int = 0
+    failures: dict[str, int] = field(default_factory=dict)
+    requests: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cost: float | None = None
+
     @property
-    def total_skipped(self) -> int:
-        return sum(self.skipped.values())
+    def failed(self) -> int:
+        return sum(self.failures.values())
 
-    def skipped_summary(self) -> str:
-        if not self.skipped:
-            return "nothing skipped"
-        return "skipped " + ", ".join(f"{count} {reason}" for reason, count in sorted(self.skipped.items()))
+    def fail(self, reason: str, item: str) -> None:
+        """Counts one item that was tried and failed (written to the failures file, tried again next run)."""
+        self.count(self.failures, reason, item)
 
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    def to_json(self) -> str:
-        return json.dumps(self.to_dict(), indent=2, sort_keys=True)
+    def summary(self) -> str:
+        cost = "n/a" if self.cost is None else f"${self.cost:.4f}"
+        lines = [
+            f"done {self.done} (cached {self.cached}), already written {self.resumed}, failed {self.failed}, "
+            f"requests {self.requests}, tokens {self.prompt_tokens + self.completion_tokens}, estimated cost {cost}"
+        ]
+        lines += [f"  failed: {count} x {reason}" for reason, count in _by_count(self.failures)]
+        return "\n".join(lines + self.reason_lines())

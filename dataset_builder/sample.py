@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
-from modeling_emovit.configuration_emovit import MIKELS_EMOTIONS
+from modeling_emovit.labels import MIKELS_EMOTIONS
 
 # emotion: (shape, colour name, RGB, background brightness range, scene)
 STYLES = {

@@ -7,14 +7,17 @@
   model's and the reference caption. Each pair is asked in both orders to remove position bias: a win in both orders
   counts 1, a split 0.5 (a tie), a loss in both 0. The preference rate is the mean, as the paper's human study.
 
-Requests go through the generation pipeline's runner (concurrency, rate limits, retries, SQLite cache); pairs the
-judge never answered usably are skipped, counted and reported.
+Requests go through the shared chat client (`dataset_builder.chat`: concurrency, rate limits, retries, SQLite
+cache); pairs the judge never answered usably are skipped, counted and reported.
 """
 
 import json
 import re
 from pathlib import Path
 
+from dataset_builder.chat import ChatRequest, RejectedOutput, ResponseCache, api_key_from_env, run_chat_requests
+from dataset_builder.instructions import categorical_answer
+from dataset_builder.loading import load_split
 from modeling_emovit.errors import EmoVITInputError
 
 HUMOR_INSTRUCTION = "Write a short, funny caption for this image."
@@ -54,8 +57,6 @@ Which caption is funnier and fits the image better? Answer with a single letter 
 
 def parse_scores(content: str) -> tuple[float, float]:
     """LLaVA-Bench's reply format: the first line holds the two scores ("8 6", "8, 6" or "8.5 6")."""
-    from dataset_builder.generation.validation import RejectedOutput
-
     numbers = re.findall(r"\d+(?:\.\d+)?", content.strip().splitlines()[0] if content.strip() else "")
     if len(numbers) != 2:
         raise RejectedOutput(f"the first line does not hold two scores: {content[:80]!r}")
@@ -63,8 +64,6 @@ def parse_scores(content: str) -> tuple[float, float]:
 
 
 def parse_choice(content: str) -> str:
-    from dataset_builder.generation.validation import RejectedOutput
-
     match = re.match(r"\W*(?:caption\s+)?([AB])\b", content.strip(), re.IGNORECASE)
     if not match:
         raise RejectedOutput(f"the reply does not start with A or B: {content[:80]!r}")
@@ -73,8 +72,6 @@ def parse_choice(content: str) -> str:
 
 def judge_reasoning(items: list[dict], settings, cache_path: Path) -> dict:
     """items: {id, question, reference, answer, context}; returns the LLaVA-Bench relative score and counts."""
-    from dataset_builder.generation.client import ChatRequest
-
     requests = [
         ChatRequest(key=item["id"], messages=[
             {"role": "system", "content": REVIEW_SYSTEM},
@@ -99,8 +96,6 @@ def judge_reasoning(items: list[dict], settings, cache_path: Path) -> dict:
 
 def judge_humor(items: list[dict], settings, cache_path: Path) -> dict:
     """items: {id, reference, answer, context}; each pair judged as (model, reference) and (reference, model)."""
-    from dataset_builder.generation.client import ChatRequest
-
     def request(item, model_first: bool):
         first, second = (item["answer"], item["reference"]) if model_first else (item["reference"], item["answer"])
         prompt = HUMOR_PROMPT.format(context=item["context"], first=first, second=second)
@@ -131,8 +126,6 @@ def judge_humor(items: list[dict], settings, cache_path: Path) -> dict:
 
 def _check_humor_references(completions: list[str], data: str, config: str) -> None:
     """The humour task's references are funny captions; emotion labels ("Predict emotion: X") are refused."""
-    from dataset_builder.instructions import categorical_answer
-
     if any(completion.startswith(categorical_answer("")) for completion in completions):
         raise EmoVITInputError(
             f"{data}: config {config!r} answers with emotion labels ({categorical_answer('...')!r}), not reference funny "
@@ -141,9 +134,6 @@ def _check_humor_references(completions: list[str], data: str, config: str) -> N
 
 
 def _run(requests, settings, cache_path: Path):
-    from dataset_builder.generation.client import ResponseCache
-    from dataset_builder.generation.client import run_chat_requests
-
     with ResponseCache(cache_path) as cache:
         return run_chat_requests(requests, settings, cache=cache)
 
@@ -152,12 +142,11 @@ def run_judged_task(task: str, model: str, data: str, out: str, config: str | No
                     batch_size: int = 8, max_new_tokens: int = 256) -> dict:
     """Generates the model's answers, has them judged, writes predictions.jsonl and results.json to `out`.
 
-    `judge`: a `dataset_builder.generation.client.ClientSettings` for the judge model.
+    `judge`: a `dataset_builder.chat.ClientSettings` for the judge model.
     """
-    from dataset_builder.generation.client import api_key_from_env
-    from evaluation.harness import load_model
-    from dataset_builder.loading import load_split
-    from evaluation.predictors import generate_answers
+    from modeling_emovit.generation import generate_text
+
+    from .harness import load_model
 
     if task not in ("reasoning", "humor"):
         raise EmoVITInputError(f"--task must be classification, reasoning or humor, not {task!r}.")
@@ -174,7 +163,7 @@ def run_judged_task(task: str, model: str, data: str, out: str, config: str | No
     for start in range(0, len(dataset), batch_size):
         batch = dataset.select(range(start, min(start + batch_size, len(dataset))))
         questions = list(batch["prompt"]) if task == "reasoning" else [HUMOR_INSTRUCTION] * len(batch)
-        answers = generate_answers(network, processor, list(batch["image"]), questions, max_new_tokens)
+        answers = generate_text(network, processor, list(batch["image"]), questions, max_new_tokens)
         contexts = batch["caption"] if "caption" in batch.column_names else [""] * len(batch)
         items += [
             {"id": i, "question": q, "reference": r, "answer": a, "context": c or "(no description)"}

@@ -13,9 +13,9 @@ from dataclasses import dataclass
 import torch
 from transformers.models.instructblip.modeling_instructblip import BaseModelOutputWithVisionQformerOutputs
 
-from dataset_builder.emotions import LabelSpace
-from dataset_builder.emotions import normalize_emotion
+from dataset_builder.emotions import LabelSpace, normalize_emotion
 from dataset_builder.instructions import categorical_answer
+from modeling_emovit.generation import generate_text
 from modeling_emovit.processing_emovit import IGNORE_INDEX
 
 
@@ -118,15 +118,5 @@ class GeneratePredictor:
         self.max_new_tokens = max_new_tokens or longest_answer + 4
 
     def predict(self, images: list, prompt: str) -> list[Prediction]:
-        answers = generate_answers(self.model, self.processor, images, [prompt] * len(images), self.max_new_tokens)
+        answers = generate_text(self.model, self.processor, images, [prompt] * len(images), self.max_new_tokens)
         return [Prediction(normalize_emotion(answer, self.space), answer) for answer in answers]
-
-
-@torch.no_grad()
-def generate_answers(model, processor, images: list, prompts: list[str], max_new_tokens: int) -> list[str]:
-    """Greedy answers to one instruction per image (also the reasoning and humour tasks' answers)."""
-    inputs = processor(images=images, text=prompts, return_tensors="pt", padding=True).to(model.device)
-    output_ids = model.generate(**inputs, max_new_tokens=max_new_tokens, do_sample=False)
-    if processor.decoder_only:  # decoder-only models return the prompt too
-        output_ids = output_ids[:, inputs["input_ids"].shape[1]:]
-    return [answer.strip() for answer in processor.batch_decode(output_ids, skip_special_tokens=True)]

@@ -1,38 +1,60 @@
-"""EmoVIT models for transformers: config, model and processor, registered with the Auto classes on import.
+"""EmoVIT models for transformers: config, model and processor, on the Auto classes.
 
-    import modeling_emovit  # registers "emovit" with AutoConfig / AutoModel / AutoModelForImageTextToText / AutoProcessor
-    model = AutoModelForImageTextToText.from_pretrained(folder_or_repo, trust_remote_code=True)
+    import modeling_emovit
+    modeling_emovit.register()  # or use any class below: the first use registers "emovit" with the Auto classes
+    model = AutoModelForImageTextToText.from_pretrained(folder_or_repo)
+
+Importing the package is cheap (no torch, no transformers), so the dataset and generation tools that only need
+`errors` or `image_utils` start fast. The model classes load on first attribute access, and that first access
+registers "emovit" with AutoConfig, AutoModel, AutoModelForImageTextToText and AutoProcessor. A saved folder also
+loads without this package: `from_pretrained(folder, trust_remote_code=True)` reads the code saved beside it.
 """
 
-from transformers import AutoConfig, AutoModel, AutoModelForImageTextToText, AutoProcessor
+import importlib
 
-from .configuration_emovit import AUTO_MAP, MIKELS_EMOTIONS, EmoVITConfig
-from .errors import EmoVITInputError
-from .image_utils import InvalidImageError, ensure_rgb, open_image
-from .modeling_emovit import EmoVITForConditionalGeneration, EmoVITModel
-from .processing_emovit import IGNORE_INDEX, EmoVITProcessor
+# name -> submodule; the first group needs no torch or transformers.
+_LIGHT = {
+    "EmoVITInputError": "errors",
+    "InvalidImageError": "image_utils",
+    "ensure_rgb": "image_utils",
+    "open_image": "image_utils",
+    "MIKELS_EMOTIONS": "labels",
+}
+_MODELS = {
+    "AUTO_MAP": "configuration_emovit",
+    "EmoVITConfig": "configuration_emovit",
+    "EmoVITModel": "modeling_emovit",
+    "EmoVITForConditionalGeneration": "modeling_emovit",
+    "EmoVITProcessor": "processing_emovit",
+    "IGNORE_INDEX": "processing_emovit",
+}
+__all__ = sorted([*_LIGHT, *_MODELS, "register"])
+_registered = False
 
-AutoConfig.register(EmoVITConfig.model_type, EmoVITConfig, exist_ok=True)
-AutoModel.register(EmoVITConfig, EmoVITModel, exist_ok=True)
-AutoModelForImageTextToText.register(EmoVITConfig, EmoVITForConditionalGeneration, exist_ok=True)
-AutoProcessor.register(EmoVITConfig, EmoVITProcessor, exist_ok=True)
-# save_pretrained copies the code files next to the weights and writes `auto_map`, so a saved folder loads
-# with trust_remote_code=True where this package is not installed.
-EmoVITConfig.register_for_auto_class("AutoConfig")
-EmoVITModel.register_for_auto_class("AutoModel")
-EmoVITForConditionalGeneration.register_for_auto_class("AutoModelForImageTextToText")
-EmoVITProcessor.register_for_auto_class("AutoProcessor")
 
-__all__ = [
-    "AUTO_MAP",
-    "EmoVITConfig",
-    "EmoVITForConditionalGeneration",
-    "EmoVITInputError",
-    "EmoVITModel",
-    "EmoVITProcessor",
-    "IGNORE_INDEX",
-    "InvalidImageError",
-    "MIKELS_EMOTIONS",
-    "ensure_rgb",
-    "open_image",
-]
+def register() -> None:
+    """Registers "emovit" with transformers' Auto classes (idempotent; loading a folder needs it only without
+    `trust_remote_code=True`)."""
+    global _registered
+    if _registered:
+        return
+    from transformers import AutoConfig, AutoModel, AutoModelForImageTextToText, AutoProcessor
+
+    from .configuration_emovit import EmoVITConfig
+    from .modeling_emovit import EmoVITForConditionalGeneration, EmoVITModel
+    from .processing_emovit import EmoVITProcessor
+
+    AutoConfig.register(EmoVITConfig.model_type, EmoVITConfig, exist_ok=True)
+    AutoModel.register(EmoVITConfig, EmoVITModel, exist_ok=True)
+    AutoModelForImageTextToText.register(EmoVITConfig, EmoVITForConditionalGeneration, exist_ok=True)
+    AutoProcessor.register(EmoVITConfig, EmoVITProcessor, exist_ok=True)
+    _registered = True
+
+
+def __getattr__(name: str):
+    if name in _MODELS:
+        register()
+        return getattr(importlib.import_module(f".{_MODELS[name]}", __name__), name)
+    if name in _LIGHT:
+        return getattr(importlib.import_module(f".{_LIGHT[name]}", __name__), name)
+    raise AttributeError(f"module 'modeling_emovit' has no attribute {name!r}")

@@ -7,9 +7,7 @@ model frozen; only the Q-Former, its learned query tokens and the linear project
 from transformers import InstructBlipConfig
 
 from .errors import EmoVITInputError
-
-# Mikels' eight emotion categories, as used by EmoSet and FI (EmoVIT Sec. 3).
-MIKELS_EMOTIONS = ("amusement", "anger", "awe", "contentment", "disgust", "excitement", "fear", "sadness")
+from .labels import MIKELS_EMOTIONS
 # What `freeze_for_instruction_tuning` leaves trainable (EmoVIT Sec. 4.1, LAVIS `freeze_vit=True` + frozen LLM).
 INSTRUCTION_TUNED_MODULES = ("qformer", "query_tokens", "language_projection")
 _CONVERTIBLE_MODEL_TYPES = ("emovit", "instructblip")
@@ -58,3 +56,7 @@ class EmoVITConfig(InstructBlipConfig):
             )
         config_dict["model_type"] = cls.model_type
         return config_dict, kwargs
+
+
+# save_pretrained copies this file (and its relative imports) beside the weights and records it in `auto_map`.
+EmoVITConfig.register_for_auto_class("AutoConfig")

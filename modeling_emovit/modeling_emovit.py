@@ -148,3 +148,8 @@ class EmoVITForConditionalGeneration(EmoVITMixin, InstructBlipForConditionalGene
             )
             kwargs["mm_encoder_outputs"] = {"image": features}
         return super().forward(pixel_values=pixel_values, qformer_input_ids=qformer_input_ids, **kwargs)
+
+
+# save_pretrained copies this file (and its relative imports) beside the weights and records it in `auto_map`.
+EmoVITModel.register_for_auto_class("AutoModel")
+EmoVITForConditionalGeneration.register_for_auto_class("AutoModelForImageTextToText")

@@ -124,3 +124,7 @@ class EmoVITProcessor(InstructBlipProcessor):
             "attention_mask": torch.tensor([[1] * len(s) + [0] * (width - len(s)) for s in sequences]),
             "labels": torch.tensor([l + [IGNORE_INDEX] * (label_width - len(l)) for l in labels]),
         }
+
+
+# save_pretrained copies this file (and its relative imports) beside the processor files.
+EmoVITProcessor.register_for_auto_class("AutoProcessor")

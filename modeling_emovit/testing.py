@@ -1,8 +1,9 @@
 """Tiny random EmoVIT models built fully offline, for tests, the demo and benchmarks.
 
 Tokenizers are trained in memory (byte-level BPE for the LM, WordPiece for the Q-Former, as BERT), so nothing is
-downloaded. Sizes follow ../shared/NOTES.md: "tiny" (hidden 32, fast for tests) and "small" (hidden 128, patch 8,
-16 query tokens), the smallest size measured to learn the 8-class emotion task with the LM frozen.
+downloaded. Sizes: "tiny" (hidden 32, fast for tests) and "small" (hidden 128, patch 8, 16 query tokens), the
+smallest size measured to learn the 8-class emotion task with the LM frozen (smaller LMs or fewer image patches
+stay near chance).
 """
 
 import os
@@ -19,7 +20,8 @@ from transformers import (
     PreTrainedTokenizerFast,
 )
 
-from .configuration_emovit import MIKELS_EMOTIONS, EmoVITConfig
+from .configuration_emovit import EmoVITConfig
+from .labels import MIKELS_EMOTIONS
 from .modeling_emovit import EmoVITForConditionalGeneration
 from .processing_emovit import EmoVITProcessor
 

@@ -4,121 +4,13 @@
         --config recipes/emovit-vicuna-7b/sft.yaml
 
 Any recipe key can be overridden on the command line (`--output_dir OUT --max_steps 10`); recipes/README.md pairs
-each recipe with its command. EmoVIT (Xie et al., CVPR 2024, Sec. 4.1): InstructBLIP with the ViT and the LLM
-frozen, the Q-Former, query tokens and projection trained with the causal-LM loss on the answer tokens.
+each recipe with its command. The script is `emovit.training.sft` (installed with the package), so
+`accelerate launch -m emovit.training.sft --config ...` does the same from anywhere.
 """
 
 import sys
-from dataclasses import dataclass, field
 
-from trl import DatasetMixtureConfig, ModelConfig, ScriptArguments, SFTConfig, TrlParser
-
-from modeling_emovit.errors import EmoVITInputError
-
-
-@dataclass
-class EmoVITScriptArguments(ScriptArguments):
-    """TRL's script arguments plus EmoVIT's truncation lengths and the vision-feature cache."""
-
-    max_prompt_length: int = field(default=128, metadata={"help": "Instruction tokens kept (LAVIS max_txt_len)."})
-    max_completion_length: int = field(default=256, metadata={"help": "Answer tokens kept (LAVIS max_output_txt_len)."})
-    vision_feature_cache: str | None = field(
-        default=None, metadata={"help": "Folder written by `emovit train cache-features`: train without the ViT."}
-    )
-
-
-def parse_recipe(argv: list[str] | None = None):
-    """`(script_args, training_args, model_args, mixture_args)` from `--config recipe.yaml` plus flags."""
-    parser = TrlParser((EmoVITScriptArguments, SFTConfig, ModelConfig, DatasetMixtureConfig))
-    *parsed, unknown_in_recipe, unknown_flags = parser.parse_args_and_config(
-        argv, return_remaining_strings=True, separate_remaining_strings=True
-    )
-    argv = sys.argv[1:] if argv is None else argv
-    recipe = argv[argv.index("--config") + 1] if "--config" in argv else "the command line"
-    unknown = [item[2:] for item in unknown_in_recipe + unknown_flags if item.startswith("--")]
-    if unknown:
-        raise EmoVITInputError(
-            f"{recipe if unknown_in_recipe else 'the command line'}: unknown recipe key(s) {', '.join(unknown)}; "
-            f"see `python recipes/sft.py --help` for the keys TRL's SFTConfig, ModelConfig and ScriptArguments take."
-        )
-    return tuple(parsed)
-
-
-def main(script_args, training_args, model_args, mixture_args) -> dict:
-    from emovit.training.collator import EmoVITCollator
-    from emovit.training.feature_cache import attach_vision_features
-    from emovit.training.launch import check_launch
-    from emovit.training.loading import as_conversations, load_model_and_processor, load_train_dataset, lora_config
-    from emovit.training.trainer import EmoVITSFTTrainer
-    from modeling_emovit import EmoVITForConditionalGeneration
-    from datasets import Image
-    from trl import SFTTrainer
-
-    check_launch(training_args)
-
-    ###############
-    # Load the data (first: a bad dataset is named before a 7B model loads)
-    ###############
-    train_dataset = load_train_dataset(script_args, mixture_args)
-
-    ###############
-    # Load the model
-    ###############
-    model, processor = load_model_and_processor(
-        model_args.model_name_or_path, model_args.dtype, training_args.trust_remote_code, training_args.seed
-    )
-    is_emovit = isinstance(model, EmoVITForConditionalGeneration)
-    if is_emovit and not model_args.use_peft:
-        model.freeze_for_instruction_tuning()
-
-    ###############
-    # Collate (the model decides how)
-    ###############
-    if is_emovit:
-        # Images decode in the collator, so that one that fails is skipped and counted (EmoVITCollator).
-        train_dataset = train_dataset.cast_column("image", Image(decode=False))
-        collator = EmoVITCollator(processor, script_args.max_prompt_length, script_args.max_completion_length)
-        training_args.remove_unused_columns = False
-        if script_args.vision_feature_cache:
-            train_dataset, _ = attach_vision_features(train_dataset, script_args.vision_feature_cache, model)
-            collator.image_embeds_dtype = model.dtype
-    else:
-        # TRL's own collator and chat template, on decoded images
-        train_dataset, collator = as_conversations(train_dataset.cast_column("image", Image())), None
-
-    ###############
-    # Train
-    ###############
-    trainer_class = EmoVITSFTTrainer if is_emovit else SFTTrainer
-    trainer = trainer_class(
-        model=model,
-        args=training_args,
-        train_dataset=train_dataset,
-        processing_class=processor,
-        data_collator=collator,
-        peft_config=lora_config(model_args) if model_args.use_peft else None,
-    )
-    resume = training_args.resume_from_checkpoint
-    result = trainer.train(resume_from_checkpoint=True if resume in ("true", "True", "last") else resume)
-    metrics = {**result.metrics, "train_samples": len(train_dataset)}
-    trainer.log_metrics("train", metrics)
-    trainer.save_metrics("train", metrics)  # train_results.json
-    trainer.save_state()
-
-    ###############
-    # Save
-    ###############
-    trainer.save_model(training_args.output_dir)  # processor saved beside it (Trainer saves processing_class)
-    if training_args.push_to_hub:
-        trainer.push_to_hub(dataset_name=script_args.dataset_name)
-    trainer.accelerator.wait_for_everyone()
-    trainer.end()
-    return metrics
-
+from emovit.training.sft import main
 
 if __name__ == "__main__":
-    try:
-        main(*parse_recipe())
-    except EmoVITInputError as error:
-        print(f"sft.py: {error}", file=sys.stderr)
-        sys.exit(2)
+    sys.exit(main())

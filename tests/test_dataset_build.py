@@ -9,7 +9,7 @@ import yaml
 from dataset_trees import MIKELS, emoset_tree, generations_file, save_image, write_split
 from PIL import Image
 
-from dataset_builder.builder import build_dataset
+from dataset_builder.build import build_dataset
 from dataset_builder.instructions import categorical_instruction
 from emovit.cli import main
 
@@ -178,17 +178,6 @@ def test_conversation_without_generations_is_a_clear_error(tmp_path, capsys):
     assert "--generations" in capsys.readouterr().err
     assert main(args) == 0  # default tasks: categorical only when no generations are given
     assert "Note: 2 x task left out: no --generations file given" in capsys.readouterr().out
-
-
-def test_builder_class_reads_a_source_on_its_own(tmp_path):
-    from dataset_builder import EmoVITInstructBuilder
-
-    emoset_tree(tmp_path / "root", per_emotion=1)
-    builder = EmoVITInstructBuilder(config_name="categorical", source="emoset", root=str(tmp_path / "root"), cache_dir=str(tmp_path / "cache"))
-    builder.download_and_prepare()
-    rows = builder.as_dataset(split="train")
-    assert rows.num_rows == 8 and set(rows["prompt"]) == {EMOVIT_INSTRUCTION}
-    assert EmoVITInstructBuilder(cache_dir=str(tmp_path / "c2"), source="emoset", root=".").config.name == "all"
 
 
 def test_paraphrase_option_varies_the_template_but_not_the_answer():

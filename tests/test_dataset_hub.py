@@ -11,8 +11,8 @@ import pytest
 from dataset_trees import emoset_tree, generations_file
 from hub_server import hub_env, repo_folder, running_hub
 
-from dataset_builder.builder import build_dataset
-from dataset_builder.hub import hub_credentials
+from dataset_builder.build import build_dataset
+from emovit.hub import hub_credentials
 from modeling_emovit.errors import EmoVITInputError
 
 

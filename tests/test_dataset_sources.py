@@ -6,7 +6,7 @@ import pytest
 from dataset_trees import MIKELS, emoset_tree, save_image, write_split
 
 from dataset_builder.report import BuildReport
-from dataset_builder.sources import SOURCES, read_records
+from dataset_builder.sources import read_records
 from modeling_emovit.errors import EmoVITInputError
 
 
@@ -134,12 +134,6 @@ def test_webemo_reads_25_classes_at_every_level(tmp_path):
         "webemo-7": [("joy", "webemo-7"), ("anger", "webemo-7")],
         "webemo-2": [("positive", "webemo-2"), ("negative", "webemo-2")],
     }
-
-
-def test_cli_source_choices_match_the_readers():
-    from dataset_builder import cli
-
-    assert set(cli._SOURCE_NAMES) == set(SOURCES)
 
 
 def test_imagefolder_keeps_a_record_with_a_malformed_object_list_and_notes_it(tmp_path):

@@ -54,8 +54,8 @@ def test_push_refuses_a_folder_without_a_processor(tmp_path, capsys):
     (folder / "config.json").write_text("{}")
     assert main(["push", str(folder), "--repo-id", "someone/x"]) == 2
     assert capsys.readouterr().err.strip() == (
-        f"emovit push: {folder}: the model folder has no processor (processor_config.json); save it there with "
-        f"processor.save_pretrained({str(folder)!r}) before pushing."
+        f"emovit push: {folder}: the model folder has no processor (processor_config.json), which pushing needs; "
+        f"save it there with processor.save_pretrained({str(folder)!r})."
     )
 
 

@@ -2,7 +2,7 @@
 
 import json
 
-from dataset_builder.builder import build_dataset
+from dataset_builder.build import build_dataset
 from dataset_trees import emoset_tree, save_image
 from emovit.cli import main
 from modeling_emovit.testing import tiny_emovit

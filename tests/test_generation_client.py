@@ -5,8 +5,8 @@ import time
 
 import pytest
 
-from dataset_builder.generation.client import ChatRequest, ClientSettings, ResponseCache, run_chat_requests
-from dataset_builder.generation.validation import RejectedOutput
+from dataset_builder.chat import ChatRequest, ClientSettings, ResponseCache, run_chat_requests
+from dataset_builder.chat import RejectedOutput
 from openai_server import running_openai_server
 
 

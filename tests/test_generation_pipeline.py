@@ -11,8 +11,8 @@ from collections import Counter
 from pathlib import Path
 
 from dataset_builder.generation.batch import BatchBackend
-from dataset_builder.generation.client import ClientSettings, ResponseCache
-from dataset_builder.generation.pipeline import OpenAIBackend, RulesBackend, failed_path, generate_instructions
+from dataset_builder.chat import ClientSettings, ResponseCache
+from dataset_builder.generation import OpenAIBackend, RulesBackend, failed_path, generate_instructions
 from dataset_builder.generation.prompts import load_prompt
 from generation_fixtures import make_records, pairs_reply, task_of
 from openai_server import running_openai_server
@@ -128,8 +128,8 @@ def test_a_line_cut_short_by_a_kill_is_dropped_and_written_again(tmp_path):
 KILLABLE_RUN = """
 import sys
 sys.path.insert(0, {tests!r})
-from dataset_builder.generation.client import ClientSettings, ResponseCache
-from dataset_builder.generation.pipeline import OpenAIBackend, generate_instructions
+from dataset_builder.chat import ClientSettings, ResponseCache
+from dataset_builder.generation import OpenAIBackend, generate_instructions
 from generation_fixtures import make_records
 settings = ClientSettings(model="gpt-4o-mini", base_url=sys.argv[1], concurrency=4, timeout=5)
 with ResponseCache(sys.argv[3]) as cache:

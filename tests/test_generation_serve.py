@@ -11,8 +11,8 @@ from pathlib import Path
 
 from transformers import LlamaConfig, LlamaForCausalLM
 
-from dataset_builder.generation.client import ClientSettings
-from dataset_builder.generation.pipeline import OpenAIBackend, failed_path, generate_instructions
+from dataset_builder.chat import ClientSettings
+from dataset_builder.generation import OpenAIBackend, failed_path, generate_instructions
 from generation_fixtures import make_records
 from modeling_emovit.testing import train_lm_tokenizer
 

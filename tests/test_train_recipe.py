@@ -1,18 +1,14 @@
 """recipes/sft.py as a specification: EmoVIT's freezing policy, the answer-only labels, learning, LoRA, resume,
 the vision-feature cache, a tiny LLaVA through TRL's own collator, and clear messages for bad input."""
 
-import importlib.util
 import json
 
 import pytest
 import torch
-from train_helpers import SFT, TINY_RECIPE, run_sft, save_tiny_emovit, save_tiny_llava, write_dataset
+from train_helpers import TINY_RECIPE, run_sft, save_tiny_emovit, save_tiny_llava, write_dataset
 
+from emovit.training import sft
 from modeling_emovit import IGNORE_INDEX, EmoVITInputError
-
-_spec = importlib.util.spec_from_file_location("sft", SFT)
-sft = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(sft)
 
 FAST = ["--model_name_or_path", "tiny-random", "--disable_tqdm", "true", "--save_strategy", "no", "--logging_steps", "1", "--per_device_train_batch_size", "4"]
 
@@ -29,7 +25,7 @@ def base(tmp_path_factory):
 
 def train(*args):
     argv = ["--config", str(TINY_RECIPE), *FAST, *map(str, args)]
-    return sft.main(*sft.parse_recipe(argv))
+    return sft.train(*sft.parse_recipe(argv))
 
 
 def state_dict(folder):
@@ -74,7 +70,7 @@ def test_labels_are_exactly_the_answer_tokens_and_the_qformer_sees_only_the_inst
 
 
 def test_loss_falls_on_a_small_learnable_set(data, tmp_path):
-    # "small" (hidden 128): the smallest size that learns with the ViT and LM frozen (../shared/NOTES.md)
+    # "small" (hidden 128): the smallest size that learns with the ViT and LM frozen (measured on the 8-class task)
     train("--model_name_or_path", "small-random", "--dataset_name", data, "--output_dir", tmp_path, "--max_steps", 12)
     losses = logged_losses(tmp_path)
     assert sum(losses[-3:]) / 3 < 0.95 * sum(losses[:3]) / 3
@@ -104,8 +100,7 @@ def test_resume_from_checkpoint_continues_at_the_next_step(data, base, tmp_path)
 def test_lora_adapter_reloads_to_identical_logits(data, base, tmp_path):
     from peft import PeftModel
 
-    from emovit.training.collator import EmoVITCollator
-    from emovit.training.loading import load_model_and_processor
+    from modeling_emovit.loading import load_model_and_processor
 
     train("--model_name_or_path", base, "--dataset_name", data, "--output_dir", tmp_path, "--max_steps", 3,
           "--use_peft", "true", "--lora_r", 4, "--learning_rate", "1e-2")
@@ -205,7 +200,7 @@ def test_missing_dataset_folder_exits_2_with_one_sentence_naming_it(tmp_path):
     assert result.returncode == 2, result.stderr
     assert "Traceback" not in result.stderr
     message = result.stderr.strip().splitlines()[-1]
-    assert message.startswith(f"sft.py: {missing}: no such dataset folder") and message.count(". ") == 0
+    assert message.startswith(f"sft: {missing}: no such dataset folder") and message.count(". ") == 0
 
 
 def test_unknown_recipe_key_is_named_with_its_file(tmp_path):

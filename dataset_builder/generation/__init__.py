@@ -1,7 +1,14 @@
 """GPT-assisted emotion instruction generation: captions and clues -> conversation and reasoning Q/A pairs.
 
-Modules: `prompts` (package-data prompt files, clue text), `validation` (reply -> checked pairs), `client`
-(reusable concurrent/rate-limited/retrying/cached chat runner, also used by the LLM judge), `pipeline` (resumable
-JSONL output, `rules` and `openai` backends), `batch` (OpenAI Batch API backend), `rules` (offline pairs),
-`captions` (batched image captioning), `pricing` (cost estimate), `cli` (`emovit data caption|generate`).
+Modules: `prompts` (package-data prompt files, clue text), `validation` (reply -> checked pairs), `items` (what a
+run works on), `backends` (`rules` offline, `openai` through `dataset_builder.chat`), `batch` (OpenAI Batch API),
+`writer` (resumable JSONL output), `pipeline` (`generate_instructions`), `captions` (batched image captioning),
+`pricing` (cost estimate), `rules` (the offline pairs).
 """
+
+from .backends import OpenAIBackend, RulesBackend
+from .captions import caption_records, read_captions
+from .pipeline import generate_instructions
+from .writer import failed_path
+
+__all__ = ["OpenAIBackend", "RulesBackend", "caption_records", "failed_path", "generate_instructions", "read_captions"]

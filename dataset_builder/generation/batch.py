@@ -11,10 +11,13 @@ import asyncio
 import json
 from pathlib import Path
 
-from .client import ChatRunStats, ClientSettings, ResponseCache, make_client
-from .pipeline import GenerationItem, OpenAIBackend, OutputWriter
+from ..chat import ChatRunStats, ClientSettings, RejectedOutput, ResponseCache, make_client
+from ..jsonl import append_line, iter_objects, read_objects, read_resumable
+from .backends import OpenAIBackend
+from .items import GenerationItem
 from .prompts import load_prompt
-from .validation import RejectedOutput, reply_parser
+from .validation import reply_parser
+from .writer import OutputWriter
 
 TERMINAL = ("completed", "failed", "expired", "cancelled")
 MAX_REQUESTS_PER_BATCH = 50_000  # OpenAI Batch API limit per input file
@@ -65,12 +68,10 @@ class BatchBackend(OpenAIBackend):
 
     def _log(self, row: dict) -> None:
         with open(self.state, "a", encoding="utf-8") as handle:
-            handle.write(json.dumps(row) + "\n")
+            append_line(handle, row)
 
     def _unfinished_batches(self) -> list[str]:
-        if not self.state.exists():
-            return []
-        rows = [json.loads(line) for line in self.state.read_text("utf-8").splitlines() if line.strip()]
+        rows = read_resumable(self.state).rows
         ingested = {row["batch_id"] for row in rows if row.get("ingested")}
         return [row["batch_id"] for row in rows if "request_file" in row and row["batch_id"] not in ingested]
 
@@ -107,14 +108,13 @@ class BatchBackend(OpenAIBackend):
         if not file_id:
             return []
         content = await client.files.content(file_id)
-        return [json.loads(line) for line in content.text.splitlines() if line.strip()]
+        return list(iter_objects(content.text.splitlines(), f"batch output file {file_id}"))
 
     def _request_ids(self, batch_id: str) -> list[str]:
         """custom_ids of the request file a batch was created from (found through the batch log)."""
-        rows = [json.loads(line) for line in self.state.read_text("utf-8").splitlines() if line.strip()]
+        rows = read_resumable(self.state).rows
         request_file = next(row["request_file"] for row in rows if row["batch_id"] == batch_id and "request_file" in row)
-        lines = (self.work_dir / request_file).read_text("utf-8").splitlines()
-        return [json.loads(line)["custom_id"] for line in lines if line.strip()]
+        return [line["custom_id"] for line in read_objects(self.work_dir / request_file, what="batch request file")]
 
     async def _ingest(self, client, batch_id: str, pending: dict, writer: OutputWriter, stats: ChatRunStats,
                       last_round: bool) -> None:

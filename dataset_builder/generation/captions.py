@@ -5,52 +5,36 @@ here (an EmoVIT folder too, with `trust_remote_code=True`). Output: `{"id", "cap
 appended per batch; a re-run skips ids already written.
 """
 
-import json
-from collections import Counter
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable
 
-from dataset_builder.records import EmotionRecord
+from modeling_emovit.errors import EmoVITInputError
 
-from .pipeline import complete_rows, unique_records
+from ..jsonl import append_line, read_objects, read_resumable
+from ..records import EmotionRecord
+from ..report import CaptionReport
+from .items import unique_records
 
 
-@dataclass
-class CaptionReport:
-    done: int = 0
-    resumed: int = 0
-    skipped: Counter = field(default_factory=Counter)
-
-    def summary(self) -> str:
-        lines = [f"captioned {self.done}, already written {self.resumed}"]
-        return "\n".join(lines + [f"  skipped: {count} x {reason}" for reason, count in self.skipped.most_common()])
+def read_captions(path: str | Path) -> dict[str, str]:
+    """`{"id", "caption"}` lines of `emovit data caption` -> {id: caption}; a bad line is one sentence."""
+    captions = {}
+    for row in read_objects(path, what="captions file"):
+        if not isinstance(row.get("id"), (str, int)) or not isinstance(row.get("caption"), str):
+            raise EmoVITInputError(f"{path}: a line lacks a text `id` or `caption` ({str(row)[:60]}).")
+        captions[str(row["id"])] = row["caption"]
+    return captions
 
 
 def load_captioner(model: str, device: str | None = None):
     """(model, processor) in eval mode on `device` (CUDA when available)."""
     import torch
-    from transformers import AutoModelForImageTextToText, AutoProcessor
+
+    from modeling_emovit.loading import load_model_and_processor
 
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-    captioner = AutoModelForImageTextToText.from_pretrained(model, trust_remote_code=True).to(device).eval()
-    return captioner, AutoProcessor.from_pretrained(model, trust_remote_code=True)
-
-
-def caption_batch(model, processor, images: list, prompt: str = "", max_new_tokens: int = 30) -> list[str]:
-    """Greedy captions for PIL images; `prompt` conditions the caption (instruction models need one)."""
-    import torch
-
-    text = {"text": [prompt] * len(images), "padding": True} if prompt else {}
-    inputs = processor(images=images, return_tensors="pt", **text).to(model.device)
-    with torch.inference_mode():
-        generated = model.generate(**inputs, max_new_tokens=max_new_tokens, do_sample=False)
-    prompt_ids = inputs.get("input_ids")
-    if prompt_ids is not None and generated.shape[1] > prompt_ids.shape[1] and torch.equal(
-        generated[:, : prompt_ids.shape[1]], prompt_ids
-    ):  # decoder-only models return the prompt before the new tokens
-        generated = generated[:, prompt_ids.shape[1]:]
-    return [caption.strip() for caption in processor.batch_decode(generated, skip_special_tokens=True)]
+    captioner, processor = load_model_and_processor(model)
+    return captioner.to(device).eval(), processor
 
 
 def _batches(records: Iterable[EmotionRecord], size: int):
@@ -68,14 +52,15 @@ def caption_records(records: Iterable[EmotionRecord], model: str, out: str | Pat
                     prompt: str = "", max_new_tokens: int = 30, max_records: int | None = None,
                     device: str | None = None, progress: bool = True) -> CaptionReport:
     """Caption every record not yet in `out`; unreadable images are counted in `report.skipped`."""
-    from modeling_emovit.errors import EmoVITInputError
-    from modeling_emovit.image_utils import InvalidImageError, open_image
     from tqdm.auto import tqdm
 
+    from modeling_emovit.generation import generate_text
+    from modeling_emovit.image_utils import InvalidImageError, open_image
+
     report = CaptionReport()
-    written = {str(row["id"]) for row in complete_rows(out)}
+    written = {str(row.get("id")) for row in read_resumable(out).rows}
     todo = []
-    for record in unique_records(records, max_records, report.skipped):
+    for record in unique_records(records, max_records, report):
         if record.id in written:
             report.resumed += 1
         else:
@@ -92,10 +77,11 @@ def caption_records(records: Iterable[EmotionRecord], model: str, out: str | Pat
                     images.append(open_image(record.image_path))
                     kept.append(record)
                 except InvalidImageError:
-                    report.skipped["unreadable image"] += 1
+                    report.skip("unreadable image", record.id)
             if images:
                 try:
-                    captions = caption_batch(captioner, processor, images, prompt, max_new_tokens)
+                    captions = generate_text(captioner, processor, images, [prompt] * len(images) if prompt else None,
+                                             max_new_tokens)
                 except (TypeError, ValueError) as error:
                     if prompt:
                         raise
@@ -103,11 +89,8 @@ def caption_records(records: Iterable[EmotionRecord], model: str, out: str | Pat
                         f"--model {model}: cannot caption without an instruction ({type(error).__name__}); "
                         "pass --prompt, e.g. 'Describe the image briefly.'"
                     ) from None
-                output.write("".join(
-                    json.dumps({"id": record.id, "caption": caption, "model": str(model)}, ensure_ascii=False) + "\n"
-                    for record, caption in zip(kept, captions)
-                ))
-                output.flush()
+                for record, caption in zip(kept, captions):
+                    append_line(output, {"id": record.id, "caption": caption, "model": str(model)})
                 report.done += len(kept)
             bar.update(len(batch))
     return report

@@ -4,6 +4,8 @@ import json
 from importlib import resources
 from pathlib import Path
 
+from modeling_emovit.errors import EmoVITInputError
+
 BATCH_DISCOUNT = 0.5  # the Batch API bills half the synchronous price
 
 
@@ -15,8 +17,6 @@ def load_prices(override: str | Path | None = None) -> dict[str, dict[str, float
         try:
             prices.update(json.loads(Path(override).read_text("utf-8")))
         except (OSError, json.JSONDecodeError) as error:
-            from modeling_emovit.errors import EmoVITInputError
-
             raise EmoVITInputError(f"--prices {override}: not a readable JSON price table ({error}).") from None
     return prices
 

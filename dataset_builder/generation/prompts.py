@@ -8,11 +8,10 @@ from dataclasses import dataclass
 from functools import cache
 from importlib import resources
 
-from dataset_builder.records import EmotionRecord
+from modeling_emovit.errors import EmoVITInputError
 
-TASKS = ("conversation", "reasoning")
-# EmoSet's attributes in the order the clue text lists them; absent ones are left out.
-CLUE_KEYS = ("brightness", "colorfulness", "scene", "object", "facial_expression", "human_action")
+from ..records import EmotionRecord
+from ..schema import CLUE_KEYS, GENERATED_TASKS
 
 # JSON schema for structured output: {"pairs": [{"question", "answer"}]} (OpenAI strict mode needs every key
 # required and no extra properties).
@@ -58,10 +57,8 @@ class Prompt:
 @cache
 def load_prompt(task: str) -> Prompt:
     """Read `prompts/<task>.txt`: `key: value` header lines, then `=== system`, `=== json`, `=== text` sections."""
-    if task not in TASKS:
-        from modeling_emovit.errors import EmoVITInputError
-
-        raise EmoVITInputError(f"--tasks: unknown task {task!r}; choose from {', '.join(TASKS)}.")
+    if task not in GENERATED_TASKS:
+        raise EmoVITInputError(f"--tasks: unknown task {task!r}; choose from {', '.join(GENERATED_TASKS)}.")
     text = resources.files("dataset_builder.generation").joinpath("prompts", f"{task}.txt").read_text("utf-8")
     header, *sections = text.split("\n=== ")
     fields = dict(line.split(": ", 1) for line in header.strip().splitlines())

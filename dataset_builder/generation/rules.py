@@ -7,7 +7,7 @@ the EmoVIT tasks: conversation = two definite questions + one complex question; 
 
 import hashlib
 
-from dataset_builder.records import EmotionRecord
+from ..records import EmotionRecord
 
 MODEL = "rules-offline"
 VERSION = "rules/2024-1"

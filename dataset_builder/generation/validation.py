@@ -8,6 +8,8 @@ leaked labels such as "Complex question:" into the data: here a leaked label is 
 import json
 import re
 
+from ..chat import RejectedOutput
+
 # A label that prefixes a question or answer ("Complex question:", "Q2:", "Answer 1 -").
 LEAKED_LABEL = re.compile(r"^\s*(\*\*)?\s*(complex\s+)?(question|answer|q|a)\s*\d*\s*(\*\*)?\s*[:：\-]", re.I)
 REFUSAL = re.compile(
@@ -17,10 +19,6 @@ REFUSAL = re.compile(
 MENTIONS_INPUT = re.compile(r"\b(captions?|attributes?)\b", re.I)
 # A `Question:` / `Answer:` line of a text reply (optionally numbered, bold or "Complex question:").
 TEXT_LABEL = re.compile(r"^[\s*#\d.)]*(?:complex\s+)?(question|answer)\s*\d*\s*\**\s*:\s*\**\s*(.*)$", re.I)
-
-
-class RejectedOutput(ValueError):
-    """A reply that fails validation; the message is the reason recorded when no retry succeeds."""
 
 
 def _json_pairs(text: str):
@@ -76,7 +74,7 @@ def validate_pairs(pairs: list[dict], expected: int) -> list[dict]:
 
 
 def reply_parser(expected: int):
-    """A `parse(content) -> pairs` for `client.run_chat_requests` that validates `expected` pairs."""
+    """A `parse(content) -> pairs` for `chat.run_chat_requests` that validates `expected` pairs."""
 
     def parse(content: str) -> list[dict]:
         return validate_pairs(parse_pairs(content), expected)

@@ -5,7 +5,6 @@ normalises labels, drops duplicates and missing files, and counts every skipped 
 """
 
 import csv
-import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,21 +29,6 @@ class Source:
     license_note: str
     read: Callable[..., Iterator[EmotionRecord]]
     generations: Callable[..., Iterator[dict]] | None = None
-
-
-def json_objects(lines, name: str, report, reason: str) -> Iterator[dict]:
-    """The JSON objects of JSONL `lines`; a line that is not one is counted in `report` as `reason` ("name:line")."""
-    for number, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
-        try:
-            entry = json.loads(line)
-        except json.JSONDecodeError:
-            entry = None
-        if isinstance(entry, dict):
-            yield entry
-        else:
-            report.skip(reason, f"{name}:{number}")
 
 
 def is_image(path: Path) -> bool:

@@ -11,9 +11,9 @@ from pathlib import Path
 from modeling_emovit.errors import EmoVITInputError
 
 from ..records import EmotionRecord
+from ..schema import CLUE_KEYS
 from .base import Source
 
-ATTRIBUTE_KEYS = ("brightness", "colorfulness", "scene", "object", "facial_expression", "human_action")
 _SPLIT_FILES = {"validation": "val", "dev": "val"}
 LICENSE_NOTE = (
     "EmoSet images come from social networks and artistic sources; the EmoSet authors release them for "
@@ -52,10 +52,10 @@ def _read_annotation(path: Path, item_id: str, report) -> dict | None:
     except (ValueError, UnicodeDecodeError):
         report.skip("unreadable annotation file", item_id)
         return None
-    missing = [key for key in ATTRIBUTE_KEYS if key not in annotation]
+    missing = [key for key in CLUE_KEYS if key not in annotation]
     if missing:
         report.note("annotation missing keys (kept, clues left empty)", item_id)
-    return {key: annotation.get(key) for key in ATTRIBUTE_KEYS}
+    return {key: annotation.get(key) for key in CLUE_KEYS}
 
 
 SOURCE = Source("emoset", "emoset", LICENSE_NOTE, read)

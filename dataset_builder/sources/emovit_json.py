@@ -1,9 +1,9 @@
-"""EmoVIT's own instruction JSON (LLaVA style), imported as records plus Q/A pairs, and exported from a built dataset.
+"""EmoVIT's own instruction JSON (LLaVA style) as a source: records plus their Q/A pairs.
 
 Format: a list of `{"id", "image", "conversations": [{"from": "human", "value": Q}, {"from": "gpt", "value": A}]}`,
-one Q/A pair per entry, several entries per image. Exports add a `"task"` key (ignored by LLaVA-style readers) so a
-round trip keeps each pair's task; imports without it take categorical from the template and the rest from the
-file name ("reasoning" in it) or as conversation.
+one Q/A pair per entry, several entries per image. A `"task"` key (written by `dataset_builder.export`) names each
+pair's task; without it, categorical pairs are recognised by the template and the rest taken from the file name
+("reasoning" in it) or as conversation. The reverse direction is `dataset_builder.export`.
 """
 
 import json
@@ -102,40 +102,6 @@ def generations(root: Path, split: str) -> Iterator[dict]:
             grouped.setdefault((Path(entry["image"]).stem, task), []).append({"question": pair[0], "answer": pair[1]})
     for (image_id, task), pairs in grouped.items():
         yield {"id": image_id, "task": task, "pairs": pairs, "model": None, "backend": "emovit_json"}
-
-
-def export_emovit_json(dataset_dir, out_json, split: str = "train", images_dir=None, config: str = "all") -> int:
-    """Writes a built dataset's rows as EmoVIT JSON (streaming); `images_dir` also receives each image once.
-
-    Returns the number of entries written.
-    """
-    import datasets
-
-    rows = datasets.load_dataset(str(dataset_dir), config, split=split, streaming=True)
-    rows = rows.cast_column("image", datasets.Image(decode=False))
-    images_dir = Path(images_dir) if images_dir else None
-    written, saved = 0, set()
-    with open(out_json, "w", encoding="utf-8") as handle:
-        handle.write("[")
-        for row in rows:
-            image_name = Path(row["image"]["path"] or row["id"]).name
-            if images_dir is not None and row["id"] not in saved:
-                images_dir.mkdir(parents=True, exist_ok=True)
-                (images_dir / image_name).write_bytes(row["image"]["bytes"])
-                saved.add(row["id"])
-            entry = {
-                "id": row["id"],
-                "image": image_name,
-                "task": row["task"],
-                "conversations": [
-                    {"from": "human", "value": row["prompt"]},
-                    {"from": "gpt", "value": row["completion"]},
-                ],
-            }
-            handle.write(("," if written else "") + "\n" + json.dumps(entry, ensure_ascii=False))
-            written += 1
-        handle.write("\n]\n")
-    return written
 
 
 SOURCE = Source("emovit_json", "emoset", LICENSE_NOTE, read, generations)

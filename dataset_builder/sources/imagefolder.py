@@ -14,7 +14,8 @@ from pathlib import Path
 from modeling_emovit.errors import EmoVITInputError
 
 from ..records import EmotionRecord
-from .base import Source, json_objects
+from ..jsonl import iter_objects
+from .base import Source
 
 LICENSE_NOTE = "Images from a local image folder: their licence is the one their owner gives them."
 _FLOAT_KEYS = ("brightness", "colorfulness", "valence", "arousal")
@@ -22,11 +23,12 @@ _TEXT_KEYS = ("scene", "facial_expression", "human_action")
 
 
 def _rows(path: Path, report) -> Iterator[dict]:
-    with open(path, newline="", encoding="utf-8") as handle:
-        if path.suffix == ".csv":
+    if path.suffix == ".csv":
+        with open(path, newline="", encoding="utf-8") as handle:
             yield from csv.DictReader(handle)
-            return
-        yield from json_objects(handle, path.name, report, "unreadable metadata line")
+        return
+    with open(path, "rb") as handle:
+        yield from iter_objects(handle, path.name, lambda item: report.skip("unreadable metadata line", item))
 
 
 def _attributes(row: dict, item_id: str, report) -> dict:

@@ -1,8 +1,8 @@
 """The demo's stand-in for a pretrained InstructBLIP: a tiny model briefly pretrained with all weights trainable.
 
 EmoVIT starts from InstructBLIP, whose language model already knows language and whose Q-Former already speaks
-to it; a random frozen LM cannot be steered into writing answers (../shared/NOTES.md). The stand-in learns two
-tasks on the train split, neither of which reveals an image's emotion:
+to it; a random frozen LM cannot be steered into writing answers (measured: greedy generation stays at 0-58% on
+the 8-class task). The stand-in learns two tasks on the train split, neither of which reveals an image's emotion:
 - captioning ("Describe the image." -> the caption of what was drawn): vision, Q-Former and LM learn to talk;
 - the answer format ("Predict emotion: <label>") with a random label that only the Q-Former's text input states
   ("the feeling is <label>"): the LM learns to read its answer from the query embeddings, as InstructBLIP's LM

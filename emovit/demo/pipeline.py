@@ -11,7 +11,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from modeling_emovit.configuration_emovit import MIKELS_EMOTIONS
+from modeling_emovit.labels import MIKELS_EMOTIONS
 from modeling_emovit.errors import EmoVITInputError
 
 RECIPES = Path(__file__).resolve().parents[2] / "recipes"
@@ -46,7 +46,7 @@ class DemoRun:
 
 
 def _records(root: Path, split: str) -> list[dict]:
-    from dataset_builder.generation.pipeline import read_captions
+    from dataset_builder.generation import read_captions
 
     captions = read_captions(root / "captions.jsonl")
     return [
@@ -57,12 +57,12 @@ def _records(root: Path, split: str) -> list[dict]:
 
 def instruction_backend(name: str, model: str | None, base_url: str | None, cache: Path):
     """`rules` (offline), or `openai` against api.openai.com or any OpenAI-compatible `base_url`."""
-    from dataset_builder.generation.pipeline import RulesBackend
+    from dataset_builder.generation import RulesBackend
 
     if name == "rules":
         return RulesBackend()
-    from dataset_builder.generation.client import ClientSettings, ResponseCache, api_key_from_env
-    from dataset_builder.generation.pipeline import OpenAIBackend
+    from dataset_builder.chat import ClientSettings, ResponseCache, api_key_from_env
+    from dataset_builder.generation import OpenAIBackend
 
     settings = ClientSettings(model=model or "gpt-4o-mini", base_url=base_url)
     api_key_from_env(settings)  # before any stage runs: a missing key is one sentence, not a broken demo
@@ -70,7 +70,7 @@ def instruction_backend(name: str, model: str | None, base_url: str | None, cach
 
 
 def _generate(root: Path, out: Path, backend) -> dict:
-    from dataset_builder.generation.pipeline import generate_instructions, read_captions
+    from dataset_builder.generation import generate_instructions, read_captions
     from dataset_builder.sources import read_records
 
     report = generate_instructions(
@@ -81,7 +81,7 @@ def _generate(root: Path, out: Path, backend) -> dict:
 
 
 def _build(root: Path, split: str, out: Path, generations: Path | None) -> dict:
-    from dataset_builder.builder import build_dataset
+    from dataset_builder.build import build_dataset
 
     tasks = ("categorical", "conversation", "reasoning") if generations else ("categorical",)
     report = build_dataset("emoset", root, split, out, generations=generations, tasks=tasks)

@@ -1,6 +1,6 @@
 """Launch guard for recipes/sft.py: refuses a launch whose processes disagree on how many ranks there are.
 
-Without it, two failures are silent (../shared/NOTES.md, accelerate and DeepSpeed on CPU): DeepSpeed on a CPU
+Without it, two failures are silent (accelerate 1.15, DeepSpeed 0.19 on CPU): DeepSpeed on a CPU
 machine without `use_cpu` makes accelerate see one process while DeepSpeed sees several, and every rank trains on
 the whole dataset; a launcher that starts fewer processes than the config asks for trains on one rank.
 """

@@ -1,15 +1,14 @@
 """Emotion calibration metric: expected calibration error (ECE) and top-k accuracy from per-label probabilities.
 
-Load offline by path: `evaluate.load("evaluation/metrics/emotion_calibration")`. The probabilities come from
-`emovit eval --mode rank`, which scores every candidate answer (Guo et al., ICML 2017, for ECE).
+A stand-alone `evaluate` module (it imports no emovit code): `evaluate.load("evaluation/metrics/emotion_calibration")`
+offline, by path. The probabilities come from `emovit eval --mode rank`, which scores every candidate answer
+(Guo et al., ICML 2017, for ECE).
 """
 
 import datasets
 import evaluate
 import numpy as np
-from evaluation.metric_inputs import EmotionMetric
-from evaluation.metric_inputs import label_names
-from evaluation.metric_inputs import reference_ids
+from sklearn.metrics import top_k_accuracy_score
 
 _DESCRIPTION = """
 Expected calibration error over equal-width confidence bins of the top-1 probability,
@@ -23,7 +22,7 @@ Args:
     references: label ids, or label strings with `labels` or `label_space`.
     n_bins: number of equal-width confidence bins over [0, 1] (default 15).
     top_k: the k values for top-k accuracy (default (1, 3, 5); k above the number of labels is skipped).
-    label_space / labels: the label list, needed only for string references.
+    labels: the label list (id order), needed only for string references.
 Returns:
     ece, mean_confidence, and top_{k}_accuracy for each k (floats).
 Example:
@@ -48,29 +47,47 @@ _INPUT_FORMATS = [
 
 
 @evaluate.utils.file_utils.add_start_docstrings(_DESCRIPTION, _KWARGS_DESCRIPTION)
-class EmotionCalibration(EmotionMetric, evaluate.Metric):
-    info_fields = dict(
-        description=_DESCRIPTION, citation=_CITATION, inputs_description=_KWARGS_DESCRIPTION, features=_INPUT_FORMATS
-    )
+class EmotionCalibration(evaluate.Metric):
+    def _info(self):
+        return evaluate.MetricInfo(
+            description=_DESCRIPTION, citation=_CITATION, inputs_description=_KWARGS_DESCRIPTION, features=_INPUT_FORMATS
+        )
 
-    def _compute(
-        self, predictions, references, n_bins=15, top_k=(1, 3, 5), label_space=None, labels=None,
-        **_other_metrics_arguments,
-    ):
+    def add_batch(self, *, predictions=None, references=None, **kwargs):
+        """Adds a batch after checking that predictions and references are equally many."""
+        if predictions is not None and references is not None and len(predictions) != len(references):
+            raise ValueError(f"{self.name}: got {len(predictions)} predictions, {len(references)} references; pass one "
+                             f"of each per example.")
+        super().add_batch(predictions=predictions, references=references, **kwargs)
+
+    def _compute(self, predictions, references, n_bins=15, top_k=(1, 3, 5), labels=None, **_other_metrics_arguments):
         """`**_other_metrics_arguments`: evaluate.combine passes every keyword to every combined module."""
         probabilities = np.asarray(predictions, dtype=np.float64)
         probabilities = probabilities / probabilities.sum(axis=1, keepdims=True)
-        names = label_names(labels, label_space, list(range(probabilities.shape[1])))
-        truth = reference_ids(references, names, label_space, "emotion_calibration")
+        truth = np.asarray(_reference_ids(references, labels, self.name))
         results = {
             "ece": _expected_calibration_error(probabilities, truth, n_bins),
             "mean_confidence": float(probabilities.max(axis=1).mean()),
         }
-        ranked = np.argsort(-probabilities, axis=1, kind="stable")
+        classes = list(range(probabilities.shape[1]))
+        # scikit-learn scores two classes by the second column's probability alone.
+        scores = probabilities[:, 1] if len(classes) == 2 else probabilities
         for k in top_k:
-            if k <= probabilities.shape[1]:
-                results[f"top_{k}_accuracy"] = float((ranked[:, :k] == truth[:, None]).any(axis=1).mean())
+            if k < len(classes):
+                results[f"top_{k}_accuracy"] = float(top_k_accuracy_score(truth, scores, k=k, labels=classes))
+            elif k == len(classes):
+                results[f"top_{k}_accuracy"] = 1.0
         return results
+
+
+def _reference_ids(references, labels, metric: str) -> list[int]:
+    if not (len(references) and isinstance(references[0], str)):
+        return [int(reference) for reference in references]
+    index = {str(label).lower(): i for i, label in enumerate(labels or [])}
+    unknown = sorted({reference for reference in references if reference.lower() not in index})
+    if unknown:
+        raise ValueError(f"{metric}: references {unknown} are not in the label set {labels}; pass the labels.")
+    return [index[reference.lower()] for reference in references]
 
 
 def _expected_calibration_error(probabilities: np.ndarray, truth: np.ndarray, n_bins: int) -> float:

@@ -1,18 +1,17 @@
 """Emotion classification metric: accuracy, macro/weighted F1, per-class scores, confusion matrix, unmapped share.
 
-Load offline by path: `evaluate.load("evaluation/metrics/emotion_classification")`. Predictions may be label
-strings (free text such as "Predict emotion: Joy" is normalised for `label_space`), label ids, or per-label scores
-(the arg-max is taken), so it combines with `emotion_calibration` through `evaluate.combine`.
+A stand-alone `evaluate` module (it imports no emovit code, so it can be pushed to the Hub as a Space and loaded by
+name): `evaluate.load("evaluation/metrics/emotion_classification")` offline, by path. Predictions and references
+are label strings (matched to `labels` case-insensitively) or label ids; predictions may also be per-label scores
+(the arg-max is taken), so it combines with `emotion_calibration` through `evaluate.combine`. Free-text answers are
+mapped onto labels before they reach it (`emovit eval` does this with its label-space normaliser).
 """
 
 import datasets
 import evaluate
 import numpy as np
-from evaluation.metric_inputs import UNMAPPED
-from evaluation.metric_inputs import EmotionMetric
-from evaluation.metric_inputs import label_names
-from evaluation.metric_inputs import reference_ids
-from evaluation.metric_inputs import to_label_ids
+from sklearn.metrics import confusion_matrix
+from sklearn.metrics import precision_recall_fscore_support
 
 _DESCRIPTION = """
 Accuracy, macro-F1 and support-weighted F1 over an emotion label space, per-class precision / recall / F1, the
@@ -22,17 +21,16 @@ predictions that name no label. An unmapped prediction counts as wrong: it lower
 
 _KWARGS_DESCRIPTION = """
 Args:
-    predictions: label strings, label ids, or per-label score lists (arg-max taken).
+    predictions: label strings, label ids, or per-label score lists (arg-max taken). A string that is no label
+        (an unparseable answer) or an id outside the labels is "unmapped".
     references: label strings or label ids.
-    label_space: optional name from dataset_builder.emotions.LABEL_SPACES (e.g. "emoset", "fi", "emotion6"); it
-        gives the label list and normalises free-text predictions.
-    labels: optional explicit label list (id order); overrides the label space's list.
+    labels: the label list (id order); needed for string inputs, default `range(n)` for ids.
 Returns:
     accuracy, macro_f1, weighted_f1, unmapped_rate (floats); per_class ({label: {precision, recall, f1, support}});
     confusion_matrix (list of rows); labels (the label order).
 Example:
     >>> metric = evaluate.load("evaluation/metrics/emotion_classification")
-    >>> metric.compute(predictions=["joy", "Predict emotion: fear"], references=["joy", "anger"], label_space="emotion6")["accuracy"]
+    >>> metric.compute(predictions=["joy", "fear"], references=["joy", "anger"], labels=["anger", "fear", "joy"])["accuracy"]
     0.5
 """
 
@@ -55,51 +53,55 @@ _INPUT_FORMATS = [
 
 
 @evaluate.utils.file_utils.add_start_docstrings(_DESCRIPTION, _KWARGS_DESCRIPTION)
-class EmotionClassification(EmotionMetric, evaluate.Metric):
-    info_fields = dict(
-        description=_DESCRIPTION, citation=_CITATION, inputs_description=_KWARGS_DESCRIPTION, features=_INPUT_FORMATS
-    )
+class EmotionClassification(evaluate.Metric):
+    def _info(self):
+        return evaluate.MetricInfo(
+            description=_DESCRIPTION, citation=_CITATION, inputs_description=_KWARGS_DESCRIPTION, features=_INPUT_FORMATS
+        )
 
-    def _compute(self, predictions, references, label_space=None, labels=None, **_other_metrics_arguments):
+    def add_batch(self, *, predictions=None, references=None, **kwargs):
+        """Adds a batch after checking that predictions and references are equally many."""
+        if predictions is not None and references is not None and len(predictions) != len(references):
+            raise ValueError(f"{self.name}: got {len(predictions)} predictions, {len(references)} references; pass one "
+                             f"of each per example.")
+        super().add_batch(predictions=predictions, references=references, **kwargs)
+
+    def _compute(self, predictions, references, labels=None, **_other_metrics_arguments):
         """`**_other_metrics_arguments`: evaluate.combine passes every keyword to every combined module."""
-        known_ids = [i for i in references if isinstance(i, (int, np.integer))]
+        width = 0
         if len(predictions) and isinstance(predictions[0], (list, np.ndarray)):
-            known_ids.append(len(predictions[0]) - 1)
+            width = len(predictions[0])
             predictions = [int(np.argmax(scores)) for scores in predictions]
-        names = label_names(labels, label_space, known_ids)
-        truth = reference_ids(references, names, label_space, "emotion_classification")
-        guess = to_label_ids(predictions, names, label_space)
-        matrix = _confusion_matrix(truth, guess, len(names))
-        precision, recall, f1, support = _per_class_scores(matrix, truth, len(names))
+        names = [str(label) for label in labels] if labels is not None else None
+        truth, guess = _encode(references, names), _encode(predictions, names)
+        classes = list(range(len(names) if names is not None else max([width, *(code + 1 for code in truth)])))
+        unknown = sorted({str(value) for value, code in zip(references, truth) if code not in classes})
+        if unknown:
+            raise ValueError(f"{self.name}: references {unknown} are not in the label set {names}; pass the labels.")
+        matrix = confusion_matrix(truth, guess, labels=classes)  # a prediction naming no label is in no column
+        precision, recall, f1, support = precision_recall_fscore_support(
+            truth, guess, labels=classes, zero_division=0
+        )
         present = (support > 0) | (matrix.sum(axis=0) > 0)
+        label_names = names or [str(code) for code in classes]
         return {
-            "accuracy": float(np.mean(truth == guess)) if len(truth) else 0.0,
+            "accuracy": float(np.mean(np.asarray(truth) == np.asarray(guess))) if len(truth) else 0.0,
             "macro_f1": float(f1[present].mean()) if present.any() else 0.0,
             "weighted_f1": float((f1 * support).sum() / support.sum()) if support.sum() else 0.0,
-            "unmapped_rate": float(np.mean(guess == UNMAPPED)) if len(guess) else 0.0,
+            "unmapped_rate": float(np.mean([code not in classes for code in guess])) if len(guess) else 0.0,
             "per_class": {
-                name: {"precision": float(p), "recall": float(r), "f1": float(f), "support": int(s)}
-                for name, p, r, f, s in zip(names, precision, recall, f1, support)
+                name: {"precision": float(p), "recall": float(r), "f1": float(f), "support": int(n)}
+                for name, p, r, f, n in zip(label_names, precision, recall, f1, support)
             },
             "confusion_matrix": matrix.tolist(),
-            "labels": names,
+            "labels": label_names,
         }
 
 
-def _confusion_matrix(truth: np.ndarray, guess: np.ndarray, n: int) -> np.ndarray:
-    """Counts of (reference, prediction) pairs; unmapped predictions appear in no column."""
-    mapped = guess != UNMAPPED
-    matrix = np.zeros((n, n), dtype=np.int64)
-    np.add.at(matrix, (truth[mapped], guess[mapped]), 1)
-    return matrix
+def _encode(values, names):
+    """Ids of label strings (case-insensitive; -1 for a string naming no label) or the ids as given."""
+    if names is None or not (len(values) and isinstance(values[0], str)):
+        return [int(value) for value in values]
+    index = {name.lower(): i for i, name in enumerate(names)}
+    return [index.get(str(value).strip().lower(), -1) for value in values]
 
-
-def _per_class_scores(matrix: np.ndarray, truth: np.ndarray, n: int):
-    """precision = TP / predicted, recall = TP / support (unmapped included), F1 = 2PR / (P + R); 0 where undefined."""
-    tp = np.diag(matrix).astype(np.float64)
-    predicted = matrix.sum(axis=0)
-    support = np.bincount(truth, minlength=n)
-    precision = np.divide(tp, predicted, out=np.zeros(n), where=predicted > 0)
-    recall = np.divide(tp, support, out=np.zeros(n), where=support > 0)
-    f1 = np.divide(2 * precision * recall, precision + recall, out=np.zeros(n), where=(precision + recall) > 0)
-    return precision, recall, f1, support

@@ -1,6 +1,7 @@
 """Instruction sensitivity metric: how much accuracy moves when the instruction is paraphrased (lower is better).
 
-Load offline by path: `evaluate.load("evaluation/metrics/instruction_sensitivity")`. Per dataset, the accuracy
+A stand-alone `evaluate` module (it imports no emovit code), loaded offline by path:
+`evaluate.load("evaluation/metrics/instruction_sensitivity")`. Per dataset, the accuracy
 under each instruction paraphrase; sensitivity = standard deviation / mean of those accuracies (the coefficient of
 variation), then averaged over datasets, as the instruction-sensitivity measure of InstructBLIP-style evaluations.
 """
@@ -8,10 +9,6 @@ variation), then averaged over datasets, as the instruction-sensitivity measure 
 import datasets
 import evaluate
 import numpy as np
-from evaluation.metric_inputs import EmotionMetric
-from evaluation.metric_inputs import label_names
-from evaluation.metric_inputs import reference_ids
-from evaluation.metric_inputs import to_label_ids
 
 _DESCRIPTION = """
 For each dataset d with accuracies a_1..a_P under P instruction paraphrases:
@@ -21,18 +18,17 @@ sensitivity = mean over datasets of sensitivity_d.
 
 _KWARGS_DESCRIPTION = """
 Args:
-    predictions: label strings or ids (free text is normalised for `label_space`).
+    predictions: label strings or ids (a prediction is right when it equals its reference, case-insensitively).
     references: label strings or ids.
     paraphrases: the paraphrase index of the instruction each prediction answered.
     datasets: the dataset name of each example (one name for all if there is one dataset).
-    label_space / labels: the label list, as for emotion_classification.
 Returns:
     sensitivity (float, averaged over datasets) and per_dataset
     ({name: {sensitivity, mean_accuracy, std_accuracy, accuracy_per_paraphrase: {index: accuracy}}}).
 Example:
     >>> metric = evaluate.load("evaluation/metrics/instruction_sensitivity")
     >>> metric.compute(predictions=["joy", "joy", "joy", "fear"], references=["joy"] * 4, paraphrases=[0, 0, 1, 1],
-    ...                datasets=["emotion6"] * 4, label_space="emotion6")["sensitivity"]
+    ...                datasets=["emotion6"] * 4)["sensitivity"]
     0.3333333333333333
 """
 
@@ -58,21 +54,25 @@ def _input_format(label_type: str) -> datasets.Features:
 
 
 @evaluate.utils.file_utils.add_start_docstrings(_DESCRIPTION, _KWARGS_DESCRIPTION)
-class InstructionSensitivity(EmotionMetric, evaluate.Metric):
-    info_fields = dict(
-        description=_DESCRIPTION,
-        citation=_CITATION,
-        inputs_description=_KWARGS_DESCRIPTION,
-        features=[_input_format("string"), _input_format("int64")],
-    )
-
-    def _compute(self, predictions, references, paraphrases, datasets, label_space=None, labels=None,
-                 **_other_metrics_arguments):
-        """`**_other_metrics_arguments`: evaluate.combine passes every keyword to every combined module."""
-        names = label_names(labels, label_space, [i for i in references if isinstance(i, (int, np.integer))])
-        correct = to_label_ids(predictions, names, label_space) == reference_ids(
-            references, names, label_space, "instruction_sensitivity"
+class InstructionSensitivity(evaluate.Metric):
+    def _info(self):
+        return evaluate.MetricInfo(
+            description=_DESCRIPTION,
+            citation=_CITATION,
+            inputs_description=_KWARGS_DESCRIPTION,
+            features=[_input_format("string"), _input_format("int64")],
         )
+
+    def add_batch(self, *, predictions=None, references=None, **kwargs):
+        """Adds a batch after checking that predictions and references are equally many."""
+        if predictions is not None and references is not None and len(predictions) != len(references):
+            raise ValueError(f"{self.name}: got {len(predictions)} predictions, {len(references)} references; pass one "
+                             f"of each per example.")
+        super().add_batch(predictions=predictions, references=references, **kwargs)
+
+    def _compute(self, predictions, references, paraphrases, datasets, **_other_metrics_arguments):
+        """`**_other_metrics_arguments`: evaluate.combine passes every keyword to every combined module."""
+        correct = np.array([str(p).strip().lower() == str(r).strip().lower() for p, r in zip(predictions, references)])
         paraphrases = np.asarray(paraphrases)
         datasets = np.asarray(datasets)
         per_dataset = {str(name): _spread(correct[datasets == name], paraphrases[datasets == name])

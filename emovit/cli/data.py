@@ -1,36 +1,31 @@
-"""`emovit data ...`: build, push, export, caption and generate emotion instruction data.
+"""`emovit data build|push|export` (and, from `generate.py`, `caption|generate`): emotion instruction data.
 
-Parsers only; handlers import heavy libraries lazily so `emovit --help` stays instant.
+Parsers only; each handler imports what it needs, so `emovit --help` stays instant.
 """
 
+from dataset_builder.schema import TASKS
+from dataset_builder.sources import SOURCES
 
-# The keys of dataset_builder.sources.SOURCES (a test keeps them equal), listed here so `--help` imports nothing.
-_SOURCE_NAMES = (
-    "emoset", "fi", "emotionroi", "emotion6", "webemo", "webemo-7", "webemo-2", "unbiasedemo", "imagefolder",
-    "emovit_json",
-)
-_TASKS = "categorical,conversation,reasoning"
+from . import generate
 
 
 def add_commands(subparsers) -> None:
-    from dataset_builder.generation import cli as generation_cli
-
     data = subparsers.add_parser("data", help="Build, push, caption and generate emotion instruction data.")
     data_commands = data.add_subparsers(dest="data_command", required=True, metavar="DATA_COMMAND")
     _add_build(data_commands)
     _add_push(data_commands)
     _add_export(data_commands)
-    generation_cli.add_commands(data_commands)
+    generate.add_commands(data_commands)
 
 
 def _add_build(data_commands) -> None:
     build = data_commands.add_parser("build", help="Build Parquet shards, a dataset card and a build report.")
-    build.add_argument("--source", required=True, choices=_SOURCE_NAMES, help="Dataset layout of --root.")
+    build.add_argument("--source", required=True, choices=sorted(SOURCES), help="Dataset layout of --root.")
     build.add_argument("--root", required=True, help="Dataset folder as released (or an EmoVIT .json file).")
     build.add_argument("--split", default="train", help="Split to build (train, val, test; `all` for class folders).")
     build.add_argument("--out", required=True, help="Output folder: <config>/<split>-*.parquet, README.md, report.")
     build.add_argument("--generations", help="JSONL from `emovit data generate` (conversation and reasoning pairs).")
-    build.add_argument("--tasks", default=_TASKS, help=f"Comma-separated tasks (default {_TASKS}).")
+    build.add_argument("--tasks", default=",".join(TASKS), help=f"Comma-separated tasks (default {','.join(TASKS)}).")
     build.add_argument("--num-proc", type=int, default=1, help="Worker processes that encode images and write shards.")
     build.add_argument("--skip-unknown", action="store_true", help="Skip (and count) labels outside the label space.")
     build.add_argument("--paraphrase", action="store_true", help="Vary the categorical template per record.")
@@ -57,7 +52,7 @@ def _add_export(data_commands) -> None:
 
 
 def _build(args) -> int:
-    from dataset_builder.builder import build_dataset
+    from dataset_builder.build import build_dataset
 
     tasks = tuple(task.strip() for task in args.tasks.split(",") if task.strip())
     report = build_dataset(
@@ -76,30 +71,14 @@ def _build(args) -> int:
 
 
 def _push(args) -> int:
-    from pathlib import Path
+    from emovit.hub import push_dataset
 
-    from huggingface_hub import HfApi
-
-    from dataset_builder.hub import hub_credentials
-    from modeling_emovit.errors import EmoVITInputError
-
-    folder = Path(args.out)
-    if not (folder / "README.md").is_file():
-        raise EmoVITInputError(f"{folder}: no README.md dataset card; build the folder with `emovit data build` first.")
-    api = HfApi()
-    with hub_credentials(args.repo_id):
-        url = api.create_repo(args.repo_id, repo_type="dataset", private=args.private, exist_ok=True)
-        api.upload_folder(
-            repo_id=args.repo_id, repo_type="dataset", folder_path=str(folder),
-            allow_patterns=["README.md", "build_report.json", "*/*.parquet"],
-            commit_message="Upload EmoVIT instruction data (emovit data push)",
-        )
-    print(f"Pushed {folder} to {url}")
+    print(f"Pushed {args.out} to {push_dataset(args.out, args.repo_id, private=args.private)}")
     return 0
 
 
 def _export(args) -> int:
-    from dataset_builder.sources.emovit_json import export_emovit_json
+    from dataset_builder.export import export_emovit_json
 
     count = export_emovit_json(args.out, args.json, split=args.split, images_dir=args.images_dir, config=args.config)
     print(f"Wrote {count} entries to {args.json}")

@@ -25,10 +25,9 @@ def _cache_features(args) -> int:
     from pathlib import Path
 
     from dataset_builder.loading import load_split
+    from emovit.training.feature_cache import cache_vision_features, default_cache_dir
     from modeling_emovit.errors import EmoVITInputError
-
-    from .feature_cache import cache_vision_features, default_cache_dir
-    from .loading import load_model_and_processor
+    from modeling_emovit.loading import load_model_and_processor
 
     if args.out is None and not Path(args.dataset).is_dir():
         raise EmoVITInputError(f"--dataset {args.dataset} is not a local folder: give --out for the cache.")

@@ -2,7 +2,8 @@
 
 import argparse
 
-TASK_NAMES = ("conversation", "reasoning")
+from dataset_builder.schema import GENERATED_TASKS as TASK_NAMES
+from dataset_builder.sources import SOURCES
 
 
 def _tasks(value: str) -> list[str]:
@@ -14,7 +15,8 @@ def _tasks(value: str) -> list[str]:
 
 
 def _add_source_arguments(parser) -> None:
-    parser.add_argument("--source", default="emoset", help="Dataset layout to read (default: emoset).")
+    parser.add_argument("--source", default="emoset", choices=sorted(SOURCES),
+                        help="Dataset layout to read (default: emoset).")
     parser.add_argument("--root", required=True, help="Dataset folder.")
     parser.add_argument("--split", default="train", help="Split to read (default: train).")
     parser.add_argument("--max-records", type=int, help="Only the first N images.")
@@ -75,7 +77,7 @@ def _records(args):
 
 
 def run_caption(args) -> int:
-    from dataset_builder.generation.captions import caption_records
+    from dataset_builder.generation import caption_records
 
     report = caption_records(
         _records(args), args.model, args.out, batch_size=args.batch_size, prompt=args.prompt,
@@ -88,8 +90,8 @@ def run_caption(args) -> int:
 
 def make_backend(args, cache):
     """The backend named by --backend, configured from the command line."""
-    from dataset_builder.generation.client import ClientSettings, api_key_from_env
-    from dataset_builder.generation.pipeline import OpenAIBackend, RulesBackend
+    from dataset_builder.chat import ClientSettings, api_key_from_env
+    from dataset_builder.generation import OpenAIBackend, RulesBackend
 
     if args.backend == "rules":
         return RulesBackend()
@@ -107,8 +109,8 @@ def make_backend(args, cache):
 
 
 def run_generate(args) -> int:
-    from dataset_builder.generation.client import ResponseCache
-    from dataset_builder.generation.pipeline import generate_instructions, read_captions
+    from dataset_builder.chat import ResponseCache
+    from dataset_builder.generation import generate_instructions, read_captions
     from dataset_builder.generation.pricing import load_prices
 
     captions = read_captions(args.captions) if args.captions else None

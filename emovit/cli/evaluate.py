@@ -1,9 +1,9 @@
-"""`emovit eval` and `emovit push` (parsers only; handlers import lazily)."""
+"""`emovit eval` (parser only; handlers import lazily)."""
 
 import argparse
 import json
 
-LABEL_SPACE_NAMES = ["emoset", "fi", "emotionroi", "emotion6", "unbiasedemo", "webemo-2", "webemo-7", "webemo-25"]
+from dataset_builder.emotions import LABEL_SPACES
 
 
 def add_commands(subparsers) -> None:
@@ -21,7 +21,7 @@ def add_commands(subparsers) -> None:
     evaluate.add_argument("--config", help="Dataset config (default: categorical; reasoning for --task reasoning; "
                           "--task humor needs one whose completions are reference funny captions).")
     evaluate.add_argument("--split", default="test", help="Dataset split (default: test).")
-    evaluate.add_argument("--label-space", choices=LABEL_SPACE_NAMES, help="Candidate labels (default: the dataset's).")
+    evaluate.add_argument("--label-space", choices=list(LABEL_SPACES), help="Candidate labels (default: the dataset's).")
     evaluate.add_argument("--mode", choices=["rank", "generate"], default="rank",
                           help="rank: score every candidate answer; generate: greedy decoding, parsed (EmoVIT's protocol).")
     evaluate.add_argument("--paraphrases", type=int, default=1,
@@ -36,18 +36,12 @@ def add_commands(subparsers) -> None:
     judge.add_argument("--judge-concurrency", type=int, default=8, help="Judge requests in flight (default: 8).")
     evaluate.set_defaults(handler=run_eval_command)
 
-    push = subparsers.add_parser("push", help="Upload a model folder (weights, processor, code, card) to the Hub.")
-    push.add_argument("model_dir", help="Folder written by save_pretrained (model and processor).")
-    push.add_argument("--repo-id", required=True, help="Target model repository, e.g. user/emovit-small.")
-    push.add_argument("--private", action="store_true", help="Create the repository as private.")
-    push.set_defaults(handler=run_push_command)
-
 
 def run_eval_command(args: argparse.Namespace) -> int:
     if args.task != "classification":
         return run_judged_command(args)
-    from evaluation.harness import EvalSettings
     from evaluation.harness import run_eval
+    from evaluation.settings import EvalSettings
 
     settings = EvalSettings(
         model=args.model, data=args.data, out=args.out, config=args.config or "categorical", split=args.split,
@@ -65,7 +59,7 @@ def run_eval_command(args: argparse.Namespace) -> int:
 def run_judged_command(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from dataset_builder.generation.client import ClientSettings
+    from dataset_builder.chat import ClientSettings
     from evaluation.judge import run_judged_task
     from evaluation.model_card import update_model_card
     from modeling_emovit.errors import EmoVITInputError
@@ -79,11 +73,4 @@ def run_judged_command(args: argparse.Namespace) -> int:
     if Path(args.model).is_dir():
         update_model_card(args.model, [results], base_model=args.base_model, datasets=args.training_data)
     print(f"{args.task}: {json.dumps(results['metrics'])} -> {args.out}")
-    return 0
-
-
-def run_push_command(args: argparse.Namespace) -> int:
-    from evaluation.hub import push_model
-
-    print(push_model(args.model_dir, args.repo_id, private=args.private))
     return 0

@@ -1,8 +1,8 @@
-"""Reusable runner for many OpenAI-compatible chat requests: concurrency, rpm/tpm limits, retries, SQLite cache.
+"""The runner: many OpenAI-compatible chat requests with bounded concurrency, rate limits, retries and the cache.
 
-Instruction generation and the evaluation's LLM judge both send thousands of chat requests; this module is the one
-place that makes that fast, cheap and safe. A caller builds `ChatRequest`s and a `parse(content) -> value` that
-raises `RejectedOutput(reason)` for replies it cannot use, then:
+Instruction generation and the evaluation's LLM judge both send thousands of chat requests; this is the one place
+that makes that fast, cheap and safe. A caller builds `ChatRequest`s and a `parse(content) -> value` that raises
+`RejectedOutput(reason)` for replies it cannot use, then:
 
     settings = ClientSettings(model="gpt-4o-mini", concurrency=16, rpm=500, tpm=200_000)
     with ResponseCache("judge-cache.sqlite") as cache:
@@ -18,79 +18,25 @@ raises `RejectedOutput(reason)` for replies it cannot use, then:
   is sent again as `fallback_messages` without it, and so is every later request of the run.
 - Cache: content-addressed by the request's `cache_key` (the caller's, made with `content_key`), by default the
   SHA-256 of model, messages, response format, max_tokens and temperature: whatever changes the reply changes the
-  key. Only accepted replies are stored, so a re-run sends nothing for what is done. The API key is read from the
-  environment when the client is made and is never part of a key, a value, a result or a log line.
+  key. Only accepted replies are stored, so a re-run sends nothing for what is done.
 """
 
 import asyncio
 import email.utils
-import hashlib
-import json
 import logging
-import os
 import random
-import sqlite3
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable, Iterable
 
-from .validation import RejectedOutput
+from modeling_emovit.errors import EmoVITInputError
+
+from .cache import ResponseCache, content_key
+from .limits import TokenBucket
+from .requests import ChatRequest, ChatResult, RejectedOutput
+from .settings import ClientSettings, api_key_from_env
 
 logger = logging.getLogger(__name__)
-
-
-@dataclass
-class ClientSettings:
-    """Where to send requests and how hard; the API key itself is only ever read from `os.environ[api_key_env]`."""
-
-    model: str
-    base_url: str | None = None
-    api_key_env: str = "OPENAI_API_KEY"
-    concurrency: int = 8
-    rpm: float | None = None
-    tpm: float | None = None
-    timeout: float = 60.0
-    max_retries: int = 6
-    max_rejections: int = 2
-    backoff_base: float = 0.5
-    backoff_max: float = 30.0
-    max_tokens: int | None = 1024
-    temperature: float | None = None
-
-
-@dataclass
-class ChatRequest:
-    """One chat completion to run.
-
-    `key`: the caller's id; `cache_key`: its content address (see `content_key`; default: model, messages,
-    response format, max_tokens and temperature; a caller's own key must cover whatever else changes the reply);
-    `parse`: overrides the runner's parser for this request; `context`: anything the caller wants back.
-    """
-
-    key: str
-    messages: list[dict]
-    response_format: dict | None = None
-    fallback_messages: list[dict] | None = None
-    cache_key: str | None = None
-    parse: Callable[[str], Any] | None = None
-    context: Any = None
-
-
-@dataclass
-class ChatResult:
-    """The parsed `value` of an accepted reply, or the `error` that ended the request after its retries."""
-
-    request: ChatRequest
-    value: Any = None
-    content: str | None = None
-    usage: dict = field(default_factory=lambda: {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0})
-    error: str | None = None
-    attempts: int = 0
-    cached: bool = False
-
-    @property
-    def ok(self) -> bool:
-        return self.error is None
 
 
 @dataclass
@@ -105,89 +51,6 @@ class ChatRunStats:
     failed: int = 0
     prompt_tokens: int = 0
     completion_tokens: int = 0
-
-
-def content_key(*parts) -> str:
-    """SHA-256 of the JSON of `parts`: the cache address of a request (pass backend, model, prompt version, input)."""
-    return hashlib.sha256(json.dumps(parts, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
-
-
-class ResponseCache:
-    """SQLite table `responses(key, value)`: accepted replies (`content`, `usage`, `model`) by content address.
-
-    WAL journal, one commit per put: a process killed at any moment keeps every reply it had stored (only a power
-    cut can lose the last commits, which are then asked again).
-    """
-
-    def __init__(self, path):
-        self.path = str(path)
-        self.connection = sqlite3.connect(self.path)
-        self.connection.execute("PRAGMA journal_mode=WAL")
-        self.connection.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: a killed process loses nothing
-        self.connection.execute("CREATE TABLE IF NOT EXISTS responses (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
-        self.connection.commit()
-
-    def get(self, key: str) -> dict | None:
-        row = self.connection.execute("SELECT value FROM responses WHERE key = ?", (key,)).fetchone()
-        return json.loads(row[0]) if row else None
-
-    def put(self, key: str, value: dict) -> None:
-        self.connection.execute("INSERT OR REPLACE INTO responses VALUES (?, ?)", (key, json.dumps(value)))
-        self.connection.commit()
-
-    def __len__(self) -> int:
-        return self.connection.execute("SELECT COUNT(*) FROM responses").fetchone()[0]
-
-    def close(self) -> None:
-        self.connection.close()
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
-
-
-class TokenBucket:
-    """`per_minute` units refilled continuously, one second's worth of burst; the level may go below zero when a
-    request uses more tokens than estimated, which delays the next ones (client-side rpm/tpm limiting)."""
-
-    def __init__(self, per_minute: float):
-        self.rate = per_minute / 60.0
-        self.capacity = max(1.0, self.rate)
-        self.level = self.capacity
-        self.updated = time.monotonic()
-
-    def _refill(self) -> None:
-        now = time.monotonic()
-        self.level = min(self.capacity, self.level + (now - self.updated) * self.rate)
-        self.updated = now
-
-    async def take(self, amount: float) -> None:
-        while True:
-            self._refill()
-            if self.level >= min(amount, self.capacity):
-                self.level -= amount
-                return
-            await asyncio.sleep((min(amount, self.capacity) - self.level) / self.rate)
-
-    def give_back(self, amount: float) -> None:
-        self.level = min(self.capacity, self.level + amount)
-
-
-def api_key_from_env(settings: ClientSettings) -> str:
-    """The key from `settings.api_key_env`; a server given by `base_url` may need none (vLLM, transformers serve)."""
-    key = os.environ.get(settings.api_key_env)
-    if key:
-        return key
-    if settings.base_url:
-        return "unused"
-    from modeling_emovit.errors import EmoVITInputError
-
-    raise EmoVITInputError(
-        f"Set the {settings.api_key_env} environment variable to your OpenAI API key "
-        "(or name another variable with --api-key-env), or give --base-url for a server that needs none."
-    )
 
 
 def make_client(settings: ClientSettings):
@@ -304,8 +167,6 @@ class ChatRunner:
                 self.structured_output = False
                 continue
             except (openai.AuthenticationError, openai.PermissionDeniedError) as error:
-                from modeling_emovit.errors import EmoVITInputError
-
                 raise EmoVITInputError(
                     f"The server refused the API key from ${self.settings.api_key_env} ({_error_reason(error)}): "
                     "check that variable."

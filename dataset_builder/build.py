@@ -1,0 +1,123 @@
+"""`build_dataset`: one split of a source -> `out/<config>/<split>-*.parquet`, the dataset card and build_report.json.
+
+Flow: source -> manifests (read once) -> one `EmoVITInstructBuilder` run per config -> shards moved into `out` ->
+card. The output folder loads with `load_dataset(out)` / `load_dataset(out, "categorical")`, locally or from the Hub.
+"""
+
+import json
+import shutil
+import tempfile
+from pathlib import Path
+
+from modeling_emovit.errors import EmoVITInputError
+
+from .builder import EmoVITInstructBuilder
+from .card import write_dataset_card
+from .manifests import write_manifests
+from .report import BuildReport
+from .schema import CONFIGS, GENERATED_TASKS, TASKS
+from .sources import get_source
+
+
+def _check_tasks(tasks, has_generations: bool, report: BuildReport) -> tuple[str, ...]:
+    tasks = tuple(tasks)
+    unknown = [task for task in tasks if task not in TASKS]
+    if unknown or not tasks:
+        raise EmoVITInputError(f"--tasks {','.join(tasks)}: use one or more of {', '.join(TASKS)}.")
+    if not has_generations:
+        for task in tasks:
+            if task in GENERATED_TASKS:
+                report.note("task left out: no --generations file given", task)
+        tasks = tuple(task for task in tasks if task not in GENERATED_TASKS)
+        if not tasks:
+            raise EmoVITInputError(
+                "Conversation and reasoning data need --generations FILE (from `emovit data generate`)."
+            )
+    return tasks
+
+
+def _build_config(name, tasks, manifests, split, out: Path, work: Path, num_proc: int, seed, paraphrases, report_dir):
+    builder = EmoVITInstructBuilder(
+        config_name=name,
+        cache_dir=str(work / "cache"),
+        tasks=tasks if name == "all" else (name,),
+        split=split,
+        manifests=tuple(manifests),
+        seed=seed,
+        paraphrases=paraphrases,
+        report_dir=report_dir,
+    )
+    staging = work / "parquet" / name
+    builder.download_and_prepare(
+        output_dir=str(staging), file_format="parquet", num_proc=num_proc if num_proc > 1 else None
+    )
+    shards = sorted(staging.glob("*.parquet"))
+    target = out / name
+    target.mkdir(parents=True, exist_ok=True)
+    _remove_shards(out, name, split)
+    for number, shard in enumerate(shards):
+        shutil.move(str(shard), target / f"{split}-{number:05d}-of-{len(shards):05d}.parquet")
+    return builder.info.splits[split].num_examples
+
+
+def _remove_shards(out: Path, name: str, split: str) -> None:
+    """Deletes one config's shards of `split` from an earlier build (its other splits stay)."""
+    for old in (out / name).glob(f"{split}-*.parquet"):
+        old.unlink()
+
+
+def build_dataset(
+    source: str,
+    root,
+    split: str,
+    out,
+    generations=None,
+    tasks=TASKS,
+    num_proc: int = 1,
+    skip_unknown: bool = False,
+    seed: int = 42,
+    paraphrases: bool = False,
+) -> BuildReport:
+    """Builds one split of a source into `out` (Parquet per config, README.md card, build_report.json).
+
+    Conversation and reasoning rows come from `generations` (or from the source itself for EmoVIT JSON); without
+    them only categorical data is built. `paraphrases=True` picks a categorical template per record from `seed`
+    (otherwise EmoVIT's template for every record). Rebuilding a split replaces its shards in every config, so a
+    config this build leaves out loses that split. Returns the report; skipped items are counted, never silent.
+    """
+    report = BuildReport(source=source, split=split)
+    has_generations = generations is not None or get_source(source).generations is not None
+    tasks = _check_tasks(tasks, has_generations, report)
+    out = Path(out)
+    with tempfile.TemporaryDirectory(prefix="emovit-build-") as work:
+        work = Path(work)
+        manifests = write_manifests(
+            source, root, split, generations, tasks, report, work / "manifests", max(1, num_proc), skip_unknown
+        )
+        report_dir = work / "reports"
+        report_dir.mkdir()
+        for name in ("all", *tasks):
+            report.rows[name] = _build_config(
+                name, tasks, manifests, split, out, work, num_proc, seed, paraphrases,
+                str(report_dir) if name == "all" else None,
+            )
+        for path in sorted(report_dir.glob("*.json")):
+            report.merge(json.loads(path.read_text()))
+    for name in CONFIGS:
+        if name not in report.rows:  # a config this build leaves out must not keep an earlier build's rows
+            _remove_shards(out, name, split)
+    for task in GENERATED_TASKS:
+        if task in tasks:
+            report.without_generations[task] = report.records - _images_with(task, out, split)
+    write_dataset_card(out, report)
+    return report
+
+
+def _images_with(task: str, out: Path, split: str) -> int:
+    """Distinct image ids among the rows of one task's config."""
+    import pyarrow.parquet as pq
+
+    ids = set()
+    for shard in sorted((out / task).glob(f"{split}-*.parquet")):
+        ids.update(pq.read_table(shard, columns=["id"]).column("id").to_pylist())
+    return len(ids)

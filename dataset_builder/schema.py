@@ -1,0 +1,56 @@
+"""The EmoVIT instruction dataset's schema: its tasks, configs, columns, the visual clues, and its citation.
+
+One home for these names: the builder writes them, the card describes them, generation and evaluation read them.
+`features()` imports `datasets` only when called, so the names cost nothing to import.
+"""
+
+from functools import cache
+
+# EmoVIT's three kinds of emotion instruction (Xie et al., CVPR 2024, Sec. 3.2); the last two are GPT-written.
+TASKS = ("categorical", "conversation", "reasoning")
+GENERATED_TASKS = ("conversation", "reasoning")
+# One dataset config per task, plus every row of the three.
+CONFIGS = (*TASKS, "all")
+# EmoSet's visual clues (Yang et al., ICCV 2023), in the order EmoVIT's clue text lists them.
+CLUE_KEYS = ("brightness", "colorfulness", "scene", "object", "facial_expression", "human_action")
+CITATION = """@inproceedings{xie2024emovit,
+  title={EmoVIT: Revolutionizing Emotion Insights with Visual Instruction Tuning},
+  author={Xie, Hongxia and Peng, Chu-Jun and Tseng, Yu-Wen and Chen, Hung-Jen and Hsu, Chan-Feng
+          and Shuai, Hong-Han and Cheng, Wen-Huang},
+  booktitle={CVPR},
+  year={2024}
+}"""
+
+
+@cache
+def features():
+    """The columns of every config: the image, its labels and clues, and one instruction (TRL's prompt/completion)."""
+    import datasets
+
+    attributes = {
+        "brightness": datasets.Value("float32"),
+        "colorfulness": datasets.Value("float32"),
+        "scene": datasets.Value("string"),
+        "object": datasets.List(datasets.Value("string")),
+        "facial_expression": datasets.Value("string"),
+        "human_action": datasets.Value("string"),
+        "valence": datasets.Value("float32"),
+        "arousal": datasets.Value("float32"),
+        "label_distribution": datasets.List(
+            {"label": datasets.Value("string"), "probability": datasets.Value("float32")}
+        ),
+    }
+    return datasets.Features(
+        {
+            "id": datasets.Value("string"),
+            "image": datasets.Image(),
+            "source": datasets.Value("string"),
+            "emotion": datasets.Value("string"),
+            "label_space": datasets.Value("string"),
+            "attributes": attributes,
+            "caption": datasets.Value("string"),
+            "task": datasets.Value("string"),
+            "prompt": datasets.Value("string"),
+            "completion": datasets.Value("string"),
+        }
+    )

@@ -1,0 +1,51 @@
+"""`emovit convert`, `emovit serve` and `emovit push`: model folders in and out (parsers only; handlers import lazily)."""
+
+
+def add_commands(subparsers) -> None:
+    convert = subparsers.add_parser(
+        "convert", help="Convert a LAVIS blip2_vicuna_instruct checkpoint (the original EmoVIT release) to a folder."
+    )
+    convert.add_argument("--lavis", required=True, help="LAVIS checkpoint file (.pth).")
+    convert.add_argument("--base", required=True, help="InstructBLIP folder or Hub id in transformers format.")
+    convert.add_argument("--out", required=True, help="Output folder (loads with the Auto classes).")
+    convert.add_argument(
+        "--trust-pickle",
+        action="store_true",
+        help="Fully unpickle the checkpoint (runs code inside it): only for files you trust.",
+    )
+    convert.set_defaults(handler=_convert)
+
+    serve = subparsers.add_parser("serve", help="Serve an EmoVIT folder with OpenAI-compatible chat completions.")
+    serve.add_argument("model", help="EmoVIT folder or Hub id.")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--device", default="auto", help="'cpu', 'cuda:0', or 'auto'.")
+    serve.set_defaults(handler=_serve)
+
+    push = subparsers.add_parser("push", help="Upload a model folder (weights, processor, code, card) to the Hub.")
+    push.add_argument("model_dir", help="Folder written by save_pretrained (model and processor).")
+    push.add_argument("--repo-id", required=True, help="Target model repository, e.g. user/emovit-small.")
+    push.add_argument("--private", action="store_true", help="Create the repository as private.")
+    push.set_defaults(handler=_push)
+
+
+def _convert(args) -> int:
+    from modeling_emovit.convert_lavis import convert_lavis_checkpoint
+
+    convert_lavis_checkpoint(args.lavis, args.base, args.out, trust_pickle=args.trust_pickle)
+    print(f"Wrote {args.out}")
+    return 0
+
+
+def _serve(args) -> int:
+    from emovit.serving import serve
+
+    serve(args.model, args.host, args.port, args.device)
+    return 0
+
+
+def _push(args) -> int:
+    from emovit.hub import push_model
+
+    print(push_model(args.model_dir, args.repo_id, private=args.private))
+    return 0

@@ -1,0 +1,94 @@
+"""Predictions of an evaluation, resumable and sharded: predictions.jsonl grows batch by batch.
+
+Under `accelerate launch` every process predicts its shard (accelerate's `PartialState.split_between_processes`)
+and the main process gathers and appends; an interrupted run resumes where it stopped, and `run.json` keeps a
+resume from mixing two runs' predictions.
+"""
+
+import json
+import time
+from pathlib import Path
+
+from dataset_builder.instructions import categorical_instruction
+from dataset_builder.jsonl import append_line, read_resumable
+from modeling_emovit.errors import EmoVITInputError
+
+from .settings import EvalSettings
+
+PREDICTIONS_FILE = "predictions.jsonl"
+RUN_FILE = "run.json"  # the settings the predictions belong to, so a resume never mixes two runs
+
+
+def read_predictions(path: Path) -> tuple[dict, int]:
+    """Rows by (id, paraphrase), and how many lines were unusable (cut short by an interruption, garbled): they are
+    dropped and predicted again."""
+    resumed = read_resumable(path)
+    rows = {(row["id"], row["paraphrase"]): row for row in resumed.rows if "id" in row and "paraphrase" in row}
+    return rows, resumed.cut_lines + resumed.garbled_lines + len(resumed.rows) - len(rows)
+
+
+def prepare_out(settings: EvalSettings) -> Path:
+    """Creates `out`, refusing one that holds another run's predictions, and records this run's settings."""
+    out = Path(settings.out)
+    out.mkdir(parents=True, exist_ok=True)
+    run_file = out / RUN_FILE
+    if run_file.exists() and (out / PREDICTIONS_FILE).exists():
+        previous = json.loads(run_file.read_text())
+        if previous != settings.identity():
+            changed = sorted(k for k in settings.identity() if previous.get(k) != settings.identity()[k])
+            raise EmoVITInputError(
+                f"{out}: holds predictions of another run (different {', '.join(changed)}); pass a new --out or delete it."
+            )
+    run_file.write_text(json.dumps(settings.identity(), indent=2))
+    return out
+
+
+def predict_all(settings: EvalSettings, dataset, space, predictor, out: Path) -> dict:
+    """Predicts every (example, paraphrase) not yet in predictions.jsonl; returns counts and timing."""
+    from accelerate import PartialState
+    from accelerate.utils import gather_object
+
+    state = PartialState()  # the one run_eval set up
+    with state.main_process_first():  # the main process truncates a cut last line (and counts it) before the others read
+        done, partial = read_predictions(out / PREDICTIONS_FILE)
+    state.wait_for_everyone()  # every process has read the file before the main process appends to it
+    resumed = len(done)
+    ids = dataset["id"]
+    todo = [(p, i) for p in range(settings.paraphrases) for i in range(len(dataset)) if (ids[i], p) not in done]
+    prompts = [categorical_instruction(space.labels, p) for p in range(settings.paraphrases)]
+    started = time.perf_counter()
+    if todo:
+        with state.split_between_processes(todo, apply_padding=True) as shard:  # padded: equal batch counts
+            for start in range(0, len(shard), settings.batch_size):
+                rows = _predict_batch(shard[start : start + settings.batch_size], dataset, prompts, predictor)
+                rows = gather_object(rows)
+                if state.is_main_process:
+                    _append(out / PREDICTIONS_FILE, rows, done)
+    state.wait_for_everyone()
+    seconds = time.perf_counter() - started
+    return {"computed": len(todo), "resumed": resumed, "partial_lines_dropped": partial, "seconds": seconds}
+
+
+def _predict_batch(batch: list[tuple[int, int]], dataset, prompts: list[str], predictor) -> list[dict]:
+    """One row per (paraphrase, example index); the predictor sees one instruction at a time."""
+    rows = []
+    for paraphrase in sorted({p for p, _ in batch}):
+        indices = [i for p, i in batch if p == paraphrase]
+        examples = dataset.select(indices)
+        predictions = predictor.predict(list(examples["image"]), prompts[paraphrase])
+        rows += [
+            {"id": example_id, "paraphrase": paraphrase, "reference": reference, "prediction": prediction.label,
+             "answer": prediction.answer, "scores": prediction.scores}
+            for example_id, reference, prediction in zip(examples["id"], examples["emotion"], predictions)
+        ]
+    return rows
+
+
+def _append(path: Path, rows: list[dict], done: dict) -> None:
+    """Appends rows not yet written (padding repeats the last item of a shard) and flushes them to disk."""
+    with path.open("a", encoding="utf-8") as file:
+        for row in rows:
+            key = (row["id"], row["paraphrase"])
+            if key not in done:
+                done[key] = row
+                append_line(file, row)

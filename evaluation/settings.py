@@ -1,0 +1,33 @@
+"""What one `emovit eval` run is: model, data, label space, mode, paraphrases, and what identifies it for resuming."""
+
+from dataclasses import asdict, dataclass
+
+from dataset_builder.instructions import CATEGORICAL_PARAPHRASES
+from modeling_emovit.errors import EmoVITInputError
+
+
+@dataclass
+class EvalSettings:
+    model: str
+    data: str
+    out: str
+    config: str = "categorical"
+    split: str = "test"
+    label_space: str | None = None  # default: the dataset's own `label_space` column
+    mode: str = "rank"  # "rank" | "generate"
+    paraphrases: int = 1  # instruction paraphrases asked per image (1: EmoVIT's instruction only)
+    batch_size: int = 8
+    max_new_tokens: int | None = None  # generate mode; default: longest candidate answer + 4
+
+    def identity(self) -> dict:
+        """What must match for `out` to be resumed: every setting but `out` and the batch size."""
+        return {k: v for k, v in asdict(self).items() if k not in ("out", "batch_size")}
+
+    def check(self) -> None:
+        """Refuses, in one sentence, a setting outside its range."""
+        if self.mode not in ("rank", "generate"):
+            raise EmoVITInputError(f"--mode must be 'rank' or 'generate', not {self.mode!r}.")
+        if not 1 <= self.paraphrases <= len(CATEGORICAL_PARAPHRASES):
+            raise EmoVITInputError(f"--paraphrases must be between 1 and {len(CATEGORICAL_PARAPHRASES)}, not {self.paraphrases}.")
+        if self.batch_size < 1:
+            raise EmoVITInputError(f"--batch-size must be at least 1, not {self.batch_size}.")

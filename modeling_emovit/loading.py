@@ -1,0 +1,58 @@
+"""Loading a model and its processor by name: a tiny random EmoVIT, an EmoVIT or InstructBLIP folder or Hub id, or
+any other `AutoModelForImageTextToText` model. Training (recipes), evaluation and captioning all load through here.
+"""
+
+import re
+from pathlib import Path
+
+from .errors import EmoVITInputError
+
+# `tiny-random`, `small-random-t5`, ...: a random model built offline (`modeling_emovit.testing.tiny_emovit`).
+TINY_MODEL = re.compile(r"^(?P<size>tiny|small)-random(?:-(?P<text_model>llama|opt|t5))?$")
+# Checkpoints read by EmoVIT's own classes (an InstructBLIP config converts on load).
+EMOVIT_MODEL_TYPES = ("emovit", "instructblip")
+PROCESSOR_FILES = ("processor_config.json", "preprocessor_config.json")
+
+
+def check_processor_folder(model: str | Path, action: str) -> None:
+    """Refuses, in one sentence, a local model folder saved without its processor (`action`: what needed it)."""
+    folder = Path(model)
+    if folder.is_dir() and not any((folder / name).is_file() for name in PROCESSOR_FILES):
+        raise EmoVITInputError(
+            f"{folder}: the model folder has no processor (processor_config.json), which {action} needs; save it "
+            f"there with processor.save_pretrained({str(folder)!r})."
+        )
+
+
+def model_type_of(name: str, trust_remote_code: bool = True) -> str:
+    """The `model_type` of a tiny-random name ("emovit"), folder or Hub id, read from its config alone."""
+    if TINY_MODEL.match(name):
+        return "emovit"
+    from transformers import AutoConfig
+
+    from . import register
+
+    register()
+    return AutoConfig.from_pretrained(name, trust_remote_code=trust_remote_code).model_type
+
+
+def load_model_and_processor(name: str, dtype: str | None = None, trust_remote_code: bool = True, seed: int = 0):
+    """Returns `(model, processor)` for a tiny-random name, an EmoVIT/InstructBLIP folder or Hub id, or another VLM."""
+    from . import register
+
+    register()
+    tiny = TINY_MODEL.match(name)
+    if tiny:
+        from .testing import tiny_emovit
+
+        return tiny_emovit(text_model=tiny["text_model"] or "llama", size=tiny["size"], seed=seed)
+    dtype = None if dtype in (None, "auto") else dtype
+    if model_type_of(name, trust_remote_code) in EMOVIT_MODEL_TYPES:
+        from .modeling_emovit import EmoVITForConditionalGeneration
+        from .processing_emovit import EmoVITProcessor
+
+        return EmoVITForConditionalGeneration.from_pretrained(name, dtype=dtype), EmoVITProcessor.from_pretrained(name)
+    from transformers import AutoModelForImageTextToText, AutoProcessor
+
+    model = AutoModelForImageTextToText.from_pretrained(name, dtype=dtype, trust_remote_code=trust_remote_code)
+    return model, AutoProcessor.from_pretrained(name, trust_remote_code=trust_remote_code)
