@@ -1,27 +1,27 @@
-"""`emovit serve`: an OpenAI-compatible server for EmoVIT folders, through `transformers serve`.
+"""`emovit serve`: an OpenAI-compatible server for EmoVIT folders, through transformers' `Serve`.
 
-`transformers serve` chooses multimodal models from a static model-type table and otherwise looks the architecture
-up as an attribute of the `transformers` module, so a remote-code model type must be added to that table first.
+transformers 5.24's server picks multimodal models from the model-type table `MODEL_FOR_MULTIMODAL_LM_MAPPING_NAMES`
+(and checks each request's model class name against it); a type missing there is looked up as an attribute of the
+`transformers` module, which a remote-code model is not. `AutoModelForMultimodalLM.register` alone does not add the
+type to that table, so `register_with_transformers_serve` adds it; `tests/test_library_pins.py` checks that this
+private table is still what the server reads.
 """
-
-import sys
 
 
 def register_with_transformers_serve() -> None:
-    import modeling_emovit
+    """Makes `transformers serve` load "emovit" folders with `EmoVITForConditionalGeneration`."""
     from transformers import AutoModelForMultimodalLM
     from transformers.models.auto import modeling_auto
 
+    from modeling_emovit import EmoVITConfig, EmoVITForConditionalGeneration
+
     modeling_auto.MODEL_FOR_MULTIMODAL_LM_MAPPING_NAMES.setdefault("emovit", "EmoVITForConditionalGeneration")
-    AutoModelForMultimodalLM.register(
-        modeling_emovit.EmoVITConfig, modeling_emovit.EmoVITForConditionalGeneration, exist_ok=True
-    )
+    AutoModelForMultimodalLM.register(EmoVITConfig, EmoVITForConditionalGeneration, exist_ok=True)
 
 
 def serve(model: str, host: str, port: int, device: str) -> None:
-    """Runs `transformers serve MODEL` in this process (blocks until stopped)."""
-    from transformers.cli.transformers import main as transformers_cli
+    """Serves MODEL on host:port (blocks until stopped)."""
+    from transformers.cli.serve import Serve
 
     register_with_transformers_serve()
-    sys.argv = ["transformers", "serve", model, "--host", host, "--port", str(port), "--device", device]
-    transformers_cli()
+    Serve(force_model=model, host=host, port=port, device=device, trust_remote_code=True)

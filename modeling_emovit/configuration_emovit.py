@@ -43,6 +43,10 @@ class EmoVITConfig(InstructBlipConfig):
         self.emotion_labels = list(self.emotion_labels or MIKELS_EMOTIONS)
         self.trainable_modules = list(self.trainable_modules or INSTRUCTION_TUNED_MODULES)
         super().__post_init__(**kwargs)
+        # save_pretrained merges the saving class's own entry into this map, so a saved folder lists every Auto
+        # class it answers to (TRL picks AutoModelForImageTextToText only when auto_map names it).
+        if not getattr(self, "auto_map", None):
+            self.auto_map = dict(AUTO_MAP)
 
     @classmethod
     def get_config_dict(cls, pretrained_model_name_or_path, **kwargs):

@@ -15,7 +15,7 @@ from transformers import InstructBlipForConditionalGeneration, InstructBlipModel
 from transformers import initialization as init
 from transformers.models.instructblip.modeling_instructblip import BaseModelOutputWithVisionQformerOutputs
 
-from .configuration_emovit import AUTO_MAP, EmoVITConfig
+from .configuration_emovit import EmoVITConfig
 from .errors import EmoVITInputError
 
 logger = logging.getLogger(__name__)
@@ -31,12 +31,6 @@ class EmoVITMixin:
         if module is self:
             # LAVIS: query_tokens.data.normal_(mean=0.0, std=initializer_range)
             init.normal_(module.query_tokens, mean=0.0, std=self.config.qformer_config.initializer_range)
-
-    def save_pretrained(self, save_directory, *args, **kwargs):
-        """Saves as transformers does, with `auto_map` listing every Auto class (TRL reads it), not only this one."""
-        super().save_pretrained(save_directory, *args, **kwargs)
-        self.config.auto_map = dict(AUTO_MAP)
-        self.config.to_json_file(f"{save_directory}/config.json")
 
     def get_placeholder_mask(self, input_ids, inputs_embeds):
         """Positions of the `<image>` placeholders; exactly `num_query_tokens` of them per sequence."""
@@ -106,7 +100,9 @@ class EmoVITForConditionalGeneration(EmoVITMixin, InstructBlipForConditionalGene
     ) -> BaseModelOutputWithVisionQformerOutputs:
         """Vision encoder (skipped when `image_embeds` is given) -> Q-Former over the instruction -> projection.
 
-        Returns the parent's output type; `pooler_output` is `(batch, num_query_tokens, text_hidden)`.
+        Adapted from transformers 5.24 `InstructBlipForConditionalGeneration.get_image_features`: the same steps, with
+        the vision encoder made optional (a test checks both give equal features from pixels). Returns the parent's
+        output type; `pooler_output` is `(batch, num_query_tokens, text_hidden)`.
         """
         if image_embeds is None:
             vision_outputs = self.vision_model(

@@ -44,6 +44,21 @@ def test_retry_waits_at_least_the_servers_retry_after():
     assert result.ok and time.monotonic() - started >= 0.4
 
 
+def test_a_retry_after_over_backoff_max_fails_the_item_at_once_with_its_reason_instead_of_stalling():
+    with running_openai_server(script=["rate_limit"], retry_after=3600) as (base_url, stats):
+        started = time.monotonic()
+        [result] = run_chat_requests(requests(1), settings(base_url, backoff_max=2.0), parse=echo_value)
+    assert time.monotonic() - started < 10 and stats.requests == 1
+    assert result.error == "http 429: the server asked to wait 3600 s (over backoff_max 2 s)"
+
+
+def test_a_long_wait_within_backoff_max_is_logged(caplog):
+    with running_openai_server(script=["rate_limit"], retry_after=5.5) as (base_url, stats):
+        with caplog.at_level("WARNING", logger="dataset_builder.chat.runner"):
+            [result] = run_chat_requests(requests(1), settings(base_url, backoff_max=10.0), parse=echo_value)
+    assert result.ok and "waiting 5.5 s before retry 1" in caplog.text
+
+
 def test_a_request_failing_past_its_retries_comes_back_with_its_reason_and_others_complete():
     always_failing = lambda number, body: "server_error" if "item 0" in body["messages"][0]["content"] else "ok"
     with running_openai_server(script=always_failing) as (base_url, stats):

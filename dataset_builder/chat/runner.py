@@ -9,11 +9,17 @@ that makes that fast, cheap and safe. A caller builds `ChatRequest`s and a `pars
         results = run_chat_requests(requests, settings, parse=json.loads, cache=cache)
     # results[i].value / .error / .usage / .cached, in the order of `requests`
 
-- Concurrency: at most `concurrency` requests in flight (one AsyncOpenAI client, `max_retries=0`: retries are ours).
-- Rate limits: token buckets for requests and tokens per minute (estimated before sending, settled from `usage`).
-- Retries: 429, 5xx, timeouts, connection errors and malformed bodies, with exponential backoff and full jitter,
-  never shorter than the server's `Retry-After`/`retry-after-ms`. Rejected replies are asked again up to
-  `max_rejections` times. What still fails comes back as a result with `error` set: nothing is lost.
+What is this module's own, and why (openai 3.57 checked):
+- Concurrency: at most `concurrency` requests in flight over one `AsyncOpenAI` client.
+- Rate limits: token buckets for requests and tokens per minute (estimated before sending, settled from `usage`);
+  the SDK has none.
+- Retries: the SDK's own are off (`max_retries=0`) because it waits whatever a server's Retry-After asks up to
+  120 s, silently, and gives up at once beyond; here a wait is capped at `backoff_max`, malformed bodies are
+  retried too, and every retry is counted in the run's statistics. Otherwise the policy is the SDK's: 429, 5xx,
+  timeouts and connection errors, exponential backoff with jitter, never shorter than `Retry-After` /
+  `retry-after-ms`.
+- Validation: a reply the caller's `parse` rejects is asked again up to `max_rejections` times. What still fails
+  comes back as a result with `error` set: nothing is lost.
 - Structured output: a request with `response_format` whose server answers 400/422 (no `json_schema` support)
   is sent again as `fallback_messages` without it, and so is every later request of the run.
 - Cache: content-addressed by the request's `cache_key` (the caller's, made with `content_key`), by default the
@@ -37,6 +43,7 @@ from .requests import ChatRequest, ChatResult, RejectedOutput
 from .settings import ClientSettings, api_key_from_env
 
 logger = logging.getLogger(__name__)
+LOGGED_WAIT = 5.0  # seconds: waits longer than this are logged, so a slow run says why
 
 
 @dataclass
@@ -142,6 +149,17 @@ class ChatRunner:
         ceiling = min(self.settings.backoff_max, self.settings.backoff_base * 2**retry)
         return max(retry_after(error) or 0.0, random.uniform(0, ceiling))  # full jitter (AWS architecture blog)
 
+    async def _wait_before_retry(self, retry: int, error, request: ChatRequest) -> str | None:
+        """Sleeps before retry number `retry`; returns why not instead when the server asks for more than
+        `backoff_max` seconds (the item then fails with that reason, rather than the run stalling)."""
+        wait = self._backoff(retry, error)
+        if wait > self.settings.backoff_max:
+            return f"{_error_reason(error)}: the server asked to wait {wait:.0f} s (over backoff_max {self.settings.backoff_max:g} s)"
+        if wait > LOGGED_WAIT:
+            logger.warning("%s for %s: waiting %.1f s before retry %d", _error_reason(error), request.key, wait, retry)
+        await asyncio.sleep(wait)
+        return None
+
     async def complete(self, request: ChatRequest) -> ChatResult:
         """One request through cache, limits, retries and validation; always returns a result, never loses one."""
         import openai
@@ -176,7 +194,9 @@ class ChatRunner:
                     return self._failed(result, f"{_error_reason(error)} after {retries} retries")
                 retries += 1
                 self.stats.retries += 1
-                await asyncio.sleep(self._backoff(retries, error))
+                refused = await self._wait_before_retry(retries, error, request)
+                if refused:
+                    return self._failed(result, refused)
                 continue
             except openai.APIStatusError as error:
                 return self._failed(result, _error_reason(error))

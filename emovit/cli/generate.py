@@ -58,6 +58,9 @@ def add_commands(data_commands) -> None:
     generate.add_argument("--tpm", type=float, help="Client-side limit on tokens per minute.")
     generate.add_argument("--timeout", type=float, default=60.0, help="Seconds per request (default: 60).")
     generate.add_argument("--max-retries", type=int, default=6, help="Retries on 429/5xx/timeouts (default: 6).")
+    generate.add_argument("--backoff-max", type=float, default=30.0,
+                          help="Longest wait before a retry, in seconds (default: 30); a server asking for a longer "
+                               "Retry-After fails the item with that reason instead of stalling the run.")
     generate.add_argument("--max-rejections", type=int, default=2,
                           help="Times a reply failing validation is asked again (default: 2).")
     generate.add_argument("--max-tokens", type=int, default=1024, help="Completion tokens per request.")
@@ -97,7 +100,7 @@ def make_backend(args, cache):
         return RulesBackend()
     settings = ClientSettings(
         model=args.model, base_url=args.base_url, api_key_env=args.api_key_env, concurrency=args.concurrency,
-        rpm=args.rpm, tpm=args.tpm, timeout=args.timeout, max_retries=args.max_retries,
+        rpm=args.rpm, tpm=args.tpm, timeout=args.timeout, max_retries=args.max_retries, backoff_max=args.backoff_max,
         max_rejections=args.max_rejections, max_tokens=args.max_tokens, temperature=args.temperature,
     )
     api_key_from_env(settings)  # fail before any work when the key is missing

@@ -1,8 +1,9 @@
 """The trainer of recipes/sft.py: TRL's `SFTTrainer` with the model's own loss, plus the skipped-image count in logs.
 
-Flow: collator -> this trainer -> checkpoint. TRL's fused LM-head loss reads `last_hidden_state`, which the
-InstructBLIP output lacks, and assumes decoder-only labels; EmoVIT's forward already returns the causal-LM
-cross-entropy over the answer tokens (LAVIS `blip2_vicuna_instruct.forward`), so the loss is `Trainer`'s.
+Flow: collator -> this trainer -> checkpoint. TRL 1.16's `SFTTrainer.compute_loss` always runs a fused LM-head
+loss that reads `last_hidden_state` (which the InstructBLIP output lacks) and assumes decoder-only labels, and no
+setting turns it off; EmoVIT's forward already returns the causal-LM cross-entropy over the answer tokens (LAVIS
+`blip2_vicuna_instruct.forward`), so the loss is `transformers.Trainer.compute_loss` (a test pins the TRL behaviour).
 The collator reports each batch's skipped images inside the batch (it may run in dataloader worker processes,
 each with its own copy of it); the trainer takes the count out before the forward and adds it up.
 """
@@ -24,12 +25,6 @@ class EmoVITSFTTrainer(SFTTrainer):
         return Trainer.compute_loss(
             self, model, inputs, return_outputs=return_outputs, num_items_in_batch=num_items_in_batch
         )
-
-    def _track_num_input_tokens(self, inputs):
-        """Counts the LM's non-padding tokens; `Trainer` would count `main_input_name`, InstructBLIP's pixel values."""
-        if self.args.include_num_input_tokens_seen != "no":
-            tokens = inputs["attention_mask"].sum().to(device=self.args.device, dtype=torch.int64)
-            self.state.num_input_tokens_seen += self.accelerator.gather(tokens).sum().item()
 
     def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
         """Adds `skipped_images` (summed over ranks); every rank calls `log`."""

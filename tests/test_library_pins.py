@@ -1,0 +1,69 @@
+"""Library behaviours the package works around, pinned to the versions they were checked against.
+
+Each test states what the library does today; when an upgrade changes it, the test fails and names the workaround
+that can go (or must change).
+"""
+
+import subprocess
+import sys
+
+import torch
+from PIL import Image
+
+from modeling_emovit.testing import tiny_emovit
+
+
+def test_trl_1_16_sft_trainer_loss_needs_a_last_hidden_state_that_instructblip_outputs_lack(tmp_path):
+    """Why `EmoVITSFTTrainer.compute_loss` is `transformers.Trainer.compute_loss` (emovit/training/trainer.py)."""
+    from datasets import Dataset
+    from trl import SFTConfig, SFTTrainer
+
+    from emovit.training.collator import EmoVITCollator
+
+    model, processor = tiny_emovit("llama")
+    rows = Dataset.from_list([{"image": Image.new("RGB", (32, 32), (200, 20, 20)), "prompt": "Which emotion?",
+                               "completion": "Predict emotion: awe"}] * 2)
+    args = SFTConfig(output_dir=str(tmp_path), max_steps=1, per_device_train_batch_size=2, use_cpu=True, bf16=False,
+                     report_to="none", save_strategy="no", gradient_checkpointing=False, remove_unused_columns=False,
+                     disable_tqdm=True)
+    trainer = SFTTrainer(model=model, args=args, train_dataset=rows, processing_class=processor,
+                         data_collator=EmoVITCollator(processor))
+    batch = EmoVITCollator(processor)([rows[0], rows[1]])
+    batch.pop("skipped_images")
+    try:
+        trainer.compute_loss(model, dict(batch))
+    except AttributeError as error:
+        assert "last_hidden_state" in str(error)
+    else:
+        raise AssertionError("TRL's SFTTrainer.compute_loss now works on InstructBLIP outputs: drop the override.")
+
+
+REGISTER_ONLY = """
+from transformers import AutoModelForMultimodalLM
+from transformers.models.auto import modeling_auto
+import transformers.cli.serving.model_manager as model_manager, inspect
+from modeling_emovit import EmoVITConfig, EmoVITForConditionalGeneration
+AutoModelForMultimodalLM.register(EmoVITConfig, EmoVITForConditionalGeneration, exist_ok=True)
+print("emovit" in modeling_auto.MODEL_FOR_MULTIMODAL_LM_MAPPING_NAMES,
+      "MODEL_FOR_MULTIMODAL_LM_MAPPING_NAMES" in inspect.getsource(model_manager))
+"""
+
+
+def test_transformers_5_24_serve_reads_a_model_type_table_that_registration_does_not_fill():
+    """Why `emovit.serving.register_with_transformers_serve` adds "emovit" to a private transformers table."""
+    result = subprocess.run([sys.executable, "-c", REGISTER_ONLY], capture_output=True, text=True, timeout=120)
+    assert result.stdout.split() == ["False", "True"], result.stderr
+
+
+def test_get_image_features_from_pixels_equals_transformers_5_24_instructblip():
+    """`EmoVITForConditionalGeneration.get_image_features` adapts the parent's; from pixels both must agree."""
+    from transformers import InstructBlipForConditionalGeneration
+
+    model, processor = tiny_emovit("llama")
+    inputs = processor(images=[Image.new("RGB", (40, 30), (10, 200, 30))], text=["Which emotion?"], return_tensors="pt")
+    arguments = dict(pixel_values=inputs["pixel_values"], qformer_input_ids=inputs["qformer_input_ids"],
+                     qformer_attention_mask=inputs["qformer_attention_mask"])
+    with torch.no_grad():
+        ours = model.get_image_features(**arguments).pooler_output
+        parents = InstructBlipForConditionalGeneration.get_image_features(model, **arguments).pooler_output
+    assert torch.equal(ours, parents)
