@@ -36,8 +36,8 @@ def generate_instructions(records: Iterable[EmotionRecord], backend, out: str | 
     writer = OutputWriter(out, backend.name, report, len(items), prices if prices is not None else load_prices(),
                           backend.batch, progress)
     try:
-        stats = backend.run(items, writer)
+        if items:  # nothing left: no client is made, no library loaded, no request sent
+            report.requests = backend.run(items, writer).requests
     finally:
         writer.close()
-    report.requests = stats.requests
     return report

@@ -12,11 +12,11 @@ Measured with a plain loop (800 train / 200 test images, 300 EmoVIT steps): 98% 
 The EmoVIT stage has to make the Q-Former put the right emotion into the queries from pixels alone.
 """
 
-import math
 import random
 
 import torch
 from tqdm.auto import tqdm
+from transformers import get_cosine_schedule_with_warmup
 
 from dataset_builder.instructions import categorical_answer, categorical_instruction
 from modeling_emovit.image_utils import open_image
@@ -52,10 +52,7 @@ def pretrain_base(records, labels, out_dir, steps: int = 200, batch_size: int = 
     examples = pretraining_examples(records, labels, seed)
     images = {id(e["image"]): open_image(e["image"]) for e in examples}
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3, betas=(0.9, 0.98), weight_decay=0.05)
-    warmup = max(1, steps // 10)
-    schedule = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda s: min(1.0, (s + 1) / warmup) * 0.5 * (1 + math.cos(math.pi * min(1.0, s / steps)))
-    )
+    schedule = get_cosine_schedule_with_warmup(optimizer, num_warmup_steps=max(1, steps // 10), num_training_steps=steps)
     rng, losses = random.Random(seed), []
     model.train()
     for _ in tqdm(range(steps), desc="pretraining the base model", unit="step"):

@@ -60,6 +60,11 @@ def train(script_args, training_args, model_args, mixture_args) -> dict:
     from .trainer import EmoVITSFTTrainer
 
     check_launch(training_args)
+    if training_args.include_num_input_tokens_seen == "all":
+        # "all" counts the elements of the model's main input, which for InstructBLIP is pixel values; count the
+        # language model's non-padding tokens instead (TrainingArguments' "non_padding", which YAML's `true` cannot
+        # name: the parser reads this field as a boolean).
+        training_args.include_num_input_tokens_seen = "non_padding"
 
     ###############
     # Load the data (first: a bad dataset is named before a 7B model loads)
