@@ -19,6 +19,15 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def add_push_parser(subparsers, name: str, what: str, folder_help: str, example_repo: str, handler) -> None:
+    """`emovit push` and `emovit data push`: a folder, the target repository, and its visibility."""
+    push = subparsers.add_parser(name, help=f"Upload {what} to the Hugging Face Hub.")
+    push.add_argument("folder", help=folder_help)
+    push.add_argument("--repo-id", required=True, help=f"Target repository, e.g. {example_repo}.")
+    push.add_argument("--private", action="store_true", help="Create the repository as private.")
+    push.set_defaults(handler=handler)
+
+
 def main(argv: list[str] | None = None) -> int:
     from modeling_emovit.errors import EmoVITInputError
 

@@ -6,14 +6,15 @@ Parsers only; each handler imports what it needs, so `emovit --help` stays insta
 from dataset_builder.schema import TASKS
 from dataset_builder.sources import SOURCES
 
-from . import generate
+from . import add_push_parser, generate
 
 
 def add_commands(subparsers) -> None:
     data = subparsers.add_parser("data", help="Build, push, caption and generate emotion instruction data.")
     data_commands = data.add_subparsers(dest="data_command", required=True, metavar="DATA_COMMAND")
     _add_build(data_commands)
-    _add_push(data_commands)
+    add_push_parser(data_commands, "push", "a built dataset folder", "Folder written by `emovit data build`.",
+                    "user/emovit-instructions", _push)
     _add_export(data_commands)
     generate.add_commands(data_commands)
 
@@ -31,14 +32,6 @@ def _add_build(data_commands) -> None:
     build.add_argument("--paraphrase", action="store_true", help="Vary the categorical template per record.")
     build.add_argument("--seed", type=int, default=42, help="Seed of the per-record template choice.")
     build.set_defaults(handler=_build)
-
-
-def _add_push(data_commands) -> None:
-    push = data_commands.add_parser("push", help="Upload a built dataset folder to the Hugging Face Hub.")
-    push.add_argument("out", help="Folder written by `emovit data build`.")
-    push.add_argument("--repo-id", required=True, help="Dataset repository, e.g. user/emovit-instruct.")
-    push.add_argument("--private", action="store_true", help="Create the repository as private.")
-    push.set_defaults(handler=_push)
 
 
 def _add_export(data_commands) -> None:
@@ -73,7 +66,7 @@ def _build(args) -> int:
 def _push(args) -> int:
     from emovit.hub import push_dataset
 
-    print(f"Pushed {args.out} to {push_dataset(args.out, args.repo_id, private=args.private)}")
+    print(f"Pushed {args.folder} to {push_dataset(args.folder, args.repo_id, private=args.private)}")
     return 0
 
 

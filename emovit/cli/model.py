@@ -1,5 +1,7 @@
 """`emovit convert`, `emovit serve` and `emovit push`: model folders in and out (parsers only; handlers import lazily)."""
 
+from . import add_push_parser
+
 
 def add_commands(subparsers) -> None:
     convert = subparsers.add_parser(
@@ -22,11 +24,8 @@ def add_commands(subparsers) -> None:
     serve.add_argument("--device", default="auto", help="'cpu', 'cuda:0', or 'auto'.")
     serve.set_defaults(handler=_serve)
 
-    push = subparsers.add_parser("push", help="Upload a model folder (weights, processor, code, card) to the Hub.")
-    push.add_argument("model_dir", help="Folder written by save_pretrained (model and processor).")
-    push.add_argument("--repo-id", required=True, help="Target model repository, e.g. user/emovit-small.")
-    push.add_argument("--private", action="store_true", help="Create the repository as private.")
-    push.set_defaults(handler=_push)
+    add_push_parser(subparsers, "push", "a model folder (weights, processor, code, card)",
+                    "Folder written by save_pretrained (model and processor).", "user/emovit-vicuna-7b", _push)
 
 
 def _convert(args) -> int:
@@ -47,5 +46,5 @@ def _serve(args) -> int:
 def _push(args) -> int:
     from emovit.hub import push_model
 
-    print(push_model(args.model_dir, args.repo_id, private=args.private))
+    print(push_model(args.folder, args.repo_id, private=args.private))
     return 0
