@@ -1,9 +1,10 @@
 """Emotion calibration metric: expected calibration error (ECE) and top-k accuracy from per-label probabilities.
 
-A stand-alone `evaluate` module (it imports no emovit code and shares none with its sibling modules, whose input
-checks it repeats by design, so each can be published on its own):
-`evaluate.load("evaluation/metrics/emotion_calibration")` offline, by path. The probabilities come from `emovit eval
---mode rank`, which scores every candidate answer (Guo et al., ICML 2017, for ECE). """
+A stand-alone `evaluate` module: it imports no emovit code and shares none with its sibling modules (it repeats
+their few lines of input checking by design), so it can be published on its own. Offline:
+`evaluate.load("evaluation/metrics/emotion_calibration")`, by path. The probabilities come from
+`emovit eval --mode rank`, which scores every candidate answer (Guo et al., ICML 2017, for ECE).
+"""
 
 import datasets
 import evaluate

@@ -1,11 +1,12 @@
 """Emotion classification metric: accuracy, macro/weighted F1, per-class scores, confusion matrix, unmapped share.
 
-A stand-alone `evaluate` module (it imports no emovit code and shares none with its sibling modules, whose input
-checks it repeats by design, so each can be published on its own, so it can be pushed to the Hub as a Space and
-loaded by name): `evaluate.load("evaluation/metrics/emotion_classification")` offline, by path. Predictions and
-references are label strings (matched to `labels` case-insensitively) or label ids; predictions may also be per-
-label scores (the arg-max is taken), so it combines with `emotion_calibration` through `evaluate.combine`. Free-text
-answers are mapped onto labels before they reach it (`emovit eval` does this with its label-space normaliser). """
+A stand-alone `evaluate` module: it imports no emovit code and shares none with its sibling modules (it repeats
+their few lines of input checking by design), so it can be pushed to the Hub as a Space and loaded by name. Offline:
+`evaluate.load("evaluation/metrics/emotion_classification")`, by path. Predictions and references are label
+strings (matched to `labels` case-insensitively) or label ids; predictions may also be per-label scores (the
+arg-max is taken), so it combines with `emotion_calibration` through `evaluate.combine`. Free-text answers are
+mapped onto labels before they reach it (`emovit eval` does this with its label-space normaliser).
+"""
 
 import datasets
 import evaluate

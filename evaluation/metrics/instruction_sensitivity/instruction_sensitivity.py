@@ -1,10 +1,11 @@
 """Instruction sensitivity metric: how much accuracy moves when the instruction is paraphrased (lower is better).
 
-A stand-alone `evaluate` module (it imports no emovit code and shares none with its sibling modules, whose input
-checks it repeats by design, so each can be published on its own), loaded offline by path:
-`evaluate.load("evaluation/metrics/instruction_sensitivity")`. Per dataset, the accuracy under each instruction
-paraphrase; sensitivity = standard deviation / mean of those accuracies (the coefficient of variation), then
-averaged over datasets, as the instruction-sensitivity measure of InstructBLIP-style evaluations. """
+A stand-alone `evaluate` module: it imports no emovit code and shares none with its sibling modules (it repeats
+their few lines of input checking by design), so it can be published on its own. Offline:
+`evaluate.load("evaluation/metrics/instruction_sensitivity")`, by path. Per dataset, the accuracy under each
+instruction paraphrase; sensitivity = standard deviation / mean of those accuracies (the coefficient of variation),
+then averaged over datasets, as the instruction-sensitivity measure of InstructBLIP-style evaluations.
+"""
 
 import datasets
 import evaluate
