@@ -1,11 +1,23 @@
-"""Converting LAVIS `blip2_vicuna_instruct` checkpoints (the original EmoVIT release) to transformers folders.
+"""Converting LAVIS InstructBLIP checkpoints (the original EmoVIT release) to transformers folders.
 
-The key table follows transformers' `convert_instructblip_original_to_pytorch.py`; it is written as templates
-(`{i}` = layer index) so the same table renames both ways (the tests export a model to LAVIS keys and back).
+Flow: LAVIS `.pth` -> `load_lavis_state_dict` -> `lavis_to_transformers` (renamed, q/v biases fused, buffers dropped)
+-> overlaid on an InstructBLIP base -> EmoVIT folder. Two LAVIS models are read: `blip2_vicuna_instruct` (what the
+release trained; `llm_proj`, `llm_model`) onto an InstructBLIP-Vicuna base, and `blip2_t5_instruct` (`t5_proj`,
+`t5_model`) onto an InstructBLIP-Flan-T5 base. Two kinds of file occur:
+- LAVIS `runner_base._save_checkpoint`: `{"model": state_dict, "optimizer", "config", "scaler", "epoch"}`, where the
+  state dict lost its frozen *parameters* but kept every *buffer* and alias: the trained `ln_vision`, Q-Former, query
+  tokens and projection, plus `Qformer.bert.embeddings.position_ids`, each Vicuna layer's `rotary_emb.inv_freq`, and
+  T5's `encoder/decoder.embed_tokens` (aliases of the frozen `shared` embedding, so `named_parameters` misses them);
+- the EmoVIT release's `torch.save(self.model, 'model.pth')`: a whole pickled module, every key (`module.` first
+  when saved under DDP).
+The renaming follows transformers' `convert_instructblip_original_to_pytorch.py`. Buffers that transformers
+recomputes (and no longer saves) are dropped and counted; whatever the checkpoint lacks comes from the base, and the
+summary says which trained modules came from where.
 """
 
 import pickle
 import re
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -14,7 +26,7 @@ from .errors import EmoVITInputError
 from .modeling_emovit import EmoVITForConditionalGeneration
 from .processing_emovit import EmoVITProcessor
 
-# (LAVIS prefix, transformers prefix), first match wins.
+# (LAVIS prefix, transformers prefix), first match wins; `{i}` is a layer index.
 KEY_TEMPLATES = [
     ("visual_encoder.cls_token", "vision_model.embeddings.class_embedding"),
     ("visual_encoder.pos_embed", "vision_model.embeddings.position_embedding"),
@@ -32,58 +44,111 @@ KEY_TEMPLATES = [
     ("query_tokens", "query_tokens"),
     ("llm_proj.", "language_projection."),
     ("llm_model.", "language_model."),
+    ("t5_proj.", "language_projection."),
+    ("t5_model.", "language_model."),
 ]
 # LAVIS' EVA ViT keeps separate q and v biases (k has none); transformers holds one qkv bias.
-Q_BIAS, V_BIAS = "visual_encoder.blocks.{i}.attn.q_bias", "visual_encoder.blocks.{i}.attn.v_bias"
+QV_BIAS = re.compile(r"^visual_encoder\.blocks\.(\d+)\.attn\.([qv])_bias$")
 QKV_BIAS = "vision_model.encoder.layers.{i}.self_attn.qkv.bias"
-# In LAVIS but not in InstructBLIP: the Q-Former's MLM head and buffers.
-DROPPED = re.compile(r"^Qformer\.cls\.|position_ids$")
+# Saved by LAVIS, recomputed by transformers (non-persistent buffers there): dropped, counted.
+RECOMPUTED_BUFFERS = re.compile(r"^Qformer\.bert\.embeddings\.position_ids$|\.rotary_emb\.inv_freq$")
+# The Q-Former's MLM head: in BLIP-2 checkpoints, unused by InstructBLIP (its instruct models set `Qformer.cls = None`).
+UNUSED_HEAD = re.compile(r"^Qformer\.cls\.")
+# What EmoVIT trains (LAVIS names in brackets): the summary says whether each came from the checkpoint or the base.
+TRAINED_MODULES = {
+    "vision_model.post_layernorm": "ln_vision",
+    "qformer": "Q-Former",
+    "query_tokens": "query tokens",
+    "language_projection": "projection",
+}
+# Frozen LM embeddings whose vocabulary transformers' InstructBLIP may have grown (its `<image>` token).
+VOCABULARY_MATRICES = re.compile(
+    r"^language_model\.(model\.embed_tokens|lm_head|shared|encoder\.embed_tokens|decoder\.embed_tokens)\.weight$"
+)
+# LAVIS model -> (the prefix of its LM keys, whether its LM is decoder-only).
+LANGUAGE_MODELS = {"blip2_vicuna_instruct": ("llm_", True), "blip2_t5_instruct": ("t5_", False)}
+
+
+@dataclass
+class LavisWeights:
+    """A LAVIS state dict in transformers names: `weights`, keys `dropped` by reason, keys with no counterpart, and
+    the LAVIS model its language-model keys belong to (None when it has none)."""
+
+    weights: dict = field(default_factory=dict)
+    dropped: dict[str, int] = field(default_factory=dict)
+    unknown: list[str] = field(default_factory=list)
+    lavis_model: str | None = None
+
+    def drop(self, reason: str) -> None:
+        self.dropped[reason] = self.dropped.get(reason, 0) + 1
 
 
 def _pattern(template: str) -> re.Pattern:
     return re.compile("^" + re.escape(template).replace(re.escape("{i}"), r"(\d+)"))
 
 
-def _rename(key: str, to_lavis: bool) -> str | None:
-    for lavis, hf in KEY_TEMPLATES:
-        source, target = (hf, lavis) if to_lavis else (lavis, hf)
-        match = _pattern(source).match(key)
+_PATTERNS = [(_pattern(lavis), hf) for lavis, hf in KEY_TEMPLATES]
+
+
+def _rename(key: str) -> str | None:
+    for pattern, target in _PATTERNS:
+        match = pattern.match(key)
         if match:
             prefix = target.replace("{i}", match.group(1)) if match.groups() else target
             return prefix + key[match.end():]
     return None
 
 
-def lavis_to_transformers(state_dict: dict) -> tuple[dict, list[str]]:
-    """Renames a LAVIS state dict; returns (converted, keys that have no transformers counterpart)."""
-    converted, unknown = {}, []
+def _strip_ddp_prefix(state_dict: dict) -> dict:
+    """A module saved while wrapped in DistributedDataParallel has every key under `module.`."""
+    if state_dict and all(key.startswith("module.") for key in state_dict):
+        return {key[len("module."):]: tensor for key, tensor in state_dict.items()}
+    return state_dict
+
+
+def _fused_qkv_biases(state_dict: dict, source: str) -> dict[str, torch.Tensor]:
+    """`qkv.bias = cat(q_bias, 0, v_bias)` per ViT block; a block with only one of the two is refused."""
+    halves: dict[str, dict[str, torch.Tensor]] = {}
     for key, tensor in state_dict.items():
-        layer = re.match(r"^visual_encoder\.blocks\.(\d+)\.attn\.q_bias$", key)
-        if layer:
-            i = layer.group(1)
-            v_bias = state_dict[V_BIAS.format(i=i)]
-            converted[QKV_BIAS.format(i=i)] = torch.cat([tensor, torch.zeros_like(v_bias), v_bias])
-        elif re.match(r"^visual_encoder\.blocks\.\d+\.attn\.v_bias$", key) or DROPPED.search(key):
+        match = QV_BIAS.match(key)
+        if match:
+            halves.setdefault(match.group(1), {})[match.group(2)] = tensor
+    fused = {}
+    for block, pair in halves.items():
+        if len(pair) != 2:
+            have, lacks = ("q", "v") if "q" in pair else ("v", "q")
+            raise EmoVITInputError(
+                f"{source}: visual_encoder.blocks.{block}.attn.{have}_bias is there but "
+                f"visual_encoder.blocks.{block}.attn.{lacks}_bias is missing; the checkpoint is incomplete."
+            )
+        fused[QKV_BIAS.format(i=block)] = torch.cat([pair["q"], torch.zeros_like(pair["v"]), pair["v"]])
+    return fused
+
+
+def _lavis_model(state_dict: dict, source: str) -> str | None:
+    """`blip2_vicuna_instruct` or `blip2_t5_instruct`, from the prefix of the language-model keys."""
+    found = [name for name, (prefix, _) in LANGUAGE_MODELS.items() if any(key.startswith(prefix) for key in state_dict)]
+    if len(found) > 1:
+        raise EmoVITInputError(f"{source}: the checkpoint mixes llm_* (Vicuna) and t5_* (Flan-T5) keys.")
+    return found[0] if found else None
+
+
+def lavis_to_transformers(state_dict: dict, source: str = "the checkpoint") -> LavisWeights:
+    """Renames a LAVIS state dict to transformers names (`source` names the file in error messages)."""
+    state_dict = _strip_ddp_prefix(state_dict)
+    result = LavisWeights(weights=_fused_qkv_biases(state_dict, source), lavis_model=_lavis_model(state_dict, source))
+    for key, tensor in state_dict.items():
+        if QV_BIAS.match(key):
             continue
-        elif (new_key := _rename(key, to_lavis=False)) is not None:
-            converted[new_key] = tensor
+        if RECOMPUTED_BUFFERS.search(key):
+            result.drop("buffers transformers recomputes (position_ids, rotary inv_freq)")
+        elif UNUSED_HEAD.match(key):
+            result.drop("Q-Former MLM head, unused by InstructBLIP")
+        elif (new_key := _rename(key)) is not None:
+            result.weights[new_key] = tensor
         else:
-            unknown.append(key)
-    return converted, unknown
-
-
-def transformers_to_lavis(state_dict: dict) -> dict:
-    """The inverse renaming (used to test the converter and to hand weights back to LAVIS users)."""
-    exported = {}
-    for key, tensor in state_dict.items():
-        layer = re.match(r"^vision_model\.encoder\.layers\.(\d+)\.self_attn\.qkv\.bias$", key)
-        if layer:
-            q_bias, _, v_bias = tensor.chunk(3)
-            exported[Q_BIAS.format(i=layer.group(1))] = q_bias
-            exported[V_BIAS.format(i=layer.group(1))] = v_bias
-        else:
-            exported[_rename(key, to_lavis=True)] = tensor
-    return exported
+            result.unknown.append(key)
+    return result
 
 
 def load_lavis_state_dict(path: str | Path, trust_pickle: bool = False) -> dict:
@@ -108,27 +173,77 @@ def load_lavis_state_dict(path: str | Path, trust_pickle: bool = False) -> dict:
     raise EmoVITInputError(f"{path}: expected a LAVIS checkpoint (a state dict, or a dict with a 'model' entry).")
 
 
-def convert_lavis_checkpoint(lavis_path, base, out, trust_pickle: bool = False) -> dict[str, int]:
-    """Overlays a LAVIS checkpoint on an InstructBLIP base and saves an EmoVIT folder.
-
-    LAVIS saves only the trained parameters (Q-Former, query tokens, projection); the frozen ones come from `base`.
-    Returns counts: `{"converted": n, "from_base": m}`.
-    """
-    converted, unknown = lavis_to_transformers(load_lavis_state_dict(lavis_path, trust_pickle))
-    if unknown:
+def _check_language_model(lavis_model: str | None, model, path, base) -> None:
+    """A Vicuna checkpoint needs a decoder-only base, a Flan-T5 one an encoder-decoder base."""
+    if lavis_model is None:
+        return
+    prefix, decoder_only = LANGUAGE_MODELS[lavis_model]
+    if model.config.use_decoder_only_language_model != decoder_only:
+        has = "an encoder-decoder (Flan-T5)" if decoder_only else "a decoder-only (Vicuna/OPT)"
+        wanted = "InstructBLIP-Vicuna" if decoder_only else "InstructBLIP-Flan-T5"
         raise EmoVITInputError(
-            f"{lavis_path}: {len(unknown)} keys are not blip2_vicuna_instruct weights (first: {unknown[:3]})."
+            f"{path}: a LAVIS {lavis_model} checkpoint ({prefix}proj), but the base {base} has {has} language "
+            f"model; convert with an {wanted} base."
+        )
+
+
+def _fit(key: str, tensor: torch.Tensor, expected: dict, path, base) -> tuple[torch.Tensor, bool]:
+    """The tensor to load for `key`; a frozen LM embedding with fewer vocabulary rows than the base keeps the base's
+    extra rows (transformers' InstructBLIP adds an `<image>` token). Returns (tensor, rows were added)."""
+    target = expected.get(key)
+    if target is not None and target.shape == tensor.shape:
+        return tensor, False
+    if (target is not None and VOCABULARY_MATRICES.match(key) and tensor.dim() == 2
+            and tensor.shape[1] == target.shape[1] and tensor.shape[0] < target.shape[0]):
+        grown = target.clone()
+        grown[: tensor.shape[0]] = tensor.to(target.dtype)
+        return grown, True
+    found = tuple(target.shape) if target is not None else "no such weight"
+    raise EmoVITInputError(
+        f"{path}: weight {key} has shape {tuple(tensor.shape)} but the base {base} has {found}; "
+        f"convert with the InstructBLIP base the checkpoint was trained from."
+    )
+
+
+def _module_sources(converted: dict, expected: dict) -> dict[str, str]:
+    """For each trained module: "checkpoint", "base", or "partly (n of m tensors from the checkpoint)"."""
+    sources = {}
+    for prefix, name in TRAINED_MODULES.items():
+        keys = [key for key in expected if key == prefix or key.startswith(prefix + ".")]
+        found = sum(key in converted for key in keys)
+        sources[name] = "checkpoint" if found == len(keys) else "base" if found == 0 else (
+            f"partly ({found} of {len(keys)} tensors from the checkpoint)"
+        )
+    return sources
+
+
+def convert_lavis_checkpoint(lavis_path, base, out, trust_pickle: bool = False) -> dict:
+    """Overlays a LAVIS checkpoint on an InstructBLIP base and saves an EmoVIT folder; returns the summary.
+
+    Summary: `converted` / `from_base` (state-dict tensors), `dropped` (reason -> count), `trained_modules` (module
+    -> "checkpoint" | "base" | "partly ..."), `vocabulary_rows_from_base` (LM matrices whose extra rows the base gave).
+    """
+    lavis = lavis_to_transformers(load_lavis_state_dict(lavis_path, trust_pickle), str(lavis_path))
+    if lavis.unknown:
+        raise EmoVITInputError(
+            f"{lavis_path}: {len(lavis.unknown)} keys are not LAVIS blip2_vicuna_instruct/blip2_t5_instruct weights "
+            f"(first: {lavis.unknown[:3]})."
         )
     model = EmoVITForConditionalGeneration.from_pretrained(base)
+    _check_language_model(lavis.lavis_model, model, lavis_path, base)
     expected = model.state_dict()
-    for key, tensor in converted.items():
-        if key not in expected or expected[key].shape != tensor.shape:
-            found = tuple(expected[key].shape) if key in expected else "no such weight"
-            raise EmoVITInputError(
-                f"{lavis_path}: weight {key} has shape {tuple(tensor.shape)} but the base {base} has {found}; "
-                f"convert with the InstructBLIP base the checkpoint was trained from."
-            )
-    model.load_state_dict(converted, strict=False)
+    weights, grown = {}, []
+    for key, tensor in lavis.weights.items():
+        weights[key], added_rows = _fit(key, tensor, expected, lavis_path, base)
+        if added_rows:
+            grown.append(key)
+    model.load_state_dict(weights, strict=False)
     model.save_pretrained(out)
     EmoVITProcessor.from_pretrained(base).save_pretrained(out)
-    return {"converted": len(converted), "from_base": len(expected) - len(converted)}
+    return {
+        "converted": len(weights),
+        "from_base": len(expected) - len(weights),
+        "dropped": dict(lavis.dropped),
+        "trained_modules": _module_sources(weights, expected),
+        "vocabulary_rows_from_base": grown,
+    }

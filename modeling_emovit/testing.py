@@ -130,13 +130,15 @@ def tiny_emovit(
     emotion_labels=MIKELS_EMOTIONS,
     corpus=None,
     instructblip: bool = False,
+    size_overrides: dict | None = None,
 ):
     """Returns `(model, processor)`: a random EmoVIT (or, with `instructblip=True`, a plain InstructBLIP).
 
     `text_model`: "opt" | "llama" | "t5"; `size`: "tiny" | "small"; `corpus`: extra text for the tokenizers
-    (captions, instructions) so that frequent words become single tokens.
+    (captions, instructions) so that frequent words become single tokens; `size_overrides`: entries of `SIZES` to
+    change, e.g. `{"cross_every": 2}` for LAVIS' Q-Former layout (cross-attention in every second layer).
     """
-    dims = SIZES[size]
+    dims = {**SIZES[size], **(size_overrides or {})}
     texts = _corpus(list(emotion_labels), corpus)
     tokenizer = train_lm_tokenizer(texts, encoder_decoder=text_model == "t5")
     qformer_tokenizer = train_qformer_tokenizer(texts)

@@ -1,27 +1,52 @@
-"""Specification of `emovit convert`: LAVIS blip2_vicuna_instruct weights in, an Auto-class folder out."""
+"""Specification of `emovit convert`: LAVIS InstructBLIP checkpoints in, an Auto-class folder out.
 
-import subprocess
-import sys
+The LAVIS files are written by `tests/lavis_checkpoints.py` under LAVIS's own key names (checked here against
+`tests/fixtures/lavis_keys.json`, listed from LAVIS's module definitions), in the two shapes that occur: what
+LAVIS `_save_checkpoint` keeps (trainable parameters + every buffer) and the release's whole pickled module. Each
+converted model is compared with a reference mixed by hand, module by module, from the "trained" model and the base.
+"""
 
 import pytest
 import torch
 from PIL import Image
-from transformers import AutoModelForImageTextToText
 
+from emovit.cli import main
+from lavis_checkpoints import KEYS, key_patterns, lavis_state_dict, saved_by_save_checkpoint, zero_k_bias
 from modeling_emovit import EmoVITInputError
-from modeling_emovit.convert_lavis import convert_lavis_checkpoint, load_lavis_state_dict, transformers_to_lavis
+from modeling_emovit.convert_lavis import convert_lavis_checkpoint, load_lavis_state_dict
+from modeling_emovit.modeling_emovit import EmoVITForConditionalGeneration
 from modeling_emovit.testing import tiny_emovit
+
+LAVIS_QFORMER = {"cross_every": 2}  # cross-attention in Q-Former layers 0, 2, ... (LAVIS cross_attention_freq 2)
+TRAINED = ("qformer", "query_tokens", "language_projection", "vision_model.post_layernorm")
+VICUNA, T5 = "blip2_vicuna_instruct", "blip2_t5_instruct"
+
+
+def _trained_and_base(folder, text_model):
+    """A 'trained' EmoVIT (as LAVIS could hold it: EVA has no key bias) and a differently seeded InstructBLIP base."""
+    trained, processor = tiny_emovit(text_model, seed=1, size_overrides=LAVIS_QFORMER)
+    zero_k_bias(trained)
+    base, base_processor = tiny_emovit(text_model, seed=2, instructblip=True, size_overrides=LAVIS_QFORMER)
+    base.save_pretrained(folder / "base")
+    base_processor.save_pretrained(folder / "base")
+    return trained, base, processor
 
 
 @pytest.fixture(scope="module")
-def trained_and_base(tmp_path_factory):
-    """A 'trained' tiny model exported to LAVIS keys, and a differently initialised InstructBLIP base folder."""
-    folder = tmp_path_factory.mktemp("convert")
-    trained, processor = tiny_emovit("llama", seed=1)
-    base, base_processor = tiny_emovit("llama", seed=2, instructblip=True)
-    base.save_pretrained(folder / "base")
-    base_processor.save_pretrained(folder / "base")
-    return folder, trained, processor
+def vicuna(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("vicuna")
+    return (folder, *_trained_and_base(folder, "llama"))
+
+
+def _hand_mixed(base_folder, trained):
+    """The base with each trained module replaced by the trained model's, attribute by attribute."""
+    reference = EmoVITForConditionalGeneration.from_pretrained(base_folder)
+    with torch.no_grad():
+        reference.qformer.load_state_dict(trained.qformer.state_dict())
+        reference.query_tokens.copy_(trained.query_tokens)
+        reference.language_projection.load_state_dict(trained.language_projection.state_dict())
+        reference.vision_model.post_layernorm.load_state_dict(trained.vision_model.post_layernorm.state_dict())
+    return reference.eval()
 
 
 def _logits(model, processor):
@@ -31,29 +56,104 @@ def _logits(model, processor):
         return model(**inputs).logits
 
 
-def test_lavis_keys_convert_back_to_identical_logits(trained_and_base):
-    folder, trained, processor = trained_and_base
-    torch.save({"model": transformers_to_lavis(trained.state_dict()), "epoch": 3}, folder / "emovit.pth")
-
-    counts = convert_lavis_checkpoint(folder / "emovit.pth", folder / "base", folder / "out")
-
-    converted = AutoModelForImageTextToText.from_pretrained(folder / "out", trust_remote_code=True)
-    assert counts["converted"] == len(trained.state_dict())
-    assert torch.equal(_logits(converted, processor), _logits(trained, processor))
+def _lavis_checkpoint(state_dict):
+    """The dict LAVIS `_save_checkpoint` writes around the model's state dict."""
+    return {"model": state_dict, "optimizer": {"state": {}, "param_groups": []}, "config": {"run": {"init_lr": 1e-5}},
+            "scaler": {"scale": 65536.0}, "epoch": 3}
 
 
-def test_partial_checkpoint_keeps_the_frozen_weights_of_the_base(trained_and_base):
-    folder, trained, _ = trained_and_base
-    trainable = {k: v for k, v in trained.state_dict().items() if k.split(".")[0] in ("qformer", "query_tokens", "language_projection")}
-    torch.save({"model": transformers_to_lavis(trainable)}, folder / "partial.pth")
+def test_fixtures_have_exactly_lavis_key_names(vicuna, tmp_path):
+    _, trained, _, _ = vicuna
+    full = lavis_state_dict(trained, VICUNA)
+    assert key_patterns(full) == KEYS[VICUNA]["state_dict"]
+    assert key_patterns(saved_by_save_checkpoint(full, VICUNA)) == KEYS[VICUNA]["saved"]
+    t5, _ = tiny_emovit("t5", size_overrides=LAVIS_QFORMER)
+    assert key_patterns(saved_by_save_checkpoint(lavis_state_dict(t5, T5), T5)) == KEYS[T5]["saved"]
 
-    counts = convert_lavis_checkpoint(folder / "partial.pth", folder / "base", folder / "partial")
 
-    converted = AutoModelForImageTextToText.from_pretrained(folder / "partial", trust_remote_code=True)
-    base = AutoModelForImageTextToText.from_pretrained(folder / "base")
-    assert counts["from_base"] > 0
+def test_save_checkpoint_file_with_buffers_converts_to_the_hand_mixed_reference(vicuna):
+    folder, trained, _, processor = vicuna
+    saved = saved_by_save_checkpoint(lavis_state_dict(trained, VICUNA), VICUNA)
+    assert any(key.endswith("rotary_emb.inv_freq") for key in saved) and "Qformer.bert.embeddings.position_ids" in saved
+    torch.save(_lavis_checkpoint(saved), folder / "checkpoint_best.pth")
+
+    summary = convert_lavis_checkpoint(folder / "checkpoint_best.pth", folder / "base", folder / "out")
+
+    converted = EmoVITForConditionalGeneration.from_pretrained(folder / "out").eval()
+    assert torch.equal(_logits(converted, processor), _logits(_hand_mixed(folder / "base", trained), processor))
+    layers = trained.config.text_config.num_hidden_layers
+    assert summary["dropped"] == {"buffers transformers recomputes (position_ids, rotary inv_freq)": 1 + layers}
+    assert set(summary["trained_modules"].values()) == {"checkpoint"}
+    assert summary["converted"] == len(saved) - 1 - layers  # every key but the dropped buffers
+
+
+def test_whole_pickled_module_under_ddp_converts_every_weight_and_keeps_the_base_extra_vocabulary_rows(vicuna):
+    folder, trained, base, processor = vicuna
+    full = lavis_state_dict(trained, VICUNA)
+    for key in ("llm_model.model.embed_tokens.weight", "llm_model.lm_head.weight"):  # LAVIS' Vicuna: no <image> row
+        full[key] = full[key][:-1].clone()
+    torch.save({f"module.{key}": tensor for key, tensor in full.items()}, folder / "model.pth")
+
+    summary = convert_lavis_checkpoint(folder / "model.pth", folder / "base", folder / "whole")
+
+    converted = EmoVITForConditionalGeneration.from_pretrained(folder / "whole").eval()
+    assert torch.equal(_logits(converted, processor)[..., :-1], _logits(trained, processor)[..., :-1])
+    assert torch.equal(converted.language_model.lm_head.weight[-1], base.language_model.lm_head.weight[-1])
+    assert sorted(summary["vocabulary_rows_from_base"]) == ["language_model.lm_head.weight",
+                                                             "language_model.model.embed_tokens.weight"]
+    assert set(summary["trained_modules"].values()) == {"checkpoint"}
+
+
+def test_flan_t5_checkpoint_converts_onto_an_instructblip_flan_t5_base(tmp_path):
+    trained, base, processor = _trained_and_base(tmp_path, "t5")
+    trained.language_model.load_state_dict(base.language_model.state_dict())  # the frozen Flan-T5 both started from
+    saved = saved_by_save_checkpoint(lavis_state_dict(trained, T5), T5)
+    assert "t5_model.encoder.embed_tokens.weight" in saved and "t5_proj.weight" in saved
+    torch.save(_lavis_checkpoint(saved), tmp_path / "t5.pth")
+
+    summary = convert_lavis_checkpoint(tmp_path / "t5.pth", tmp_path / "base", tmp_path / "out")
+
+    converted = EmoVITForConditionalGeneration.from_pretrained(tmp_path / "out").eval()
+    assert torch.equal(_logits(converted, processor), _logits(_hand_mixed(tmp_path / "base", trained), processor))
+    assert summary["dropped"] == {"buffers transformers recomputes (position_ids, rotary inv_freq)": 1}
+
+
+def test_a_trained_module_missing_from_the_checkpoint_is_named_as_taken_from_the_base(vicuna, capsys):
+    folder, trained, base, _ = vicuna
+    saved = saved_by_save_checkpoint(lavis_state_dict(trained, VICUNA), VICUNA)
+    torch.save(_lavis_checkpoint({k: v for k, v in saved.items() if not k.startswith("llm_proj.")}), folder / "no_proj.pth")
+
+    assert main(["convert", "--lavis", str(folder / "no_proj.pth"), "--base", str(folder / "base"),
+                 "--out", str(folder / "no_proj")]) == 0
+
+    converted = EmoVITForConditionalGeneration.from_pretrained(folder / "no_proj")
+    assert torch.equal(converted.language_projection.weight, base.language_projection.weight)
     assert torch.equal(converted.query_tokens, trained.query_tokens)
-    assert torch.equal(converted.vision_model.embeddings.patch_embedding.weight, base.vision_model.embeddings.patch_embedding.weight)
+    printed = capsys.readouterr().out
+    assert "trained module projection: from the base" in printed and "trained module Q-Former: from the checkpoint" in printed
+
+
+def test_half_a_q_v_bias_pair_is_one_sentence_and_exit_2(vicuna, capsys):
+    folder, trained, _, _ = vicuna
+    saved = saved_by_save_checkpoint(lavis_state_dict(trained, VICUNA), VICUNA)
+    saved["visual_encoder.blocks.0.attn.q_bias"] = torch.zeros(trained.config.vision_config.hidden_size)
+    torch.save(_lavis_checkpoint(saved), folder / "half_pair.pth")
+
+    code = main(["convert", "--lavis", str(folder / "half_pair.pth"), "--base", str(folder / "base"), "--out", str(folder / "x")])
+
+    error = capsys.readouterr().err
+    assert code == 2 and "half_pair.pth" in error and "visual_encoder.blocks.0.attn.v_bias is missing" in error
+    assert len(error.strip().splitlines()) == 1
+
+
+def test_a_vicuna_checkpoint_onto_a_flan_t5_base_is_refused(vicuna, tmp_path):
+    folder, trained, _, _ = vicuna
+    torch.save(_lavis_checkpoint(saved_by_save_checkpoint(lavis_state_dict(trained, VICUNA), VICUNA)), tmp_path / "v.pth")
+    t5_base, t5_processor = tiny_emovit("t5", instructblip=True)
+    t5_base.save_pretrained(tmp_path / "t5_base")
+    t5_processor.save_pretrained(tmp_path / "t5_base")
+    with pytest.raises(EmoVITInputError, match="blip2_vicuna_instruct checkpoint .* InstructBLIP-Vicuna base"):
+        convert_lavis_checkpoint(tmp_path / "v.pth", tmp_path / "t5_base", tmp_path / "out")
 
 
 def test_pickled_module_is_refused_unless_trusted(tmp_path):
@@ -65,20 +165,17 @@ def test_pickled_module_is_refused_unless_trusted(tmp_path):
     assert set(load_lavis_state_dict(tmp_path / "whole_module.pth", trust_pickle=True)) == {"weight", "bias"}
 
 
-def test_cli_refuses_unsafe_pickle_in_one_sentence_with_exit_2(tmp_path):
+def test_cli_refuses_unsafe_pickle_in_one_sentence_with_exit_2(tmp_path, capsys):
     torch.save(torch.nn.Linear(2, 2), tmp_path / "whole_module.pth")
-    result = subprocess.run(
-        [sys.executable, "-m", "emovit", "convert", "--lavis", str(tmp_path / "whole_module.pth"),
-         "--base", str(tmp_path), "--out", str(tmp_path / "out")],
-        capture_output=True, text=True, timeout=120,
-    )
-    assert result.returncode == 2
-    assert "whole_module.pth" in result.stderr and "--trust-pickle" in result.stderr
-    assert "Traceback" not in result.stderr
+    code = main(["convert", "--lavis", str(tmp_path / "whole_module.pth"), "--base", str(tmp_path),
+                 "--out", str(tmp_path / "out")])
+    error = capsys.readouterr().err
+    assert code == 2
+    assert "whole_module.pth" in error and "--trust-pickle" in error and "Traceback" not in error
 
 
-def test_keys_from_another_architecture_are_refused(tmp_path, trained_and_base):
-    folder, _, _ = trained_and_base
+def test_keys_from_another_architecture_are_refused(tmp_path, vicuna):
+    folder, _, _, _ = vicuna
     torch.save({"model": {"text_encoder.weight": torch.zeros(2)}}, tmp_path / "other.pth")
-    with pytest.raises(EmoVITInputError, match="not blip2_vicuna_instruct"):
+    with pytest.raises(EmoVITInputError, match="not LAVIS blip2_vicuna_instruct/blip2_t5_instruct weights"):
         convert_lavis_checkpoint(tmp_path / "other.pth", folder / "base", tmp_path / "out")

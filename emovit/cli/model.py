@@ -5,10 +5,12 @@ from . import add_push_parser
 
 def add_commands(subparsers) -> None:
     convert = subparsers.add_parser(
-        "convert", help="Convert a LAVIS blip2_vicuna_instruct checkpoint (the original EmoVIT release) to a folder."
+        "convert", help="Convert a LAVIS blip2_vicuna_instruct (the original EmoVIT release) or blip2_t5_instruct "
+        "checkpoint to a folder."
     )
     convert.add_argument("--lavis", required=True, help="LAVIS checkpoint file (.pth).")
-    convert.add_argument("--base", required=True, help="InstructBLIP folder or Hub id in transformers format.")
+    convert.add_argument("--base", required=True, help="InstructBLIP folder or Hub id in transformers format "
+                         "(InstructBLIP-Vicuna for blip2_vicuna_instruct, InstructBLIP-Flan-T5 for blip2_t5_instruct).")
     convert.add_argument("--out", required=True, help="Output folder (loads with the Auto classes).")
     convert.add_argument(
         "--trust-pickle",
@@ -31,8 +33,15 @@ def add_commands(subparsers) -> None:
 def _convert(args) -> int:
     from modeling_emovit.convert_lavis import convert_lavis_checkpoint
 
-    convert_lavis_checkpoint(args.lavis, args.base, args.out, trust_pickle=args.trust_pickle)
-    print(f"Wrote {args.out}")
+    summary = convert_lavis_checkpoint(args.lavis, args.base, args.out, trust_pickle=args.trust_pickle)
+    print(f"Wrote {args.out}: {summary['converted']} tensors from the checkpoint, {summary['from_base']} from the base.")
+    for module, source in summary["trained_modules"].items():
+        print(f"  trained module {module}: from the {source}" if source in ("checkpoint", "base") else
+              f"  trained module {module}: {source}")
+    for reason, count in summary["dropped"].items():
+        print(f"  dropped {count} x {reason}")
+    for key in summary["vocabulary_rows_from_base"]:
+        print(f"  {key}: the checkpoint's vocabulary rows, the base's extra rows")
     return 0
 
 
