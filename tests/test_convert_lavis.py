@@ -22,11 +22,22 @@ TRAINED = ("qformer", "query_tokens", "language_projection", "vision_model.post_
 VICUNA, T5 = "blip2_vicuna_instruct", "blip2_t5_instruct"
 
 
+def _perturb_norms(model, seed):
+    """Random init leaves every LayerNorm at ones and zeros: make them differ between models, as training would."""
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, parameter in model.named_parameters():
+            if "norm" in name.lower():
+                parameter.add_(0.1 * torch.randn(parameter.shape, generator=generator))
+
+
 def _trained_and_base(folder, text_model):
     """A 'trained' EmoVIT (as LAVIS could hold it: EVA has no key bias) and a differently seeded InstructBLIP base."""
     trained, processor = tiny_emovit(text_model, seed=1, size_overrides=LAVIS_QFORMER)
     zero_k_bias(trained)
+    _perturb_norms(trained, 1)
     base, base_processor = tiny_emovit(text_model, seed=2, instructblip=True, size_overrides=LAVIS_QFORMER)
+    _perturb_norms(base, 2)
     base.save_pretrained(folder / "base")
     base_processor.save_pretrained(folder / "base")
     return trained, base, processor
