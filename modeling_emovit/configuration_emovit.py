@@ -1,15 +1,18 @@
 """EmoVIT configuration: an InstructBLIP configuration plus the emotion label space and the freezing policy.
 
 EmoVIT (Xie et al., CVPR 2024, Sec. 4) instruction-tunes InstructBLIP with the image encoder and the language
-model frozen; only the Q-Former, its learned query tokens and the linear projection into the LM are trained.
+model frozen; the Q-Former, its learned query tokens, the linear projection into the LM and (as in LAVIS, whose
+`ln_vision` sits outside the frozen `visual_encoder`) the vision encoder's final LayerNorm are trained.
 """
 
 from transformers import InstructBlipConfig
 
 from .errors import EmoVITInputError
 from .labels import MIKELS_EMOTIONS
-# What `freeze_for_instruction_tuning` leaves trainable (EmoVIT Sec. 4.1, LAVIS `freeze_vit=True` + frozen LLM).
-INSTRUCTION_TUNED_MODULES = ("qformer", "query_tokens", "language_projection")
+# What `freeze_for_instruction_tuning` leaves trainable (EmoVIT Sec. 4.1; LAVIS `blip2_vicuna_instruct`, whose
+# `freeze_vit=True` freezes `visual_encoder` only, so `ln_vision` = `vision_model.post_layernorm` trains, and the LLM
+# is frozen).
+INSTRUCTION_TUNED_MODULES = ("vision_model.post_layernorm", "qformer", "query_tokens", "language_projection")
 _CONVERTIBLE_MODEL_TYPES = ("emovit", "instructblip")
 # Every Auto class a saved folder answers to with trust_remote_code=True (transformers records only one per class).
 AUTO_MAP = {
@@ -27,8 +30,9 @@ class EmoVITConfig(InstructBlipConfig):
     emotion_labels (`list[str]`, *optional*):
         The label space the model was instruction-tuned on; defaults to the 8 Mikels emotions.
     trainable_modules (`list[str]`, *optional*):
-        Top-level modules (or parameters) left trainable by `freeze_for_instruction_tuning()`; defaults to the
-        Q-Former, the query tokens and the language projection.
+        Modules or parameters (dotted paths, e.g. `vision_model.post_layernorm`) left trainable by
+        `freeze_for_instruction_tuning()`; defaults to what LAVIS trains: the vision encoder's final LayerNorm
+        (LAVIS `ln_vision`), the Q-Former, the query tokens and the language projection.
 
     An InstructBLIP `config.json` (model_type `instructblip`) loads into this class unchanged, so
     `EmoVITForConditionalGeneration.from_pretrained("Salesforce/instructblip-vicuna-7b")` starts EmoVIT training.

@@ -3,9 +3,11 @@
 What differs from transformers' InstructBLIP, and why:
 - query tokens start from N(0, initializer_range) as in LAVIS `Blip2Base.init_Qformer` (transformers starts them at 0);
 - the number of `<image>` placeholders is checked (the stock model silently drops surplus query outputs);
-- `freeze_for_instruction_tuning()` applies EmoVIT's policy (Xie et al., CVPR 2024, Sec. 4.1): only the Q-Former,
-  the query tokens and the language projection train;
-- `image_embeds` (the frozen vision encoder's output) may replace `pixel_values`, for the vision-feature cache.
+- `freeze_for_instruction_tuning()` applies EmoVIT's policy (Xie et al., CVPR 2024, Sec. 4.1, as LAVIS trains it):
+  only the vision encoder's final LayerNorm (LAVIS `ln_vision`), the Q-Former, the query tokens and the language
+  projection train;
+- `image_embeds` (the frozen vision encoder's output before that trained LayerNorm) may replace `pixel_values`, for
+  the vision-feature cache.
 """
 
 import logging
@@ -46,14 +48,15 @@ class EmoVITMixin:
         return mask
 
     def freeze_for_instruction_tuning(self) -> dict[str, int]:
-        """Freezes everything but `config.trainable_modules` (Q-Former, query tokens, projection by default).
+        """Freezes everything but `config.trainable_modules` (dotted module paths; by default `ln_vision`, the
+        Q-Former, the query tokens and the projection).
 
         Returns `{"trainable": n, "frozen": m, "total": n + m}`, counted in parameters (not tensors).
         """
         trainable = tuple(self.config.trainable_modules)
         counts = {"trainable": 0, "frozen": 0}
         for name, parameter in self.named_parameters():
-            keep = name.split(".", 1)[0] in trainable
+            keep = any(name == module or name.startswith(module + ".") for module in trainable)
             parameter.requires_grad_(keep)
             counts["trainable" if keep else "frozen"] += parameter.numel()
         counts["total"] = counts["trainable"] + counts["frozen"]
@@ -81,7 +84,8 @@ class EmoVITForConditionalGeneration(EmoVITMixin, InstructBlipForConditionalGene
 
     Inputs (as returned by [`EmoVITProcessor`]):
         pixel_values: `(batch, 3, image_size, image_size)`, or instead
-        image_embeds: `(batch, num_patches + 1, vision_hidden)`, the frozen vision encoder's last hidden state;
+        image_embeds: `(batch, num_patches + 1, vision_hidden)`, the frozen vision encoder's last hidden state
+            before `vision_model.post_layernorm` (which trains, so it runs here: `vision_features_before_layernorm`);
         qformer_input_ids / qformer_attention_mask: `(batch, qformer_len)`, the instruction only;
         input_ids / attention_mask: `(batch, seq_len)`, `num_query_tokens` `<image>` tokens, then the text;
         labels: `(batch, seq_len)` for decoder-only LMs (-100 outside the answer), `(batch, target_len)` for T5.
@@ -98,11 +102,12 @@ class EmoVITForConditionalGeneration(EmoVITMixin, InstructBlipForConditionalGene
         image_embeds: torch.Tensor | None = None,
         **kwargs,
     ) -> BaseModelOutputWithVisionQformerOutputs:
-        """Vision encoder (skipped when `image_embeds` is given) -> Q-Former over the instruction -> projection.
+        """Vision encoder (when `image_embeds`, its pre-LayerNorm output, is given: only its trained final LayerNorm)
+        -> Q-Former over the instruction -> projection.
 
         Adapted from transformers 5.24 `InstructBlipForConditionalGeneration.get_image_features`: the same steps, with
-        the vision encoder made optional (a test checks both give equal features from pixels). Returns the parent's
-        output type; `pooler_output` is `(batch, num_query_tokens, text_hidden)`.
+        the frozen part of the vision encoder made optional (a test checks both give equal features from pixels).
+        Returns the parent's output type; `pooler_output` is `(batch, num_query_tokens, text_hidden)`.
         """
         if image_embeds is None:
             vision_outputs = self.vision_model(
@@ -111,6 +116,7 @@ class EmoVITForConditionalGeneration(EmoVITMixin, InstructBlipForConditionalGene
             image_embeds = vision_outputs.last_hidden_state
         else:
             vision_outputs = None
+            image_embeds = self.vision_model.post_layernorm(image_embeds)
         batch = image_embeds.shape[0]
         query_tokens = self.query_tokens.expand(batch, -1, -1)
         if qformer_attention_mask is None:
@@ -131,6 +137,12 @@ class EmoVITForConditionalGeneration(EmoVITMixin, InstructBlipForConditionalGene
             vision_outputs=vision_outputs,
             qformer_outputs=qformer_outputs,
         )
+
+    def vision_features_before_layernorm(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        """`(batch, num_patches + 1, vision_hidden)`: the frozen vision encoder's output without its trained final
+        LayerNorm, which is what the vision-feature cache stores (`image_embeds`)."""
+        vision = self.vision_model
+        return vision.encoder(inputs_embeds=vision.embeddings(pixel_values)).last_hidden_state
 
     def forward(self, pixel_values=None, qformer_input_ids=None, image_embeds=None, **kwargs):
         """InstructBLIP's forward; `image_embeds` (from the vision-feature cache) may replace `pixel_values`."""

@@ -101,16 +101,17 @@ def test_batched_generate_with_left_padding_equals_one_by_one(text_model):
         assert batched[row].tolist() == alone[0].tolist()
 
 
-def test_freezing_leaves_exactly_qformer_query_tokens_and_projection_trainable():
+def test_freezing_leaves_exactly_ln_vision_qformer_query_tokens_and_projection_trainable():
     model, _ = tiny_emovit("llama")
 
     counts = model.freeze_for_instruction_tuning()
 
     trainable = {name for name, p in model.named_parameters() if p.requires_grad}
-    assert trainable and {name.split(".")[0] for name in trainable} == {"qformer", "query_tokens", "language_projection"}
-    expected = sum(
-        p.numel() for part in (model.qformer, model.language_projection) for p in part.parameters()
-    ) + model.query_tokens.numel()
+    parts = (model.qformer, model.language_projection, model.vision_model.post_layernorm)
+    assert trainable == {name for name, _ in model.named_parameters()
+                         if name.startswith(("qformer.", "language_projection.", "vision_model.post_layernorm."))
+                         or name == "query_tokens"}
+    expected = sum(p.numel() for part in parts for p in part.parameters()) + model.query_tokens.numel()
     assert counts["trainable"] == expected
     assert counts["total"] == sum(p.numel() for p in model.parameters())
     assert counts["frozen"] == counts["total"] - expected > 0
@@ -180,7 +181,9 @@ def test_image_embeds_replace_pixel_values_exactly():
     model, processor = tiny_emovit("llama")
     inputs = dict(_inputs(processor))
     with torch.no_grad():
-        image_embeds = model.vision_model(pixel_values=inputs.pop("pixel_values")).last_hidden_state
+        with torch.no_grad():  # a trained final LayerNorm, so that skipping it would show
+            model.vision_model.post_layernorm.weight.mul_(1.5)
+        image_embeds = model.vision_features_before_layernorm(inputs.pop("pixel_values"))
         from_cache = model(image_embeds=image_embeds, **inputs)
         direct = model(**_inputs(processor))
     assert torch.allclose(from_cache.loss, direct.loss) and torch.equal(from_cache.logits, direct.logits)

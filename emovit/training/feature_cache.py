@@ -2,8 +2,11 @@
 
 Flow: `load_dataset` -> `cache_vision_features` (once; `emovit train cache-features`) -> `attach_vision_features`
 -> collator (`image_embeds`) -> `EmoVITForConditionalGeneration(image_embeds=...)`, which skips the encoder.
-EmoVIT freezes the ViT (Sec. 4.1, LAVIS `freeze_vit=True`) and uses no random augmentation, so each image's
-encoder output is the same in every epoch. Rows whose image does not decode are marked and left out at training.
+EmoVIT freezes the ViT (Sec. 4.1, LAVIS `freeze_vit=True`) but not its final LayerNorm (LAVIS `ln_vision`), so
+the cache holds the encoder's output before that LayerNorm, which the model applies itself. The cache is a speed
+option that departs from the release: one fixed resize per image, where the release's LAVIS `blip2_image_train`
+draws a random crop and flip every epoch (`augmentation: lavis` in a recipe; a recipe cannot use both). Rows whose
+image does not decode are marked and left out at training.
 The features are written once, straight into the output folder (`datasets` would otherwise fingerprint the encoding
 function by hashing the model it closes over, and keep a second copy in its own cache).
 """
@@ -32,7 +35,8 @@ def default_cache_dir(dataset_dir: str, config: str | None, split: str) -> Path:
 
 def _vision_signature(model) -> dict:
     vision = model.config.vision_config
-    return {key: getattr(vision, key) for key in ("hidden_size", "num_hidden_layers", "image_size", "patch_size")}
+    signature = {key: getattr(vision, key) for key in ("hidden_size", "num_hidden_layers", "image_size", "patch_size")}
+    return {**signature, "features": "before post_layernorm"}  # caches of the post-LayerNorm output are refused
 
 
 @torch.no_grad()
@@ -58,7 +62,7 @@ def cache_vision_features(model, processor, dataset, out_dir, batch_size: int = 
         embeds = torch.zeros((len(readable), *shape), dtype=DTYPES[dtype])
         if images:
             pixels = processor.image_processor(images, return_tensors="pt")["pixel_values"]
-            outputs = model.vision_model(pixel_values=pixels.to(parameter.device, parameter.dtype)).last_hidden_state
+            outputs = model.vision_features_before_layernorm(pixels.to(parameter.device, parameter.dtype))
             embeds[torch.tensor(readable)] = outputs.to("cpu", DTYPES[dtype])
         return {"row": batch["row"], IMAGE_EMBEDS: embeds.numpy(), "readable": readable}
 
