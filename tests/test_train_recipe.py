@@ -40,16 +40,17 @@ def logged_losses(folder):
     return [entry["loss"] for entry in history if "loss" in entry]
 
 
-def test_only_qformer_query_tokens_and_projection_change(data, base, tmp_path):
+def test_only_ln_vision_qformer_query_tokens_and_projection_change(data, base, tmp_path):
     train("--model_name_or_path", base, "--dataset_name", data, "--output_dir", tmp_path, "--max_steps", 2)
     before, after = state_dict(base), state_dict(tmp_path)
-    trained = ("qformer.", "query_tokens", "language_projection.")
+    trained = ("qformer.", "query_tokens", "language_projection.", "vision_model.post_layernorm.")
     for name, tensor in before.items():
         if name.startswith(trained):
             continue
         assert torch.equal(tensor, after[name]), f"frozen weight {name} changed"
-    changed = {name.split(".")[0] for name in before if not torch.equal(before[name], after[name])}
-    assert changed == {"qformer", "query_tokens", "language_projection"}
+    changed = {name.rsplit(".", 1)[0] if name.startswith("vision_model.") else name.split(".")[0]
+               for name in before if not torch.equal(before[name], after[name])}
+    assert changed == {"qformer", "query_tokens", "language_projection", "vision_model.post_layernorm"}
 
 
 def test_labels_are_exactly_the_answer_tokens_and_the_qformer_sees_only_the_instruction(data):
