@@ -10,9 +10,11 @@ processes, each with its own copy; `EmoVITSFTTrainer` takes it out before the fo
 """
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import torch
+from dataset_builder.text_processors import process_text
 from modeling_emovit.errors import EmoVITInputError
 from modeling_emovit.image_utils import InvalidImageError, open_image
 
@@ -45,13 +47,17 @@ class EmoVITCollator:
     """Batches rows for EmoVIT training; the batch's `skipped_images` counts its rows dropped for an unreadable image.
 
     A row whose image does not decode is dropped; a batch left empty reuses the last readable row, so the step
-    (and every rank's step count under DDP) still happens.
+    (and every rank's step count under DDP) still happens. `augment` (e.g. `augmentation.LavisTrainTransform`) draws
+    a new random view of each image per batch; `text_processor` ("none", "lavis", "release") rewrites the text as
+    the release's training did (`dataset_builder.text_processors`).
     """
 
     processor: object
     max_prompt_length: int = 128
     max_completion_length: int = 256
     image_embeds_dtype: torch.dtype | None = None  # the model's dtype, for cached features stored in float32/16
+    augment: Callable | None = None
+    text_processor: str = "none"
     _last_readable: dict | None = field(default=None, init=False, repr=False)
 
     def __call__(self, examples: list[dict]) -> dict[str, torch.Tensor]:
@@ -65,10 +71,14 @@ class EmoVITCollator:
             readable = [self._last_readable]
         self._last_readable = readable[-1]
         cached = IMAGE_EMBEDS in readable[0]
+        images = None if cached else [example["image"] for example in readable]
+        if images is not None and self.augment is not None:
+            images = [self.augment(image) for image in images]
+        texts = [process_text(self.text_processor, example["prompt"], example["completion"]) for example in readable]
         batch = self.processor.build_training_inputs(
-            None if cached else [example["image"] for example in readable],
-            [example["prompt"] for example in readable],
-            [example["completion"] for example in readable],
+            images,
+            [prompt for prompt, _ in texts],
+            [completion for _, completion in texts],
             max_prompt_length=self.max_prompt_length,
             max_completion_length=self.max_completion_length,
         )

@@ -18,13 +18,25 @@ from modeling_emovit.errors import EmoVITInputError
 
 @dataclass
 class EmoVITScriptArguments(ScriptArguments):
-    """TRL's script arguments plus EmoVIT's truncation lengths and the vision-feature cache."""
+    """TRL's script arguments plus EmoVIT's truncation lengths, the vision-feature cache and the release protocol."""
 
     max_prompt_length: int = field(default=128, metadata={"help": "Instruction tokens kept (LAVIS max_txt_len)."})
     max_completion_length: int = field(default=256, metadata={"help": "Answer tokens kept (LAVIS max_output_txt_len)."})
     vision_feature_cache: str | None = field(
         default=None, metadata={"help": "Folder written by `emovit train cache-features`: train without the ViT."}
     )
+    # The release's training protocol (docs/fidelity.md): its schedule, image transform and text processing.
+    lr_schedule: str = field(default="transformers", metadata={
+        "choices": ["transformers", "lavis"],
+        "help": "lavis: LAVIS linear_warmup_cosine_lr (warmup in epoch 0 only, cosine stepped once per epoch, min_lr "
+                "from lr_scheduler_kwargs); transformers: lr_scheduler_type as given."})
+    warmup_start_lr: float = field(default=0.0, metadata={"help": "lr_schedule lavis: LAVIS warmup_lr."})
+    augmentation: str = field(default="none", metadata={
+        "choices": ["none", "lavis"],
+        "help": "lavis: LAVIS blip2_image_train (random resized crop, scale 0.5-1, and horizontal flip)."})
+    text_processor: str = field(default="none", metadata={
+        "choices": ["none", "lavis", "release"],
+        "help": "lavis: the instruction through LAVIS blip_caption; release: that and 'Complex' deleted from answers."})
 
 
 def parse_recipe(argv: list[str] | None = None):
@@ -44,6 +56,30 @@ def parse_recipe(argv: list[str] | None = None):
     return tuple(parsed)
 
 
+def check_release_options(script_args, training_args) -> None:
+    """Refuses, in one sentence, release-protocol options that cannot work together."""
+    if script_args.augmentation != "none" and script_args.vision_feature_cache:
+        raise EmoVITInputError(
+            "augmentation: lavis draws a new crop of every image each epoch, which a vision-feature cache cannot hold; "
+            "set augmentation: none to train from the cache (a departure from the release) or drop vision_feature_cache."
+        )
+    if script_args.lr_schedule == "lavis":
+        from .schedule import min_lr_of
+
+        min_lr_of(training_args)  # fails before the model loads when min_lr is missing
+
+
+def _refuse_release_options(script_args, model: str) -> None:
+    """The release-protocol options act through EmoVIT's collator and trainer: other models cannot take them."""
+    chosen = {key: getattr(script_args, key) for key in ("lr_schedule", "augmentation", "text_processor")}
+    chosen = {key: value for key, value in chosen.items() if value not in ("none", "transformers")}
+    if chosen:
+        raise EmoVITInputError(
+            f"{', '.join(f'{key}: {value}' for key, value in chosen.items())} apply to EmoVIT/InstructBLIP models, "
+            f"not {model}; leave them at their defaults."
+        )
+
+
 def train(script_args, training_args, model_args, mixture_args) -> dict:
     """Loads the data and the model, trains, saves; returns the training metrics."""
     from datasets import Image
@@ -56,10 +92,12 @@ def train(script_args, training_args, model_args, mixture_args) -> dict:
     from .data import as_conversations, load_train_dataset
     from .feature_cache import attach_vision_features
     from .launch import check_launch
+    from .augmentation import training_transform
     from .lora import lora_config
     from .trainer import EmoVITSFTTrainer
 
     check_launch(training_args)
+    check_release_options(script_args, training_args)
     if training_args.include_num_input_tokens_seen == "all":
         # "all" counts the elements of the model's main input, which for InstructBLIP is pixel values; count the
         # language model's non-padding tokens instead (TrainingArguments' "non_padding", which YAML's `true` cannot
@@ -87,12 +125,16 @@ def train(script_args, training_args, model_args, mixture_args) -> dict:
     if is_emovit:
         # Images decode in the collator, so that one that fails is skipped and counted (EmoVITCollator).
         train_dataset = train_dataset.cast_column("image", Image(decode=False))
-        collator = EmoVITCollator(processor, script_args.max_prompt_length, script_args.max_completion_length)
+        collator = EmoVITCollator(
+            processor, script_args.max_prompt_length, script_args.max_completion_length,
+            augment=training_transform(script_args.augmentation, processor), text_processor=script_args.text_processor,
+        )
         training_args.remove_unused_columns = False
         if script_args.vision_feature_cache:
             train_dataset, _ = attach_vision_features(train_dataset, script_args.vision_feature_cache, model)
             collator.image_embeds_dtype = model.dtype
     else:
+        _refuse_release_options(script_args, model_args.model_name_or_path)
         # TRL's own collator and chat template, on decoded images
         train_dataset, collator = as_conversations(train_dataset.cast_column("image", Image())), None
 
@@ -100,7 +142,9 @@ def train(script_args, training_args, model_args, mixture_args) -> dict:
     # Train
     ###############
     trainer_class = EmoVITSFTTrainer if is_emovit else SFTTrainer
+    schedule = dict(lr_schedule=script_args.lr_schedule, warmup_start_lr=script_args.warmup_start_lr) if is_emovit else {}
     trainer = trainer_class(
+        **schedule,
         model=model,
         args=training_args,
         train_dataset=train_dataset,

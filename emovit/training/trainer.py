@@ -13,12 +13,32 @@ from transformers import Trainer
 from trl import SFTTrainer
 
 from .collator import SKIPPED_IMAGES
+from .schedule import lavis_scheduler
 
 
 class EmoVITSFTTrainer(SFTTrainer):
-    """`SFTTrainer` whose loss is `transformers.Trainer.compute_loss` (the model's own `outputs.loss`)."""
+    """`SFTTrainer` whose loss is `transformers.Trainer.compute_loss` (the model's own `outputs.loss`).
+
+    `lr_schedule="lavis"` replaces the stock scheduler by LAVIS `linear_warmup_cosine_lr` (`schedule.py`), warming up
+    from `warmup_start_lr`.
+    """
 
     skipped_images: int = 0  # this rank's rows dropped by the collator so far
+
+    def __init__(self, *args, lr_schedule: str = "transformers", warmup_start_lr: float = 0.0, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.lr_schedule, self.warmup_start_lr = lr_schedule, warmup_start_lr
+
+    def create_scheduler(self, num_training_steps: int, optimizer=None):
+        if self.lr_schedule != "lavis" or self.lr_scheduler is not None:
+            return super().create_scheduler(num_training_steps, optimizer)
+        # optimizer steps per epoch, as the training loop counts them (`num_update_steps_per_epoch`)
+        steps_per_epoch = self.set_initial_training_values(self.args, self.get_train_dataloader())[1]
+        self.lr_scheduler = lavis_scheduler(
+            self.args, optimizer or self.optimizer, num_training_steps, steps_per_epoch, self.warmup_start_lr
+        )
+        self._created_lr_scheduler = True  # as Trainer.create_scheduler: rebuilt by the next train()
+        return self.lr_scheduler
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         self.skipped_images += inputs.pop(SKIPPED_IMAGES, 0)

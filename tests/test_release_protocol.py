@@ -1,0 +1,163 @@
+"""The paper recipe against the original release's training protocol, on tiny models.
+
+Reference values come from LAVIS's source as the release ran it: `common/optims.py` (`linear_warmup_cosine_lr`),
+`processors/blip_processors.py` (`blip2_image_train`, `blip_caption`), `models/base_model.py`
+(`get_optimizer_params`: no weight decay for `ndim < 2`, "bias", "ln", "bn"), the release's
+`blip2_vicuna_instruct.py` (trainable modules, "Complex" deleted from answers) and `tests/fixtures/lavis_keys.json`
+(which parameters `_save_checkpoint` keeps, i.e. the trainable ones).
+"""
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+import torch
+from PIL import Image
+from train_helpers import write_dataset
+
+from dataset_builder.instructions import categorical_instruction
+from dataset_builder.text_processors import pre_caption, process_text
+from emovit.training import sft
+from emovit.training.augmentation import LavisTrainTransform, crop_box
+from lavis_checkpoints import lavis_state_dict, saved_by_save_checkpoint
+from modeling_emovit.convert_lavis import lavis_to_transformers
+from modeling_emovit.labels import MIKELS_EMOTIONS
+from modeling_emovit.testing import tiny_emovit
+
+PAPER_RECIPE = Path(__file__).resolve().parents[1] / "recipes" / "emovit-vicuna-7b" / "sft.yaml"
+# The paper recipe on a tiny model and 8 rows, batch 2: 4 optimizer steps per epoch, warmup cut to 3 steps.
+TINY_RUN = ["--model_name_or_path", "tiny-random", "--use_cpu", "true", "--fp16", "false", "--disable_tqdm", "true",
+            "--per_device_train_batch_size", "2", "--warmup_steps", "3", "--save_strategy", "no", "--logging_steps", "1",
+            "--dataloader_num_workers", "0", "--report_to", "none", "--dataset_config", "categorical"]
+
+
+def test_paper_recipe_runs_the_lavis_schedule_per_epoch(tmp_path):
+    data = write_dataset(tmp_path / "data", rows=8)
+    args = sft.parse_recipe(["--config", str(PAPER_RECIPE), *TINY_RUN, "--dataset_name", str(data),
+                             "--output_dir", str(tmp_path / "out")])
+    assert (args[0].lr_schedule, args[0].augmentation, args[0].text_processor) == ("lavis", "lavis", "release")
+
+    sft.train(*args)
+
+    state = json.loads((tmp_path / "out" / "trainer_state.json").read_text())
+    rates = [entry["learning_rate"] for entry in state["log_history"] if "learning_rate" in entry]
+    # LAVIS: epoch 0 warmup_lr + (init_lr - warmup_lr) * i / warmup_steps, capped at init_lr (1e-8 -> 1e-5 over 3
+    # steps); then (init_lr - min_lr) * 0.5 * (1 + cos(pi * e / 4)) + min_lr for the whole of epoch e.
+    warmup = [1e-8, 1e-8 + (1e-5 - 1e-8) / 3, 1e-8 + 2 * (1e-5 - 1e-8) / 3, 1e-5]
+    expected = warmup + [8.5370e-6] * 4 + [5.0050e-6] * 4 + [1.4730e-6] * 4
+    assert rates == pytest.approx(expected, rel=1e-4)
+
+
+def test_trainable_parameters_and_weight_decay_are_lavis_own():
+    from transformers import Trainer
+
+    model, _ = tiny_emovit("llama")
+    model.freeze_for_instruction_tuning()
+    # What LAVIS trains is what its _save_checkpoint keeps, less the buffers.
+    lavis = {key: tensor for key, tensor in saved_by_save_checkpoint(lavis_state_dict(model, "blip2_vicuna_instruct"),
+                                                                     "blip2_vicuna_instruct").items()
+             if not key.endswith(("position_ids", "inv_freq"))}
+    trainable = {name for name, parameter in model.named_parameters() if parameter.requires_grad}
+    assert trainable == set(lavis_to_transformers(lavis).weights)
+    lavis_decayed = {key: tensor for key, tensor in lavis.items()
+                     if not (tensor.ndim < 2 or "bias" in key or "ln" in key or "bn" in key)}
+    decayed = set(Trainer.get_decay_parameter_names(None, model)) & trainable  # the method does not use the trainer
+    assert decayed == set(lavis_to_transformers(lavis_decayed).weights)
+
+
+def test_crop_boxes_follow_random_resized_crop_scale_and_ratio():
+    torch.manual_seed(0)
+    boxes = [crop_box(300, 200) for _ in range(400)]
+    areas = [w * h / (300 * 200) for _, _, w, h in boxes]
+    ratios = [w / h for _, _, w, h in boxes]
+    assert all(0 <= left and left + w <= 300 and 0 <= top and top + h <= 200 for left, top, w, h in boxes)
+    assert min(areas) > 0.49 and max(areas) <= 1.0 and max(areas) - min(areas) > 0.3
+    assert min(ratios) > 0.74 and max(ratios) < 1.35 and len(set(boxes)) > 300
+
+
+def test_lavis_transform_flips_about_half_the_time_and_repeats_under_a_seed():
+    image = Image.new("RGB", (64, 48))
+    image.paste((255, 0, 0), (0, 0, 32, 48))  # left half red, right half black
+    transform = LavisTrainTransform(size=32)
+    torch.manual_seed(1)
+    outputs = [transform(image) for _ in range(200)]
+    assert {output.size for output in outputs} == {(32, 32)}
+    flipped = sum(output.getpixel((0, 16))[0] < 128 and output.getpixel((31, 16))[0] > 128 for output in outputs)
+    assert 60 < flipped < 140
+    torch.manual_seed(1)
+    assert all(transform(image).tobytes() == output.tobytes() for output in outputs[:5])
+
+
+def test_the_categorical_instruction_as_the_release_model_saw_it():
+    instruction = categorical_instruction(MIKELS_EMOTIONS)
+    prompt, answer = process_text("release", instruction, "Predict emotion: awe")
+    assert prompt == (
+        " please select the emotion closest to the image from the following options amusement, anger, awe, "
+        "contentment, disgust, excitement, fear and sadness do not provide answers outside of the candidates "
+        "options please answer in the following format predict emotion"
+    )
+    assert answer == "Predict emotion: awe"
+
+
+def test_pre_caption_keeps_what_lavis_keeps_and_cuts_at_50_words():
+    assert pre_caption('Well-lit, 9/10? "It\'s" (fine); ok~ #1 *a* b:c.') == "well-lit, 9/10? it's fine ok 1 a b c"
+    assert pre_caption("one\ntwo  \n\n three") == "one\ntwo three"
+    assert pre_caption(" ".join(f"w{i}" for i in range(60))) == " ".join(f"w{i}" for i in range(50))
+
+
+def test_release_text_processing_deletes_complex_from_answers_only():
+    assert process_text("release", "Complex question: why?", "Complex Answer: Complex scenes.") == (
+        " complex question why?", " Answer:  scenes."
+    )
+    assert process_text("lavis", "Q", "Complex") == (" q", "Complex")
+    assert process_text("none", "Q.", "A.") == ("Q.", "A.")
+
+
+def test_collator_feeds_the_processed_instruction_to_both_the_qformer_and_the_lm():
+    from emovit.training.collator import EmoVITCollator
+
+    _, processor = tiny_emovit("llama")
+    rows = [{"image": Image.new("RGB", (40, 30), (200, 10, 10)), "prompt": "What Emotion: (Pick One).",
+             "completion": "Predict emotion: awe"}]
+    batch = EmoVITCollator(processor, text_processor="lavis")(rows)
+    assert processor.qformer_tokenizer.decode(batch["qformer_input_ids"][0], skip_special_tokens=True) == "what emotion pick one"
+    assert processor.tokenizer.decode(batch["input_ids"][0], skip_special_tokens=True).endswith(
+        " what emotion pick onePredict emotion: awe")
+
+
+def test_augmented_collator_draws_a_new_view_each_time():
+    from emovit.training.augmentation import training_transform
+    from emovit.training.collator import EmoVITCollator
+
+    _, processor = tiny_emovit("llama")
+    gradient = Image.linear_gradient("L").convert("RGB").resize((80, 60))
+    rows = [{"image": gradient, "prompt": "Q", "completion": "A"}]
+    collator = EmoVITCollator(processor, augment=training_transform("lavis", processor))
+    first, second = collator(rows)["pixel_values"], collator(rows)["pixel_values"]
+    assert first.shape == second.shape == (1, 3, 32, 32) and not torch.equal(first, second)
+
+
+def test_augmentation_with_a_feature_cache_is_refused_in_one_sentence(tmp_path, capsys):
+    code = sft.main(["--config", str(PAPER_RECIPE), *TINY_RUN, "--dataset_name", str(tmp_path),
+                     "--output_dir", str(tmp_path / "out"), "--vision_feature_cache", str(tmp_path)])
+    error = capsys.readouterr().err
+    assert code == 2 and "augmentation: lavis" in error and "vision_feature_cache" in error
+    assert len(error.strip().splitlines()) == 1
+
+
+def test_lavis_schedule_without_min_lr_is_refused(tmp_path, capsys):
+    code = sft.main(["--config", str(PAPER_RECIPE), *TINY_RUN, "--dataset_name", str(tmp_path),
+                     "--output_dir", str(tmp_path / "out"), "--lr_scheduler_type", "cosine"])
+    assert code == 2 and "min_lr" in capsys.readouterr().err
+
+
+def test_lavis_epoch_rates_with_the_release_values():
+    from emovit.training.schedule import LavisSchedule
+
+    schedule = LavisSchedule(1e-5, 1e-8, 1e-8, 30000, 4, steps_per_epoch=61600)
+    assert [schedule.learning_rate(step) for step in (0, 15000, 30000, 61599)] == pytest.approx(
+        [1e-8, 1e-8 + (1e-5 - 1e-8) / 2, 1e-5, 1e-5])
+    per_epoch = [schedule.learning_rate(61600 * epoch + 7) for epoch in (1, 2, 3)]
+    assert per_epoch == pytest.approx([(1e-5 - 1e-8) * 0.5 * (1 + math.cos(math.pi * e / 4)) + 1e-8 for e in (1, 2, 3)])
+    assert per_epoch == pytest.approx([8.537e-6, 5.005e-6, 1.473e-6], rel=1e-3)
