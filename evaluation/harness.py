@@ -96,7 +96,7 @@ def _predictor(settings: EvalSettings, model, processor, space):
 
     if settings.mode == "rank":
         return RankPredictor(model, processor, space)
-    return GeneratePredictor(model, processor, space, settings.max_new_tokens)
+    return GeneratePredictor(model, processor, space, settings.max_new_tokens, settings.generation)
 
 
 def _rate(progress: dict) -> float | None:

@@ -15,7 +15,7 @@ from transformers.models.instructblip.modeling_instructblip import BaseModelOutp
 
 from dataset_builder.emotions import LabelSpace, normalize_emotion
 from dataset_builder.instructions import categorical_answer
-from modeling_emovit.generation import generate_text
+from modeling_emovit.generation import GENERATION_PRESETS, generate_text
 from modeling_emovit.processing_emovit import IGNORE_INDEX
 
 
@@ -110,13 +110,19 @@ def _answer_log_likelihood(logits: torch.Tensor, labels: torch.Tensor) -> torch.
 
 
 class GeneratePredictor:
-    """Greedy decoding of the answer, parsed into a label with `normalize_emotion` (EmoVIT's protocol)."""
+    """Greedy decoding of the answer, parsed into a label with `normalize_emotion` (EmoVIT's protocol).
 
-    def __init__(self, model, processor, space: LabelSpace, max_new_tokens: int | None = None):
+    `preset`: a `modeling_emovit.generation.GENERATION_PRESETS` name ("release": the release's LAVIS decoding).
+    """
+
+    def __init__(self, model, processor, space: LabelSpace, max_new_tokens: int | None = None, preset: str = "default"):
         self.model, self.processor, self.space = model, processor, space
         longest_answer = max(map(len, processor.encode_answers([categorical_answer(l) for l in space.labels])))
-        self.max_new_tokens = max_new_tokens or longest_answer + 4
+        self.options = dict(GENERATION_PRESETS[preset])
+        self.max_new_tokens = max_new_tokens or self.options.pop("max_new_tokens", None) or longest_answer + 4
+        self.options.pop("max_new_tokens", None)
 
     def predict(self, images: list, prompt: str) -> list[Prediction]:
-        answers = generate_text(self.model, self.processor, images, [prompt] * len(images), self.max_new_tokens)
+        answers = generate_text(self.model, self.processor, images, [prompt] * len(images), self.max_new_tokens,
+                                **self.options)
         return [Prediction(normalize_emotion(answer, self.space), answer) for answer in answers]

@@ -17,7 +17,8 @@ class EvalSettings:
     mode: str = "rank"  # "rank" | "generate"
     paraphrases: int = 1  # instruction paraphrases asked per image (1: EmoVIT's instruction only)
     batch_size: int = 8
-    max_new_tokens: int | None = None  # generate mode; default: longest candidate answer + 4
+    max_new_tokens: int | None = None  # generate mode; default: longest candidate answer + 4 (release preset: 256)
+    generation: str = "default"  # generate mode: a GENERATION_PRESETS name ("release": the release's LAVIS decoding)
 
     def identity(self) -> dict:
         """What must match for `out` to be resumed: every setting but `out` and the batch size."""
@@ -29,5 +30,9 @@ class EvalSettings:
             raise EmoVITInputError(f"--mode must be 'rank' or 'generate', not {self.mode!r}.")
         if not 1 <= self.paraphrases <= len(CATEGORICAL_PARAPHRASES):
             raise EmoVITInputError(f"--paraphrases must be between 1 and {len(CATEGORICAL_PARAPHRASES)}, not {self.paraphrases}.")
+        from modeling_emovit.generation import GENERATION_PRESETS
+
+        if self.generation not in GENERATION_PRESETS:
+            raise EmoVITInputError(f"--generation must be one of {', '.join(GENERATION_PRESETS)}, not {self.generation!r}.")
         if self.batch_size < 1:
             raise EmoVITInputError(f"--batch-size must be at least 1, not {self.batch_size}.")

@@ -161,3 +161,43 @@ def test_lavis_epoch_rates_with_the_release_values():
     per_epoch = [schedule.learning_rate(61600 * epoch + 7) for epoch in (1, 2, 3)]
     assert per_epoch == pytest.approx([(1e-5 - 1e-8) * 0.5 * (1 + math.cos(math.pi * e / 4)) + 1e-8 for e in (1, 2, 3)])
     assert per_epoch == pytest.approx([8.537e-6, 5.005e-6, 1.473e-6], rel=1e-3)
+
+
+def _lavis_greedy(model, processor, image, prompt, steps, penalty):
+    """LAVIS `generate` by hand: greedy, EOS barred at the first step (min_length 1), and each token already
+    generated (never a prompt token) has its logit divided by `penalty` (multiplied when negative)."""
+    inputs = processor(images=[image], text=[prompt], return_tensors="pt")
+    generated = []
+    for step in range(steps):
+        ids = torch.cat([inputs["input_ids"], torch.tensor([generated], dtype=torch.long)], dim=1)
+        with torch.no_grad():
+            scores = model(pixel_values=inputs["pixel_values"], qformer_input_ids=inputs["qformer_input_ids"],
+                           qformer_attention_mask=inputs["qformer_attention_mask"], input_ids=ids,
+                           attention_mask=torch.ones_like(ids)).logits[0, -1].clone()
+        for token in set(generated):
+            scores[token] = scores[token] * penalty if scores[token] < 0 else scores[token] / penalty
+        if step == 0:
+            scores[processor.tokenizer.eos_token_id] = -float("inf")
+        generated.append(int(scores.argmax()))
+        if generated[-1] == processor.tokenizer.eos_token_id:
+            break
+    return processor.tokenizer.decode(generated, skip_special_tokens=True).strip()
+
+
+def test_release_generation_penalises_only_the_generated_tokens_as_lavis_does():
+    from modeling_emovit.generation import generate_text
+
+    model, processor = tiny_emovit("llama", seed=3)
+    image, prompt = Image.new("RGB", (32, 32), (10, 120, 240)), categorical_instruction(MIKELS_EMOTIONS)
+    ours = generate_text(model, processor, [image], [prompt], 12, generated_repetition_penalty=5.0, min_new_tokens=1)
+    assert ours == [_lavis_greedy(model, processor, image, prompt, 12, 5.0)]
+
+
+def test_release_generation_preset_sets_the_release_decoding():
+    from evaluation.predictors import GeneratePredictor
+
+    model, processor = tiny_emovit("llama")
+    predictor = GeneratePredictor(model, processor, __import__("dataset_builder.emotions").emotions.get_label_space("emoset"),
+                                  preset="release")
+    assert predictor.max_new_tokens == 256
+    assert predictor.options == {"num_beams": 1, "min_new_tokens": 1, "generated_repetition_penalty": 5.0}

@@ -28,6 +28,9 @@ def add_commands(subparsers) -> None:
                           help="Instruction paraphrases per image; above 1, instruction sensitivity is reported.")
     evaluate.add_argument("--batch-size", type=int, default=8, help="Images per forward pass (default: 8).")
     evaluate.add_argument("--max-new-tokens", type=int, help="Answer token budget (generate mode, judged tasks).")
+    evaluate.add_argument("--generation", choices=["default", "release"], default="default",
+                          help="generate mode: default (greedy, answer-length budget) or release (the original "
+                               "release's LAVIS decoding: greedy, 256 new tokens, repetition penalty 5.0 on them).")
     evaluate.add_argument("--base-model", help="Model card: the base model id (e.g. Salesforce/instructblip-vicuna-7b).")
     evaluate.add_argument("--training-data", help="Model card: the training dataset id.")
     judge = evaluate.add_argument_group("LLM judge (--task reasoning|humor); the API key comes from $OPENAI_API_KEY")
@@ -46,7 +49,7 @@ def run_eval_command(args: argparse.Namespace) -> int:
     settings = EvalSettings(
         model=args.model, data=args.data, out=args.out, config=args.config or "categorical", split=args.split,
         label_space=args.label_space, mode=args.mode, paraphrases=args.paraphrases, batch_size=args.batch_size,
-        max_new_tokens=args.max_new_tokens,
+        max_new_tokens=args.max_new_tokens, generation=args.generation,
     )
     results = run_eval(settings, base_model=args.base_model, training_data=args.training_data)
     if results is not None:
