@@ -9,7 +9,7 @@ import asyncio
 from ..chat import ChatRequest, ChatRunner, ChatRunStats, ClientSettings, ResponseCache, content_key
 from . import rules
 from .items import GenerationItem
-from .prompts import PAIRS_RESPONSE_FORMAT, load_prompt
+from .prompts import PAIRS_RESPONSE_FORMAT, Prompt, load_prompt
 from .validation import reply_parser
 from .writer import OutputWriter
 
@@ -31,27 +31,36 @@ class RulesBackend:
 class OpenAIBackend:
     """Chat completions through `client.ChatRunner`: structured output with a text fallback, validation,
     concurrency, rate limits, retries and the cache (keyed by backend, model, prompt version, task, input and the
-    sampling settings max_tokens and temperature, so changing either asks again)."""
+    sampling settings max_tokens and temperature, so changing either asks again).
+
+    `prompts` (task -> Prompt) replaces the package's prompts, e.g. the release's (`release_prompts`), whose
+    version carries the prompt file's hash and which are sent in text mode, without structured output.
+    """
 
     name = "openai"
     batch = False
 
-    def __init__(self, settings: ClientSettings, cache: ResponseCache | None = None):
+    def __init__(self, settings: ClientSettings, cache: ResponseCache | None = None, prompts: dict | None = None):
         self.settings, self.cache = settings, cache
         self.model = settings.model
+        self.prompts = dict(prompts or {})
+
+    def prompt(self, task: str) -> Prompt:
+        return self.prompts[task] if task in self.prompts else load_prompt(task)
 
     def cache_key(self, item: GenerationItem) -> str:
-        settings = self.settings
-        return content_key(self.name, self.model, load_prompt(item.task).version, item.task, item.clue_text,
+        settings, prompt = self.settings, self.prompt(item.task)
+        return content_key(self.name, self.model, prompt.version, item.task, prompt.clue(item.record, item.caption),
                            settings.max_tokens, settings.temperature)
 
     def request(self, item: GenerationItem) -> ChatRequest:
-        prompt = load_prompt(item.task)
+        prompt = self.prompt(item.task)
+        clue = prompt.clue(item.record, item.caption)
+        structured = dict(response_format=PAIRS_RESPONSE_FORMAT, fallback_messages=prompt.messages(clue, False))
         return ChatRequest(
             key=item.custom_id,
-            messages=prompt.messages(item.clue_text, structured=True),
-            response_format=PAIRS_RESPONSE_FORMAT,
-            fallback_messages=prompt.messages(item.clue_text, structured=False),
+            messages=prompt.messages(clue, structured=prompt.structured),
+            **(structured if prompt.structured else {}),
             cache_key=self.cache_key(item),
             parse=reply_parser(prompt.pairs),
             context=item,
@@ -61,7 +70,7 @@ class OpenAIBackend:
         def write(result) -> None:
             item = result.request.context
             if result.ok:
-                version = load_prompt(item.task).version
+                version = self.prompt(item.task).version
                 writer.done(item, result.value, self.model, version, result.usage, result.cached)
             else:
                 writer.failed(item, result.error, self.model, result.usage)

@@ -15,7 +15,6 @@ from ..chat import ChatRunStats, ClientSettings, RejectedOutput, ResponseCache, 
 from ..jsonl import append_line, iter_objects, read_objects, read_resumable
 from .backends import OpenAIBackend
 from .items import GenerationItem
-from .prompts import load_prompt
 from .validation import reply_parser
 from .writer import OutputWriter
 
@@ -28,8 +27,9 @@ class BatchBackend(OpenAIBackend):
     batch = True
 
     def __init__(self, settings: ClientSettings, work_dir: str | Path, cache: ResponseCache | None = None,
-                 poll_interval: float = 30.0, max_requests_per_batch: int = MAX_REQUESTS_PER_BATCH):
-        super().__init__(settings, cache)
+                 poll_interval: float = 30.0, max_requests_per_batch: int = MAX_REQUESTS_PER_BATCH,
+                 prompts: dict | None = None):
+        super().__init__(settings, cache, prompts)
         self.work_dir = Path(work_dir)
         self.poll_interval, self.max_requests_per_batch = poll_interval, max_requests_per_batch
         self.state = self.work_dir / "batches.jsonl"
@@ -59,11 +59,11 @@ class BatchBackend(OpenAIBackend):
         if hit is None:
             return False
         try:
-            pairs = reply_parser(load_prompt(item.task).pairs)(hit["content"])
+            pairs = reply_parser(self.prompt(item.task).pairs)(hit["content"])
         except RejectedOutput:
             return False
         stats.cache_hits += 1
-        writer.done(item, pairs, self.model, load_prompt(item.task).version, hit["usage"], cached=True)
+        writer.done(item, pairs, self.model, self.prompt(item.task).version, hit["usage"], cached=True)
         return True
 
     def _log(self, row: dict) -> None:
@@ -77,7 +77,9 @@ class BatchBackend(OpenAIBackend):
 
     def _request_line(self, item: GenerationItem) -> dict:
         request = self.request(item)
-        body = {"model": self.model, "messages": request.messages, "response_format": request.response_format}
+        body = {"model": self.model, "messages": request.messages}
+        if request.response_format:  # none for the release's prompts, which are answered in text
+            body["response_format"] = request.response_format
         if self.settings.max_tokens:
             body["max_tokens"] = self.settings.max_tokens
         if self.settings.temperature is not None:
@@ -146,7 +148,7 @@ class BatchBackend(OpenAIBackend):
         message = body["choices"][0]["message"]
         usage = {name: (body.get("usage") or {}).get(name, 0)
                  for name in ("prompt_tokens", "completion_tokens", "total_tokens")}
-        prompt = load_prompt(item.task)
+        prompt = self.prompt(item.task)
         try:
             if message.get("refusal"):
                 raise RejectedOutput("refusal")

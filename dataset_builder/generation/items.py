@@ -8,7 +8,6 @@ from dataclasses import dataclass
 
 from ..records import EmotionRecord
 from ..report import GenerationReport, ItemReport
-from .prompts import clue_text
 
 
 @dataclass
@@ -23,9 +22,6 @@ class GenerationItem:
     def custom_id(self) -> str:
         return f"{self.record.id}:{self.task}"
 
-    @property
-    def clue_text(self) -> str:
-        return clue_text(self.record, self.caption)
 
 
 def unique_records(records: Iterable[EmotionRecord], max_records: int | None, report: ItemReport):

@@ -39,19 +39,34 @@ PAIRS_RESPONSE_FORMAT = {
 
 @dataclass(frozen=True)
 class Prompt:
-    """One task's prompt file: `version` is part of every cache key, `pairs` the number of pairs to write."""
+    """One task's prompt: `version` is part of every cache key, `pairs` the number of pairs to write (None: any).
+
+    This package's prompts ask for JSON (`json_note`, structured output) with a text fallback (`text_note`); the
+    original release's prompts (`release_prompts`) have neither note: they are sent as they are, answered in text,
+    with the clue text in the release's own format (`clue_format="release"`).
+    """
 
     task: str
     version: str
-    pairs: int
+    pairs: int | None
     system: str
-    json_note: str
-    text_note: str
+    json_note: str | None = None
+    text_note: str | None = None
+    clue_format: str = "emovit"
+
+    @property
+    def structured(self) -> bool:
+        return self.json_note is not None
 
     def messages(self, clue_text: str, structured: bool = True) -> list[dict]:
         """Chat messages asking for JSON (structured output) or for `Question:`/`Answer:` lines (text fallback)."""
         note = self.json_note if structured else self.text_note
-        return [{"role": "system", "content": f"{self.system}\n\n{note}"}, {"role": "user", "content": clue_text}]
+        system = f"{self.system}\n\n{note}" if note else self.system
+        return [{"role": "system", "content": system}, {"role": "user", "content": clue_text}]
+
+    def clue(self, record: EmotionRecord, caption: str | None = None) -> str:
+        """The user message: the record's clue text in this prompt's format."""
+        return (release_clue_text if self.clue_format == "release" else clue_text)(record, caption)
 
 
 @cache
@@ -84,3 +99,17 @@ def clue_text(record: EmotionRecord, caption: str | None = None) -> str:
             lines.append(f"{key}: {_clue_value(value)}")
     clues = "\n".join(lines)
     return f"{caption.strip()}\n\n{clues}" if caption else clues
+
+
+# The release's clue keys in its order (`emo/cap-anno.py`): no scene.
+RELEASE_CLUE_KEYS = ("brightness", "colorfulness", "object", "facial_expression", "human_action")
+
+
+def release_clue_text(record: EmotionRecord, caption: str | None = None) -> str:
+    """The original release's clue text (`emo/cap-anno.py`): the caption as written, a blank line, `emotion: `, then a
+    `key: value` line for each annotation key present, values printed with Python's `str` (so objects read
+    `['Toy']` and numbers keep every digit); no scene, no trailing newline."""
+    caption = caption if caption is not None else record.caption
+    lines = [f"emotion: {record.label}"]
+    lines += [f"{key}: {record.attributes[key]}" for key in RELEASE_CLUE_KEYS if record.attributes.get(key) is not None]
+    return f"{caption or ''}\n\n" + "\n".join(lines)

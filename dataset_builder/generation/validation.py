@@ -55,9 +55,10 @@ def parse_pairs(text: str) -> list[dict]:
     return pairs
 
 
-def validate_pairs(pairs: list[dict], expected: int) -> list[dict]:
-    """Return `pairs` if there are `expected` of them, none empty, refused, labelled or revealing the input."""
-    if len(pairs) != expected:
+def validate_pairs(pairs: list[dict], expected: int | None) -> list[dict]:
+    """Return `pairs` if there are `expected` of them (None: any number), none empty, refused, labelled or revealing
+    the input."""
+    if expected is not None and len(pairs) != expected:
         raise RejectedOutput(f"expected {expected} pairs, got {len(pairs)}")
     for pair in pairs:
         for field in ("question", "answer"):
@@ -73,8 +74,8 @@ def validate_pairs(pairs: list[dict], expected: int) -> list[dict]:
     return pairs
 
 
-def reply_parser(expected: int):
-    """A `parse(content) -> pairs` for `chat.run_chat_requests` that validates `expected` pairs."""
+def reply_parser(expected: int | None):
+    """A `parse(content) -> pairs` for `chat.run_chat_requests` that validates `expected` pairs (None: any)."""
 
     def parse(content: str) -> list[dict]:
         return validate_pairs(parse_pairs(content), expected)

@@ -49,7 +49,12 @@ def add_commands(data_commands) -> None:
     generate.add_argument("--captions", help="captions.jsonl from `emovit data caption` (default: record captions).")
     generate.add_argument("--tasks", type=_tasks, default=list(TASK_NAMES), help="conversation,reasoning (default: both).")
     generate.add_argument("--backend", choices=("openai", "batch", "rules"), default="openai")
-    generate.add_argument("--model", default="gpt-4o-mini", help="Chat model name (default: gpt-4o-mini).")
+    generate.add_argument("--model", help="Chat model name (default: gpt-4o-mini; gpt-4 with --prompts-from).")
+    generate.add_argument("--prompts-from", metavar="DIR",
+                          help="A clone of the original EmoVIT release: send its emo/prompt/conversation.txt and "
+                               "reasoning.txt as they are, with its clue text format, in text mode (any number of "
+                               "Question:/Answer: pairs); defaults then follow the release: gpt-4, temperature 1, "
+                               "no max tokens.")
     generate.add_argument("--base-url", help="OpenAI-compatible server, e.g. http://127.0.0.1:8000/v1 (vLLM, Ollama, "
                                              "transformers serve).")
     generate.add_argument("--api-key-env", default="OPENAI_API_KEY", help="Environment variable holding the API key.")
@@ -63,8 +68,10 @@ def add_commands(data_commands) -> None:
                                "Retry-After fails the item with that reason instead of stalling the run.")
     generate.add_argument("--max-rejections", type=int, default=2,
                           help="Times a reply failing validation is asked again (default: 2).")
-    generate.add_argument("--max-tokens", type=int, default=1024, help="Completion tokens per request.")
-    generate.add_argument("--temperature", type=float, help="Sampling temperature (server default when unset).")
+    generate.add_argument("--max-tokens", type=int,
+                          help="Completion tokens per request (default: 1024; none with --prompts-from).")
+    generate.add_argument("--temperature", type=float,
+                          help="Sampling temperature (default: the server's; 1 with --prompts-from).")
     generate.add_argument("--cache", help="SQLite cache file: a re-run sends nothing for what it holds.")
     generate.add_argument("--prices", help="JSON price table {model: {input, output}} in USD per 1M tokens.")
     generate.add_argument("--poll-interval", type=float, default=30.0, help="Seconds between Batch API polls.")
@@ -96,19 +103,29 @@ def make_backend(args, cache):
     from dataset_builder.chat import ClientSettings, api_key_from_env
     from dataset_builder.generation import OpenAIBackend, RulesBackend
 
+    from dataset_builder.generation.release_prompts import RELEASE_MODEL, RELEASE_TEMPERATURE, load_release_prompts
+    from modeling_emovit.errors import EmoVITInputError
+
+    release = args.prompts_from is not None
     if args.backend == "rules":
+        if release:
+            raise EmoVITInputError("--prompts-from needs a chat model (--backend openai or batch); the rules backend "
+                                   "writes its pairs without prompts.")
         return RulesBackend()
+    prompts = load_release_prompts(args.prompts_from, args.tasks) if release else None
     settings = ClientSettings(
-        model=args.model, base_url=args.base_url, api_key_env=args.api_key_env, concurrency=args.concurrency,
-        rpm=args.rpm, tpm=args.tpm, timeout=args.timeout, max_retries=args.max_retries, backoff_max=args.backoff_max,
-        max_rejections=args.max_rejections, max_tokens=args.max_tokens, temperature=args.temperature,
+        model=args.model or (RELEASE_MODEL if release else "gpt-4o-mini"), base_url=args.base_url,
+        api_key_env=args.api_key_env, concurrency=args.concurrency, rpm=args.rpm, tpm=args.tpm, timeout=args.timeout,
+        max_retries=args.max_retries, backoff_max=args.backoff_max, max_rejections=args.max_rejections,
+        max_tokens=args.max_tokens if args.max_tokens is not None else (None if release else 1024),
+        temperature=args.temperature if args.temperature is not None else (RELEASE_TEMPERATURE if release else None),
     )
     api_key_from_env(settings)  # fail before any work when the key is missing
     if args.backend == "batch":
         from dataset_builder.generation.batch import BatchBackend
 
-        return BatchBackend(settings, f"{args.out}.batch", cache, poll_interval=args.poll_interval)
-    return OpenAIBackend(settings, cache)
+        return BatchBackend(settings, f"{args.out}.batch", cache, poll_interval=args.poll_interval, prompts=prompts)
+    return OpenAIBackend(settings, cache, prompts=prompts)
 
 
 def run_generate(args) -> int:
