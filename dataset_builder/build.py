@@ -14,6 +14,7 @@ from modeling_emovit.errors import EmoVITInputError
 from .builder import EmoVITInstructBuilder
 from .card import write_dataset_card
 from .manifests import write_manifests
+from .mix import MIXES, release_mix
 from .report import BuildReport
 from .schema import CONFIGS, GENERATED_TASKS, TASKS
 from .sources import get_source
@@ -77,23 +78,28 @@ def build_dataset(
     skip_unknown: bool = False,
     seed: int = 42,
     paraphrases: bool = False,
+    mix: str | None = None,
 ) -> BuildReport:
     """Builds one split of a source into `out` (Parquet per config, README.md card, build_report.json).
 
     Conversation and reasoning rows come from `generations` (or from the source itself for EmoVIT JSON); without
     them only categorical data is built. `paraphrases=True` picks a categorical template per record from `seed`
-    (otherwise EmoVIT's template for every record). Rebuilding a split replaces its shards in every config, so a
-    config this build leaves out loses that split. Returns the report; skipped items are counted, never silent.
+    (otherwise EmoVIT's template for every record). `mix="release"` keeps the original release's images and tasks
+    per image (`dataset_builder.mix`; EmoSet's train split). Rebuilding a split replaces its shards in every config,
+    so a config this build leaves out loses that split. Returns the report; skipped items are counted, never silent.
     """
     report = BuildReport(source=source, split=split)
     has_generations = generations is not None or get_source(source).generations is not None
     tasks = _check_tasks(tasks, has_generations, report)
+    chosen = _mix(mix, source, root, split)
     out = Path(out)
     with tempfile.TemporaryDirectory(prefix="emovit-build-") as work:
         work = Path(work)
         manifests = write_manifests(
-            source, root, split, generations, tasks, report, work / "manifests", max(1, num_proc), skip_unknown
+            source, root, split, generations, tasks, report, work / "manifests", max(1, num_proc), skip_unknown,
+            mix=chosen,
         )
+        eligible = {task: _images_given(task, manifests) for task in GENERATED_TASKS}
         report_dir = work / "reports"
         report_dir.mkdir()
         for name in ("all", *tasks):
@@ -108,9 +114,31 @@ def build_dataset(
             _remove_shards(out, name, split)
     for task in GENERATED_TASKS:
         if task in tasks:
-            report.without_generations[task] = report.records - _images_with(task, out, split)
+            images = report.records if eligible[task] is None else eligible[task]
+            report.without_generations[task] = images - _images_with(task, out, split)
     write_dataset_card(out, report)
     return report
+
+
+def _mix(name: str | None, source: str, root, split: str) -> dict | None:
+    """image id -> tasks for a named mix (None: every image gets every task)."""
+    if name is None:
+        return None
+    if name not in MIXES or source != "emoset":
+        raise EmoVITInputError(f"--mix {name}: the only mix is 'release', for --source emoset (EmoSet's train split).")
+    return release_mix(root, split)
+
+
+def _images_given(task: str, manifests: list[str]) -> int | None:
+    """Images whose manifest line limits their tasks and includes `task`; None when no line limits its tasks."""
+    limited, given = False, 0
+    for manifest in manifests:
+        with open(manifest, encoding="utf-8") as handle:
+            for line in handle:
+                tasks = json.loads(line).get("tasks")
+                limited |= tasks is not None
+                given += tasks is None or task in tasks
+    return given if limited else None
 
 
 def _images_with(task: str, out: Path, split: str) -> int:

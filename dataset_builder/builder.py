@@ -24,8 +24,11 @@ _RECORD_COLUMNS = ("id", "source", "emotion", "label_space", "attributes", "capt
 
 
 def instruction_rows(record: dict, tasks, seed: int, paraphrases: bool) -> Iterator[tuple[str, str, str]]:
-    """(task, prompt, completion) for each instruction of one record, in task order."""
+    """(task, prompt, completion) for each instruction of one record, in task order (only the record's own `tasks`
+    when it names them)."""
     for task in tasks:
+        if record.get("tasks") is not None and task not in record["tasks"]:
+            continue
         if task == "categorical":
             labels = get_label_space(record["label_space"]).labels
             index = choose_paraphrase(record["id"], seed, len(CATEGORICAL_PARAPHRASES)) if paraphrases else 0

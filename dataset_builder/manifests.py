@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 
 from .generations import index_generations, read_generations_file
+from .mix import mixed
 from .records import EmotionRecord
 from .report import BuildReport
 from .sources import get_source, read_records
@@ -47,8 +48,13 @@ def write_manifests(
     folder: Path,
     num_shards: int = 1,
     skip_unknown: bool = False,
+    mix: dict[str, tuple[str, ...]] | None = None,
 ) -> list[str]:
-    """Reads the source once and writes its records, with their generated pairs, round-robin into JSONL shards."""
+    """Reads the source once and writes its records, with their generated pairs, round-robin into JSONL shards.
+
+    `mix` (image id -> tasks, `dataset_builder.mix`) keeps only the images it names, each for its tasks; images left
+    out and generations for tasks the mix does not give an image are counted in `report`.
+    """
     reader = get_source(source)
     if generations is not None:
         entries = read_generations_file(generations, report)
@@ -61,7 +67,8 @@ def write_manifests(
     paths = [folder / f"records-{shard:05d}.jsonl" for shard in range(max(1, num_shards))]
     handles = [open(path, "w", encoding="utf-8") for path in paths]
     try:
-        for number, record in enumerate(read_records(source, root, split, report, skip_unknown=skip_unknown)):
+        records = read_records(source, root, split, report, skip_unknown=skip_unknown)
+        for number, record in enumerate(mixed(records, mix, index, report) if mix is not None else records):
             line = {
                 "id": record.id,
                 "image_path": record.image_path,
@@ -71,6 +78,7 @@ def write_manifests(
                 "attributes": attributes_struct(record, report),
                 "caption": record.caption,
                 "generations": index.pop(record.id, {}),
+                "tasks": None if record.tasks is None else list(record.tasks),
             }
             handles[number % len(handles)].write(json.dumps(line, ensure_ascii=False) + "\n")
     finally:

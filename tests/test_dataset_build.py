@@ -146,12 +146,36 @@ def test_emovit_json_round_trip_keeps_every_instruction(emoset_build, tmp_path):
     assert fields(tmp_path / "again") == fields(out)
 
 
-def test_emovit_json_without_task_keys_infers_them(tmp_path):
+def _emovit_entry(image, question, answer):
+    """One entry as the release's `emo/all.py` writes them: no task key."""
+    return {"id": image[-9:-4], "image": image,
+            "conversations": [{"from": "human", "value": question}, {"from": "gpt", "value": answer}]}
+
+
+def test_emovit_json_single_task_file_takes_its_task_from_its_name(tmp_path):
     save_image(tmp_path / "image" / "awe" / "awe_00003.jpg")
-    entry = lambda q, a: {"id": "00003", "image": "awe_00003.jpg", "conversations": [{"from": "human", "value": q}, {"from": "gpt", "value": a}]}  # noqa: E731
-    (tmp_path / "reasoning_train.json").write_text(json.dumps([entry(EMOVIT_INSTRUCTION, "Predict emotion: awe"), entry("Why?", "Because.")]))
-    report = build_dataset("emovit_json", tmp_path, "train", tmp_path / "out")
-    assert report.rows == {"all": 2, "categorical": 1, "conversation": 0, "reasoning": 1}
+    (tmp_path / "reasoning.json").write_text(json.dumps([_emovit_entry("awe_00003.jpg", "Why?", "Because.")]))
+    report = build_dataset("emovit_json", tmp_path / "reasoning.json", "train", tmp_path / "out",
+                           tasks=("conversation", "reasoning"))
+    assert report.rows == {"all": 1, "conversation": 0, "reasoning": 1} and not report.notes
+
+
+def test_release_merged_json_keeps_categorical_and_conversation_images_apart_and_finds_train_image(tmp_path):
+    """The release's merged file: categorical images and conversation images disjoint, images in image/train_image/."""
+    for stem in ("awe_00003", "fear_01500"):
+        save_image(tmp_path / "emo" / "image" / "train_image" / f"{stem}.jpg")
+    entries = [_emovit_entry("awe_00003.jpg", "What is there?", "A hill."),
+               _emovit_entry("awe_00003.jpg", "Why is it moving?", "Complex Answer: the light."),
+               _emovit_entry("fear_01500.jpg", EMOVIT_INSTRUCTION, "Predict emotion: fear")]
+    (tmp_path / "emo" / "train.json").write_text(json.dumps(entries))
+
+    report = build_dataset("emovit_json", tmp_path / "emo" / "train.json", "train", tmp_path / "out")
+
+    assert report.rows == {"all": 3, "categorical": 1, "conversation": 2, "reasoning": 0}
+    assert report.skipped == {}
+    assert _rows(tmp_path / "out", "categorical")["id"] == ["fear_01500"]  # none for the conversation-only image
+    # reasoning and conversation entries of a merged file look alike: taken as conversation, and counted
+    assert report.notes == {"generated entry of a merged file without a task key (taken as conversation)": 2}
 
 
 def test_cli_build_prints_counts_and_rejects_unknown_labels(tmp_path, capsys):

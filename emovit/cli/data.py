@@ -31,6 +31,9 @@ def _add_build(data_commands) -> None:
     build.add_argument("--skip-unknown", action="store_true", help="Skip (and count) labels outside the label space.")
     build.add_argument("--paraphrase", action="store_true", help="Vary the categorical template per record.")
     build.add_argument("--seed", type=int, default=42, help="Seed of the per-record template choice.")
+    build.add_argument("--mix", choices=["release"],
+                       help="release: the original release's images and tasks per emotion from EmoSet's train.json "
+                            "order (reasoning 0-99, conversation 0-999, categorical 1000-5599; --source emoset).")
     build.set_defaults(handler=_build)
 
 
@@ -51,6 +54,7 @@ def _build(args) -> int:
     report = build_dataset(
         args.source, args.root, args.split, args.out, generations=args.generations, tasks=tasks,
         num_proc=args.num_proc, skip_unknown=args.skip_unknown, seed=args.seed, paraphrases=args.paraphrase,
+        mix=args.mix,
     )
     rows = ", ".join(f"{name} {count}" for name, count in report.rows.items())
     print(f"Wrote {args.out}: {report.records} images; rows: {rows}.")
