@@ -1,8 +1,10 @@
 """`emovit eval --task reasoning|humor`: the model's free-text answers judged by an LLM.
 
 - reasoning (EmoVIT's affective reasoning): the judge scores the reference answer and the model's answer from 1 to
-  10 with LLaVA-Bench's review prompt (Liu et al., NeurIPS 2023, `llava/eval/table/rule.json`); the result is the
-  relative score 100 * mean(model) / mean(reference), as LLaVA-Bench reports it.
+  10 in LLaVA-Bench's review layout (Liu et al., NeurIPS 2023); the result is the relative score
+  100 * mean(model) / mean(reference), as LLaVA-Bench reports it. The scoring rule is this project's own wording
+  unless `--judge-rules` points at the user's copy of LLaVA-Bench's `llava/eval/table/rule.json` (only that gives
+  LLaVA-Bench-comparable scores); results.json and the model card record which rule was used.
 - humor (EmoVIT Sec. 5, humour understanding): the model writes a funny caption; the judge picks the funnier of the
   model's and the reference caption. Each pair is asked in both orders to remove position bias: a win in both orders
   counts 1, a split 0.5 (a tie), a loss in both 0. The preference rate is the mean, as the paper's human study.
@@ -11,8 +13,10 @@ Requests go through the shared chat client (`dataset_builder.chat`: concurrency,
 cache); pairs the judge never answered usably are skipped, counted and reported.
 """
 
+import hashlib
 import json
 import re
+from dataclasses import dataclass
 from pathlib import Path
 
 from dataset_builder.chat import ChatRequest, RejectedOutput, ResponseCache, api_key_from_env, run_chat_requests
@@ -21,29 +25,77 @@ from dataset_builder.loading import load_split
 from modeling_emovit.errors import EmoVITInputError
 
 HUMOR_INSTRUCTION = "Write a short, funny caption for this image."
-REVIEW_SYSTEM = "You are a helpful and precise assistant for checking the quality of the answer."
-# LLaVA-Bench's review rule, for two assistants answering one question about an image described in text.
-REVIEW_PROMPT = """[Context]
+# The review request's layout (LLaVA-Bench's: context, question, both answers, then the rule under [System]).
+REVIEW_LAYOUT = """[Context]
 {context}
 
 [Question]
 {question}
 
-[Assistant 1]
+[{role} 1]
 {reference}
 
-[End of Assistant 1]
+[End of {role} 1]
 
-[Assistant 2]
+[{role} 2]
 {answer}
 
-[End of Assistant 2]
+[End of {role} 2]
 
 [System]
-We would like to request your feedback on the performance of two AI assistants in response to the user question displayed above. The user asks the question on observing an image. For your reference, the visual content in the image is represented with a few sentences describing the image.
-Please rate the helpfulness, relevance, accuracy, level of details of their responses. Each assistant receives an overall score on a scale of 1 to 10, where a higher score indicates better overall performance.
-Please first output a single line containing only two values indicating the scores for Assistant 1 and 2, respectively. The two scores are separated by a space.
-In the subsequent line, please provide a comprehensive explanation of your evaluation, avoiding any potential bias and ensuring that the order in which the responses were presented does not affect your judgment."""
+{rule}"""
+DEFAULT_RULES_KEY = "llava_bench_complex"  # LLaVA-Bench's rule for complex reasoning questions
+
+
+@dataclass(frozen=True)
+class ReviewRules:
+    """What the reasoning judge is told: its system message, the name of the answerers, the scoring rule, and
+    where these came from (`source`, recorded in results.json and the model card)."""
+
+    system: str
+    role: str
+    rule: str
+    source: str
+
+
+# This project's own wording of a two-answer review (not LLaVA-Bench's text: scores judged with it are not
+# comparable to LLaVA-Bench numbers; pass --judge-rules with LLaVA-Bench's rule.json for those).
+DEFAULT_RULES = ReviewRules(
+    system="You grade answers to questions about images, carefully and without favouring either answer.",
+    role="Assistant",
+    rule=(
+        "Two AI assistants answered the question above about an image. You cannot see the image: the context "
+        "describes it. Judge how helpful, relevant, accurate and detailed each answer is, and give each one an "
+        "overall score from 1 (worst) to 10 (best).\n"
+        "Write the two scores on the first line and nothing else there: Assistant 1's score, a space, then "
+        "Assistant 2's score.\n"
+        "From the second line on, explain your scores briefly. The order in which the answers were shown must not "
+        "change your judgement."
+    ),
+    source="emovit default wording (not LLaVA-Bench-comparable)",
+)
+
+
+def load_review_rules(path: str | Path, key: str = DEFAULT_RULES_KEY) -> ReviewRules:
+    """Rules from the user's file: LLaVA-Bench's `rule.json` (category -> {"role", "prompt"}; `key` picks the
+    category; an optional "system" entry replaces this project's system message) or a plain-text rule."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (FileNotFoundError, IsADirectoryError, UnicodeDecodeError) as error:
+        raise EmoVITInputError(f"--judge-rules {path}: cannot read the rules file ({error}).") from None
+    digest = hashlib.sha256(text.encode("utf-8")).hexdigest()[:12]
+    if path.suffix != ".json":
+        return ReviewRules(DEFAULT_RULES.system, "Assistant", text.strip(), f"{path.name} (sha256 {digest})")
+    try:
+        entry = json.loads(text)[key]
+        return ReviewRules(entry.get("system", DEFAULT_RULES.system), entry["role"], entry["prompt"],
+                           f"{path.name}:{key} (sha256 {digest})")
+    except (json.JSONDecodeError, KeyError, TypeError, AttributeError):
+        raise EmoVITInputError(
+            f"--judge-rules {path}: expected LLaVA-Bench's rule.json layout, an object whose {key!r} entry has "
+            f"'role' and 'prompt' (or pass a plain .txt rule)."
+        ) from None
 HUMOR_PROMPT = """An image shows: {context}
 
 Two captions were written for it to be funny.
@@ -70,12 +122,12 @@ def parse_choice(content: str) -> str:
     return match.group(1).upper()
 
 
-def judge_reasoning(items: list[dict], settings, cache_path: Path) -> dict:
+def judge_reasoning(items: list[dict], settings, cache_path: Path, rules: ReviewRules = DEFAULT_RULES) -> dict:
     """items: {id, question, reference, answer, context}; returns the LLaVA-Bench relative score and counts."""
     requests = [
         ChatRequest(key=item["id"], messages=[
-            {"role": "system", "content": REVIEW_SYSTEM},
-            {"role": "user", "content": REVIEW_PROMPT.format(**item)},
+            {"role": "system", "content": rules.system},
+            {"role": "user", "content": REVIEW_LAYOUT.format(**item, role=rules.role, rule=rules.rule)},
         ], parse=parse_scores, context=item)
         for item in items
     ]
@@ -139,10 +191,10 @@ def _run(requests, settings, cache_path: Path):
 
 
 def run_judged_task(task: str, model: str, data: str, out: str, config: str | None, split: str, judge,
-                    batch_size: int = 8, max_new_tokens: int = 256) -> dict:
+                    batch_size: int = 8, max_new_tokens: int = 256, rules: ReviewRules = DEFAULT_RULES) -> dict:
     """Generates the model's answers, has them judged, writes predictions.jsonl and results.json to `out`.
 
-    `judge`: a `dataset_builder.chat.ClientSettings` for the judge model.
+    `judge`: a `dataset_builder.chat.ClientSettings` for the judge model; `rules`: the reasoning judge's rules.
     """
     from modeling_emovit.generation import generate_text
 
@@ -171,10 +223,13 @@ def run_judged_task(task: str, model: str, data: str, out: str, config: str | No
         ]
     folder = Path(out)
     folder.mkdir(parents=True, exist_ok=True)
-    judged = (judge_reasoning if task == "reasoning" else judge_humor)(items, judge, folder / "judge-cache.sqlite")
+    cache = folder / "judge-cache.sqlite"
+    judged = judge_reasoning(items, judge, cache, rules) if task == "reasoning" else judge_humor(items, judge, cache)
     with (folder / "predictions.jsonl").open("w", encoding="utf-8") as file:
         file.writelines(json.dumps(item) + "\n" for item in items)
     results = {"task": task, "model": model, "data": data, "config": config, "split": split,
                "judge_model": judge.model, "num_examples": len(items), "metrics": judged}
+    if task == "reasoning":
+        results["judge_rules"] = rules.source
     (folder / "results.json").write_text(json.dumps(results, indent=2))
     return results

@@ -68,12 +68,22 @@ def eval_results_from(results: dict) -> list[EvalResult]:
             dataset_args={"label_space": label_space} if label_space else None,
             metric_type=metric_type,
             metric_name=name,
-            metric_config=results.get("mode") or f"judge: {results['judge_model']}",
+            metric_config=_metric_config(results),
             metric_value=round(float(results["metrics"][key]), 4),
         )
         for key, metric_type, name in CARD_METRICS
         if results["metrics"].get(key) is not None
     ]
+
+
+def _metric_config(results: dict) -> str:
+    """How the numbers were made: the classification mode (and decoding preset), or the judge (and its rules)."""
+    if results.get("mode"):
+        generation = results.get("generation", "default")
+        return results["mode"] if generation == "default" or results["mode"] != "generate" else (
+            f"{results['mode']} ({generation} decoding)")
+    rules = f", rules: {results['judge_rules']}" if results.get("judge_rules") else ""
+    return f"judge: {results['judge_model']}{rules}"
 
 
 def update_model_card(

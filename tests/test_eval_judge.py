@@ -107,3 +107,38 @@ def test_a_missing_judge_api_key_is_refused_before_the_model_is_loaded(model_dir
     data = write_split(tmp_path / "data", "reasoning", rows=1)
     assert judged_eval(model_dir, data, tmp_path / "out", "reasoning", base_url=None) == 2
     assert "Set the OPENAI_API_KEY environment variable" in capsys.readouterr().err
+
+
+def test_judge_rules_come_from_the_users_rule_json_and_are_recorded(model_dir, tmp_path):
+    """A rule file in LLaVA-Bench's rule.json layout, written here in this test's own words."""
+    data = write_split(tmp_path / "rules-data", "reasoning", rows=1)  # a name of its own: datasets caches by name
+    rules = {"llava_bench_complex": {"role": "Helper", "prompt": "RULE TEXT: score both, first line two numbers."},
+             "llava_bench_conv": {"role": "Assistant", "prompt": "another rule"}}
+    (tmp_path / "rule.json").write_text(json.dumps(rules))
+    with running_openai_server(respond=lambda body: "7 7") as (base_url, stats):
+        assert main(["eval", "--task", "reasoning", "--model", str(model_dir), "--data", str(data),
+                     "--out", str(tmp_path / "out"), "--max-new-tokens", "3", "--judge-model", "judge-1",
+                     "--judge-base-url", base_url, "--judge-rules", str(tmp_path / "rule.json")]) == 0
+        assert main(["eval", "--task", "reasoning", "--model", str(model_dir), "--data", str(data),
+                     "--out", str(tmp_path / "default"), "--max-new-tokens", "3", "--judge-model", "judge-1",
+                     "--judge-base-url", base_url]) == 0
+    with_file, default = (body["messages"][-1]["content"] for body in stats.bodies)
+    assert with_file.endswith("[System]\nRULE TEXT: score both, first line two numbers.")
+    assert "[Helper 1]\nREFERENCE answer 0" in with_file
+    assert "RULE TEXT" not in default and "[Assistant 2]" in default
+    recorded = json.loads((tmp_path / "out" / "results.json").read_text())["judge_rules"]
+    assert recorded.startswith("rule.json:llava_bench_complex (sha256 ")
+    assert "not LLaVA-Bench-comparable" in json.loads((tmp_path / "default" / "results.json").read_text())["judge_rules"]
+    card = (model_dir / "README.md").read_text()
+    assert "rules: rule.json:llava_bench_complex" in card and "rules: emovit default wording" in card
+
+
+def test_a_rule_json_without_the_entry_is_one_sentence(model_dir, tmp_path, capsys):
+    data = write_split(tmp_path / "no-entry-data", "reasoning", rows=1)
+    (tmp_path / "rule.json").write_text(json.dumps({"other": {"role": "A", "prompt": "p"}}))
+    capsys.readouterr()
+    code = main(["eval", "--task", "reasoning", "--model", str(model_dir), "--data", str(data), "--out",
+                 str(tmp_path / "out"), "--judge-model", "j", "--judge-base-url", "http://127.0.0.1:9/v1",
+                 "--judge-rules", str(tmp_path / "rule.json")])
+    error = capsys.readouterr().err
+    assert code == 2 and "llava_bench_complex" in error and len(error.strip().splitlines()) == 1

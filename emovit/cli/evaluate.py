@@ -37,6 +37,12 @@ def add_commands(subparsers) -> None:
     judge.add_argument("--judge-model", help="Judge model name, e.g. gpt-4o-mini.")
     judge.add_argument("--judge-base-url", help="OpenAI-compatible server URL (default: OpenAI's).")
     judge.add_argument("--judge-concurrency", type=int, default=8, help="Judge requests in flight (default: 8).")
+    judge.add_argument("--judge-rules", metavar="FILE",
+                       help="Your copy of LLaVA-Bench's llava/eval/table/rule.json (or a .txt rule): the reasoning "
+                            "judge's scoring rule, needed for LLaVA-Bench-comparable scores (default: this "
+                            "project's own wording).")
+    judge.add_argument("--judge-rules-key", default="llava_bench_complex",
+                       help="The rule.json entry to use (default: llava_bench_complex).")
     evaluate.set_defaults(handler=run_eval_command)
 
 
@@ -71,8 +77,11 @@ def run_judged_command(args: argparse.Namespace) -> int:
         raise EmoVITInputError(f"--task {args.task} needs --judge-model (and --judge-base-url for a server other than OpenAI).")
     judge = ClientSettings(model=args.judge_model, base_url=args.judge_base_url, concurrency=args.judge_concurrency,
                            temperature=0.2)  # LLaVA-Bench's review temperature
+    from evaluation.judge import DEFAULT_RULES, load_review_rules
+
+    rules = load_review_rules(args.judge_rules, args.judge_rules_key) if args.judge_rules else DEFAULT_RULES
     results = run_judged_task(args.task, args.model, args.data, args.out, args.config, args.split, judge,
-                              batch_size=args.batch_size, max_new_tokens=args.max_new_tokens or 256)
+                              batch_size=args.batch_size, max_new_tokens=args.max_new_tokens or 256, rules=rules)
     if Path(args.model).is_dir():
         update_model_card(args.model, [results], base_model=args.base_model, datasets=args.training_data)
     print(f"{args.task}: {json.dumps(results['metrics'])} -> {args.out}")
