@@ -65,6 +65,8 @@ def _split_section(split: str, report: dict) -> str:
 def _body(reports: dict[str, dict]) -> str:
     sources = sorted({report["source"] for report in reports.values()})
     licence = "\n".join(f"- **{name}**: {get_source(name).license_note}" for name in sources)
+    licence += "".join(f"\n\nLabels of **{name}**: {get_source(name).label_note}"
+                       for name in sources if get_source(name).label_note)
     template = CATEGORICAL_PARAPHRASES[0].format(options="<labels joined as 'a, b, ... and z'>")
     sections = "\n\n".join(_split_section(split, report) for split, report in sorted(reports.items()))
     return f"""# EmoVIT emotion instruction data

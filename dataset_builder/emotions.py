@@ -2,8 +2,9 @@
 
 Sits between the source readers (which see folder names, CSV cells or model answers) and the records: every label
 that reaches a record is one of its label space's `labels`. Sources: Mikels et al. 2005 (EmoSet, FI), Ekman
-(EmotionROI; Emotion6 adds neutral), Panda et al. ECCV 2018 (UnbiasedEmo; WEBEmo's 2/7/25-level hierarchy built
-on Parrott's tree of emotions, with confusion added as a seventh primary).
+(EmotionROI; Emotion6, whose images sit in six emotion folders: its per-image distributions add a neutral bin, kept
+with the records, but neutral is never an image's label, so it is no candidate), Panda et al. ECCV 2018
+(UnbiasedEmo; WEBEmo's 25 fine classes under Parrott-style primaries, see `WEBEMO_HIERARCHY`).
 """
 
 import re
@@ -36,8 +37,12 @@ _MIKELS_NEGATIVE = tuple(label for label in MIKELS_EMOTIONS if label not in _MIK
 _EKMAN_POSITIVE = ("joy", "surprise")
 _EKMAN_NEGATIVE = ("anger", "disgust", "fear", "sadness")
 
-# WEBEmo (Panda et al. 2018): 25 fine classes under 7 primaries under 2 polarities. Names as in the paper; the
+# WEBEmo (Panda et al. 2018): 25 fine classes under primaries under 2 polarities. Names as in the paper; the
 # release's folder typos ("cheerfullness", "irritabilty") are mapped back by the normaliser below.
+# UNVERIFIED 7-class level: the WEBEmo release's own category.txt has SIX level-2 classes (anger, fear, joy, love,
+# sadness, surprise) with confusion under sadness; the 7 classes here (confusion on its own) follow later
+# third-party work, and no text by EmoVIT's or WEBEmo's authors defining a 7-class level was found. Treat
+# `webemo-7` results as comparable only to work that uses the same split.
 WEBEMO_HIERARCHY: dict[str, tuple[str, ...]] = {
     "anger": ("disgust", "envy", "exasperation", "irritability", "rage"),
     "confusion": ("confusion",),
@@ -67,7 +72,7 @@ LABEL_SPACES: dict[str, LabelSpace] = {
     "emoset": _space("emoset", _MIKELS_POSITIVE, _MIKELS_NEGATIVE),
     "fi": _space("fi", _MIKELS_POSITIVE, _MIKELS_NEGATIVE),
     "emotionroi": _space("emotionroi", _EKMAN_POSITIVE, _EKMAN_NEGATIVE),
-    "emotion6": _space("emotion6", _EKMAN_POSITIVE, _EKMAN_NEGATIVE, ("neutral",)),
+    "emotion6": _space("emotion6", _EKMAN_POSITIVE, _EKMAN_NEGATIVE),
     "unbiasedemo": _space("unbiasedemo", ("joy", "love", "surprise"), ("anger", "fear", "sadness")),
     "webemo-2": _space("webemo-2", ("positive",), ("negative",)),
     "webemo-7": _webemo_space("webemo-7", "primary"),

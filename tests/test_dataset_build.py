@@ -231,3 +231,23 @@ def test_rebuilding_a_split_without_generations_drops_its_stale_conversation_and
     assert configs["conversation"] == [{"split": "val", "path": "conversation/val-*.parquet"}]
     assert json.loads((out / "build_report.json").read_text())["train"]["rows"] == {"all": 8, "categorical": 8}
     assert _rows(out, "all").num_rows == 8
+
+
+def test_webemo_7_card_says_its_seven_classes_are_unverified(tmp_path):
+    save_image(tmp_path / "webemo" / "train" / "confusion" / "1.jpg")
+    save_image(tmp_path / "webemo" / "train" / "rage" / "2.jpg")
+    build_dataset("webemo-7", tmp_path / "webemo", "train", tmp_path / "out", tasks=("categorical",))
+    card = (tmp_path / "out" / "README.md").read_text()
+    assert "Labels of **webemo-7**: The 7 classes" in card and "unverified" in card
+    build_dataset("webemo", tmp_path / "webemo", "train", tmp_path / "fine", tasks=("categorical",))
+    assert "unverified" not in (tmp_path / "fine" / "README.md").read_text()
+
+
+def test_emotion6_classification_offers_the_six_folder_emotions_only(tmp_path):
+    save_image(tmp_path / "emotion6" / "test" / "joy" / "1.jpg")
+    (tmp_path / "emotion6" / "ground_truth.txt").write_text(
+        "header\njoy/1.jpg\t6.1\t5.0\t0\t0\t0\t0.7\t0\t0.1\t0.2\n")
+    build_dataset("emotion6", tmp_path / "emotion6", "test", tmp_path / "out", tasks=("categorical",))
+    row = _rows(tmp_path / "out", "categorical", split="test")[0]
+    assert row["prompt"] == categorical_instruction(("anger", "disgust", "fear", "joy", "sadness", "surprise"))
+    assert {"label": "neutral", "probability": pytest.approx(0.2)} in row["attributes"]["label_distribution"]

@@ -23,7 +23,7 @@ def test_every_dataset_has_its_label_space_with_the_published_classes():
     assert set(LABEL_SPACES) == {"emoset", "fi", "emotionroi", "emotion6", "unbiasedemo", "webemo-2", "webemo-7", "webemo-25"}
     assert LABEL_SPACES["emoset"].labels == MIKELS == LABEL_SPACES["fi"].labels
     assert LABEL_SPACES["emotionroi"].labels == ("anger", "disgust", "fear", "joy", "sadness", "surprise")
-    assert LABEL_SPACES["emotion6"].labels == ("anger", "disgust", "fear", "joy", "neutral", "sadness", "surprise")
+    assert LABEL_SPACES["emotion6"].labels == ("anger", "disgust", "fear", "joy", "sadness", "surprise")
     assert LABEL_SPACES["unbiasedemo"].labels == ("anger", "fear", "joy", "love", "sadness", "surprise")
     assert LABEL_SPACES["webemo-2"].labels == ("negative", "positive")
     assert LABEL_SPACES["webemo-7"].labels == ("anger", "confusion", "fear", "joy", "love", "sadness", "surprise")
@@ -37,7 +37,6 @@ def test_every_label_has_a_polarity():
         assert set(space.polarity.values()) <= {"positive", "negative", "neutral"}
     assert polarity_of("awe", "emoset") == "positive"
     assert polarity_of("fear", "emoset") == "negative"
-    assert polarity_of("neutral", "emotion6") == "neutral"
     assert polarity_of("gratitude", "webemo-25") == "positive"
     assert polarity_of("confusion", "webemo-7") == "negative"
 
@@ -65,7 +64,6 @@ def test_unknown_space_or_label_is_one_clear_error():
         ("happy", "unbiasedemo", "joy"),
         ("cheerfullness", "webemo-25", "cheerfulness"),
         ("Irritabilty", "webemo-25", "irritability"),
-        ("Neutral", "emotion6", "neutral"),
     ],
 )
 def test_normalizer_maps_free_text_onto_a_label(text, space, label):

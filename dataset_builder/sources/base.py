@@ -21,7 +21,7 @@ class Source:
     """A dataset as released: its label space, licence note and reader `read(root, split, report)`.
 
     `generations(root, split)`, where a source carries its own Q/A pairs (EmoVIT JSON), yields generation-JSONL
-    entries.
+    entries. `label_note` is printed in the dataset card (e.g. a label level that could not be verified).
     """
 
     name: str
@@ -29,6 +29,7 @@ class Source:
     license_note: str
     read: Callable[..., Iterator[EmotionRecord]]
     generations: Callable[..., Iterator[dict]] | None = None
+    label_note: str | None = None
 
 
 def is_image(path: Path) -> bool:

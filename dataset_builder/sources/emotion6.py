@@ -1,5 +1,6 @@
-"""Emotion6 (Peng et al., CVPR 2015): Ekman-6 plus neutral, `images/<class>/*.jpg`, and `ground_truth.txt` with each
-image's valence, arousal and per-emotion probability distribution, which the records keep.
+"""Emotion6 (Peng et al., CVPR 2015): Ekman-6, `images/<class>/*.jpg` (six folders), and `ground_truth.txt` with each
+image's valence, arousal and per-emotion probability distribution over the six emotions plus neutral, which the
+records keep. Neutral is a bin of the distributions only, never an image's label or a classification candidate.
 
 ground_truth.txt columns: image path, valence, arousal, then probabilities of anger, disgust, fear, joy, sadness,
 surprise, neutral (tab-separated, a header line first).
