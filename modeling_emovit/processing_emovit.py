@@ -5,7 +5,8 @@ Differs from transformers' `InstructBlipProcessor` in three ways:
   `image-text-to-text` pipeline and `transformers serve` work;
 - every image is converted to 8-bit RGB first, and unreadable images are refused by name (`image_utils`);
 - `build_training_inputs` lays out [image tokens][instruction][answer + eos] with labels on the answer only,
-  while the Q-Former sees the instruction alone (LAVIS `blip2_vicuna_instruct.forward`).
+  while the Q-Former sees the instruction alone (LAVIS `blip2_vicuna_instruct.forward`); an over-long instruction
+  loses its beginning, an over-long answer its end, as in LAVIS.
 """
 
 import torch
@@ -35,6 +36,17 @@ def _as_rgb(images):
     if isinstance(images, (str, bytes)) or hasattr(images, "__fspath__"):
         return open_image(images)
     return ensure_rgb(images) if hasattr(images, "mode") else images
+
+
+def _keep_the_end(tokenizer, texts: list[str], max_length: int, **kwargs):
+    """Tokenizes, cutting over-long texts from the left: LAVIS truncates instructions on that side (its BERT and LLM
+    tokenizers use `truncation_side="left"` for the instruction), so the end of an instruction always survives."""
+    side = tokenizer.truncation_side
+    tokenizer.truncation_side = "left"
+    try:
+        return tokenizer(texts, truncation=True, max_length=max_length, **kwargs)
+    finally:
+        tokenizer.truncation_side = side
 
 
 class EmoVITProcessor(InstructBlipProcessor):
@@ -89,10 +101,10 @@ class EmoVITProcessor(InstructBlipProcessor):
                 f"build_training_inputs got {len(images or ())} images, {len(prompts)} prompts and {len(completions)} "
                 f"completions; they must be equally many."
             )
-        qformer = self.qformer_tokenizer(
-            list(qformer_prompts or prompts), padding=True, truncation=True, max_length=max_prompt_length, return_tensors="pt"
+        qformer = _keep_the_end(
+            self.qformer_tokenizer, list(qformer_prompts or prompts), max_prompt_length, padding=True, return_tensors="pt"
         )
-        prompt_ids = self.tokenizer(list(prompts), truncation=True, max_length=max_prompt_length)["input_ids"]
+        prompt_ids = _keep_the_end(self.tokenizer, list(prompts), max_prompt_length)["input_ids"]
         answer_ids = self.encode_answers(completions, max_completion_length)
         image_ids = [self.image_token_id] * self.num_query_tokens
         if self.decoder_only:

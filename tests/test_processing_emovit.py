@@ -35,6 +35,18 @@ def test_qformer_sees_the_instruction_only():
     assert qformer_text == "what emotion"
 
 
+def test_an_over_long_instruction_loses_its_beginning_as_in_lavis():
+    """LAVIS tokenizes the instruction with truncation_side="left" (BERT and LLM), the answer with "right"."""
+    _, processor = tiny_emovit("llama")
+    instruction = "what emotion " * 40 + "predict emotion"
+    batch = processor.build_training_inputs([IMAGE], [instruction], ["awe"], max_prompt_length=8)
+    qformer_text = processor.qformer_tokenizer.decode(batch["qformer_input_ids"][0], skip_special_tokens=True)
+    assert qformer_text.endswith("predict emotion") and batch["qformer_input_ids"].shape[1] == 8
+    text = processor.tokenizer.decode(batch["input_ids"][0], skip_special_tokens=True)
+    assert text.endswith("emotion predict emotionawe")
+    assert processor.tokenizer.truncation_side == "right"  # restored afterwards
+
+
 def test_t5_labels_are_the_answer_ids():
     _, processor = tiny_emovit("t5")
     batch = processor.build_training_inputs([IMAGE, IMAGE], ["a", "b"], ["Predict emotion: awe", "awe"])
