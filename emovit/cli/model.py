@@ -34,7 +34,8 @@ def _convert(args) -> int:
     from modeling_emovit.convert_lavis import convert_lavis_checkpoint
 
     summary = convert_lavis_checkpoint(args.lavis, args.base, args.out, trust_pickle=args.trust_pickle)
-    print(f"Wrote {args.out}: {summary['converted']} tensors from the checkpoint, {summary['from_base']} from the base.")
+    print(f"Wrote {args.out}: {summary['converted']} tensors from the checkpoint, "
+          f"{summary['from_base']} from the base.")
     for module, source in summary["trained_modules"].items():
         print(f"  trained module {module}: from the {source}" if source in ("checkpoint", "base") else
               f"  trained module {module}: {source}")

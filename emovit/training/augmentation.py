@@ -52,7 +52,8 @@ class LavisTrainTransform:
 
     def __call__(self, image: Image.Image) -> Image.Image:
         left, top, width, height = crop_box(*image.size, scale=self.scale)
-        out = image.resize((self.size, self.size), Image.Resampling.BICUBIC, box=(left, top, left + width, top + height))
+        box = (left, top, left + width, top + height)
+        out = image.resize((self.size, self.size), Image.Resampling.BICUBIC, box=box)
         if torch.rand(1).item() < 0.5:
             out = out.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
         return out

@@ -4,8 +4,8 @@
         --config recipes/emovit-vicuna-7b/sft.yaml
 
 Flow: recipe YAML + flags (`TrlParser`) -> data -> model -> collator -> `SFTTrainer` -> checkpoint. EmoVIT (Xie et
-al., CVPR 2024, Sec. 4.1): InstructBLIP with the ViT and the LLM frozen, the Q-Former, query tokens and projection
-trained with the causal-LM loss on the answer tokens; other vision-language models train the stock TRL way.
+al., CVPR 2024, Sec. 4.1): InstructBLIP with the ViT and the LLM frozen, ln_vision, the Q-Former, query tokens and
+projection trained with the causal-LM loss on the answer tokens; other vision-language models train the stock TRL way.
 """
 
 import sys
