@@ -56,12 +56,17 @@ def write_manifests(
         entries = reader.generations(Path(root), split)
     else:
         entries = ()
-    index = index_generations(entries, tasks, report)
+    authors: dict[tuple[str, str], str] = {}
+    index = index_generations(entries, tasks, report, authors)
     folder.mkdir(parents=True, exist_ok=True)
     paths = [folder / f"records-{shard:05d}.jsonl" for shard in range(max(1, num_shards))]
     handles = [open(path, "w", encoding="utf-8") for path in paths]
     try:
         for number, record in enumerate(read_records(source, root, split, report, skip_unknown=skip_unknown)):
+            generations = index.pop(record.id, {})
+            for task in generations:
+                author = authors[(record.id, task)]
+                report.generated_by[author] = report.generated_by.get(author, 0) + 1
             line = {
                 "id": record.id,
                 "image_path": record.image_path,
@@ -70,7 +75,7 @@ def write_manifests(
                 "label_space": record.label_space,
                 "attributes": attributes_struct(record, report),
                 "caption": record.caption,
-                "generations": index.pop(record.id, {}),
+                "generations": generations,
             }
             handles[number % len(handles)].write(json.dumps(line, ensure_ascii=False) + "\n")
     finally:

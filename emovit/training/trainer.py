@@ -10,13 +10,14 @@ each with its own copy of it); the trainer takes the count out before the forwar
 
 import torch
 from transformers import Trainer
-from trl import SFTTrainer
 
+from .card import ModelCardSFTTrainer
 from .collator import SKIPPED_IMAGES
 
 
-class EmoVITSFTTrainer(SFTTrainer):
-    """`SFTTrainer` whose loss is `transformers.Trainer.compute_loss` (the model's own `outputs.loss`)."""
+class EmoVITSFTTrainer(ModelCardSFTTrainer):
+    """`SFTTrainer` (writing the project's model card) whose loss is `transformers.Trainer.compute_loss` (the model's own
+    `outputs.loss`)."""
 
     skipped_images: int = 0  # this rank's rows dropped by the collator so far
 
