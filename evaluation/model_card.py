@@ -211,18 +211,18 @@ def _usage(model_name: str, model: ModelDescription) -> str:
     remote = ", trust_remote_code=True" if model.emovit else ""
     load = "AutoModelForImageTextToText.from_pretrained"
     lines = ["```python", "from transformers import AutoModelForImageTextToText, AutoProcessor, pipeline", ""]
-    if model.adapter:
-        lines += [f'model = {load}("{model_name}"{remote})  # loads the base named in adapter_config.json, then the adapter',
-                  "model = model.merge_and_unload() if hasattr(model, \"merge_and_unload\") else model"]
-    else:
-        lines += [f'model = {load}("{model_name}"{remote})']
+    comment = "  # the base named in adapter_config.json, then this adapter" if model.adapter else ""
+    lines += [f'model = {load}("{model_name}"{remote}){comment}']
     lines += [f'processor = AutoProcessor.from_pretrained("{model_name}"{remote})']
     if not model.adapter:
         lines += [f'chat = pipeline("image-text-to-text", model="{model_name}"{remote})']
     lines += ["```"]
     if model.emovit:
-        lines += ["", f"Serve it with OpenAI-compatible chat completions: `emovit serve {model_name}`; evaluate it with "
-                      f"`emovit eval --model {model_name} --data DATA --mode rank`."]
+        lines += ["", f"Evaluate it with `emovit eval --model {model_name} --data DATA --mode rank`."]
+    if model.emovit and not model.adapter:
+        lines[-1] += f" Serve it with OpenAI-compatible chat completions: `emovit serve {model_name}`."
+    elif model.adapter:
+        lines += ["", "Recipes with `merge_adapter: true` also write the merged model (full weights) to `merged/`."]
     return "\n".join(lines)
 
 

@@ -10,9 +10,9 @@ import sys
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from . import data, demo, evaluate, model, train
-
     from emovit import __version__
+
+    from . import data, demo, evaluate, model, train
 
     parser = argparse.ArgumentParser(prog="emovit", description="EmoVIT: emotion instruction tuning on the Hugging Face stack.")
     parser.add_argument("--version", action="version", version=f"emovit {__version__}")

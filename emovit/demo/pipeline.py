@@ -21,7 +21,7 @@ DEMO_RECIPE = {
     "dtype": "float32", "dataset_config": "categorical", "max_prompt_length": 128, "max_completion_length": 64,
     "use_cpu": "true", "bf16": "false", "per_device_train_batch_size": 32, "learning_rate": 1e-3,
     "weight_decay": 0.05, "lr_scheduler_type": "cosine", "warmup_steps": 0.1, "gradient_checkpointing": "false",
-    "include_num_input_tokens_seen": "non_padding", "save_strategy": "no", "report_to": "none",
+    "include_num_input_tokens_seen": "true", "save_strategy": "no", "report_to": "none",
 }
 STATE_FILE = "demo_state.json"
 CHANCE = 1 / len(MIKELS_EMOTIONS)

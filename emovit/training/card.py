@@ -48,14 +48,18 @@ def describe_training(trainer: ModelCardSFTTrainer, merged: bool = False) -> Mod
     trained, frozen = module_groups(model)
     adapter = None if merged else lora_settings(model)
     data = [dataset.path for dataset in mixture_args.datasets] if mixture_args.datasets else [script_args.dataset_name]
-    settings = {name: getattr(trainer.args, name) for name in CARD_SETTINGS if getattr(trainer.args, name) not in (None, {}, -1)}
+    settings = {name: getattr(value, "value", value) for name in CARD_SETTINGS  # enums by their recipe value
+                if (value := getattr(trainer.args, name)) not in (None, {}, -1)}
+    if trainer.args.max_steps > 0:
+        settings.pop("num_train_epochs", None)  # max_steps decides the length
     settings["processes"] = trainer.args.world_size
     if adapter:
         settings["LoRA target modules"] = f"`{adapter['target_modules']}`"
-    losses = [entry["loss"] for entry in trainer.state.log_history if "loss" in entry]
+    losses = [entry.get("loss", entry.get("train_loss")) for entry in trainer.state.log_history]
+    losses = [loss for loss in losses if loss is not None]
     outcome = {"optimizer steps": trainer.state.global_step}
     if losses:
-        outcome["last logged training loss"] = round(float(losses[-1]), 4)
+        outcome["training loss (last logged)"] = round(float(losses[-1]), 4)
     return ModelDescription(
         architecture=type(base).__name__.removesuffix("ForConditionalGeneration"),
         emovit=isinstance(base, EmoVITForConditionalGeneration),
