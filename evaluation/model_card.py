@@ -168,7 +168,7 @@ def evaluation_section(eval_results: list[EvalResult]) -> str:
 
 
 def _summary(model: ModelDescription) -> str:
-    base = f"`{_display_name(model.base_model)}`" if model.base_model else "its base model"
+    base = f"`{display_name(model.base_model)}`" if model.base_model else "its base model"
     if model.emovit:
         what = (f"An EmoVIT model (Xie et al., \"EmoVIT: Revolutionizing Emotion Insights with Visual Instruction "
                 f"Tuning\", CVPR 2024): an InstructBLIP-style vision-language model, started from {base} and "
@@ -199,7 +199,7 @@ def _intended_use(model: ModelDescription) -> str:
 def _training(model: ModelDescription) -> str:
     if not model.hyperparameters:
         return "Not recorded: this folder was not written by `emovit` training (`recipes/sft.py`)."
-    data = ", ".join(f"`{_display_name(name)}`" for name in model.data) or "not recorded"
+    data = ", ".join(f"`{display_name(name)}`" for name in model.data) or "not recorded"
     lines = [f"Data: {data}{model.data_note}.", "", "| Setting | Value |", "|---|---|"]
     lines += [f"| {name} | {value} |" for name, value in model.hyperparameters.items()]
     if model.results:
@@ -280,7 +280,7 @@ def _base_model_id(base_model: str) -> str | list[str] | None:
     return ModelCard.load(card).data.base_model if card.is_file() else None
 
 
-def _display_name(name: str) -> str:
+def display_name(name: str) -> str:
     """A Hub id as given, a local folder by its name only (cards must not leak local paths)."""
     if TINY_MODEL.match(name):
         return f"{name}, random weights built offline"
@@ -289,4 +289,4 @@ def _display_name(name: str) -> str:
 
 def _dataset_id(data: str) -> str:
     """A Hub dataset id as given; for a local folder, its name (the card must not leak local paths)."""
-    return _display_name(data)
+    return display_name(data)
