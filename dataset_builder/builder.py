@@ -104,6 +104,9 @@ class EmoVITInstructBuilder(datasets.GeneratorBasedBuilder):
                     continue
                 report.records += 1
                 report.per_emotion[record["emotion"]] = report.per_emotion.get(record["emotion"], 0) + 1
+                for task, author in record["generated_by"].items():
+                    if task in config.tasks:
+                        report.generated_by[author] = report.generated_by.get(author, 0) + 1
                 if config.name == MESSAGES_CONFIG:
                     yield record["id"], {**{key: record[key] for key in _MESSAGES_COLUMNS}, "images": [image],
                                          "messages": chat_messages(instructions)}

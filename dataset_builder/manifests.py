@@ -64,9 +64,6 @@ def write_manifests(
     try:
         for number, record in enumerate(read_records(source, root, split, report, skip_unknown=skip_unknown)):
             generations = index.pop(record.id, {})
-            for task in generations:
-                author = authors[(record.id, task)]
-                report.generated_by[author] = report.generated_by.get(author, 0) + 1
             line = {
                 "id": record.id,
                 "image_path": record.image_path,
@@ -76,6 +73,7 @@ def write_manifests(
                 "attributes": attributes_struct(record, report),
                 "caption": record.caption,
                 "generations": generations,
+                "generated_by": {task: authors[(record.id, task)] for task in generations},
             }
             handles[number % len(handles)].write(json.dumps(line, ensure_ascii=False) + "\n")
     finally:

@@ -45,7 +45,8 @@ def _rows(out, config, split="train"):
 def test_report_counts_every_written_row_and_skipped_item(emoset_build):
     _, _, out, report = emoset_build
     assert report.records == 15
-    assert report.rows == {"all": 71, "categorical": 15, "conversation": 28, "reasoning": 28}
+    assert report.rows == {"all": 71, "categorical": 15, "conversation": 28, "reasoning": 28, "messages": 15}
+    assert report.generated_by == {"test (gpt-test)": 28}  # 14 decodable images with pairs, x 2 tasks
     assert report.per_task == {"categorical": 15, "conversation": 28, "reasoning": 28}
     assert report.per_emotion == {label: 1 if label == "amusement" else 2 for label in MIKELS}
     assert report.skipped == {
@@ -64,7 +65,7 @@ def test_report_counts_every_written_row_and_skipped_item(emoset_build):
 
 def test_every_config_loads_back_offline_with_the_schema_and_counts(emoset_build):
     _, _, out, report = emoset_build
-    assert sorted(p.name for p in out.iterdir()) == ["README.md", "all", "build_report.json", "categorical", "conversation", "reasoning"]
+    assert sorted(p.name for p in out.iterdir()) == ["README.md", "all", "build_report.json", "categorical", "conversation", "messages", "reasoning"]
     default = datasets.load_dataset(str(out))
     assert list(default) == ["train"] and default["train"].num_rows == 71
     for config in ("categorical", "conversation", "reasoning", "all"):
@@ -111,7 +112,7 @@ def test_card_declares_configs_features_counts_and_licence(emoset_build):
     card = (emoset_build[2] / "README.md").read_text()
     metadata = yaml.safe_load(card.split("---")[1])
     configs = {c["config_name"]: c for c in metadata["configs"]}
-    assert set(configs) == {"categorical", "conversation", "reasoning", "all"} and configs["all"]["default"]
+    assert set(configs) == {"categorical", "conversation", "reasoning", "all", "messages"} and configs["all"]["default"]
     assert configs["reasoning"]["data_files"] == [{"split": "train", "path": "reasoning/train-*.parquet"}]
     infos = {info["config_name"]: info for info in metadata["dataset_info"]}
     assert infos["all"]["splits"][0]["num_examples"] == 71
@@ -139,7 +140,7 @@ def test_emovit_json_round_trip_keeps_every_instruction(emoset_build, tmp_path):
     assert set(entries[0]) == {"id", "image", "task", "conversations"}
 
     rebuilt = build_dataset("emovit_json", exported, "train", tmp_path / "again")
-    assert rebuilt.rows == {"all": 71, "categorical": 15, "conversation": 28, "reasoning": 28}
+    assert rebuilt.rows == {"all": 71, "categorical": 15, "conversation": 28, "reasoning": 28, "messages": 15}
     fields = lambda folder: sorted(  # noqa: E731
         (r["id"], r["emotion"], r["task"], r["prompt"], r["completion"]) for r in _rows(folder, "all").remove_columns("image")
     )
@@ -151,7 +152,8 @@ def test_emovit_json_without_task_keys_infers_them(tmp_path):
     entry = lambda q, a: {"id": "00003", "image": "awe_00003.jpg", "conversations": [{"from": "human", "value": q}, {"from": "gpt", "value": a}]}  # noqa: E731
     (tmp_path / "reasoning_train.json").write_text(json.dumps([entry(EMOVIT_INSTRUCTION, "Predict emotion: awe"), entry("Why?", "Because.")]))
     report = build_dataset("emovit_json", tmp_path, "train", tmp_path / "out")
-    assert report.rows == {"all": 2, "categorical": 1, "conversation": 0, "reasoning": 1}
+    assert report.rows == {"all": 2, "categorical": 1, "conversation": 0, "reasoning": 1, "messages": 1}
+    assert not (tmp_path / "out" / "conversation").exists()  # an empty split is not written
 
 
 def test_cli_build_prints_counts_and_rejects_unknown_labels(tmp_path, capsys):
@@ -164,7 +166,7 @@ def test_cli_build_prints_counts_and_rejects_unknown_labels(tmp_path, capsys):
     assert "boredom" in capsys.readouterr().err
     assert main(base + ["--skip-unknown", "--tasks", "categorical"]) == 0
     printed = capsys.readouterr().out
-    assert "1 images; rows: all 1, categorical 1." in printed
+    assert "1 images; rows: all 1, categorical 1, messages 1." in printed
     assert "Skipped 2 items" in printed and "1  label outside the label space" in printed
     row = _rows(tmp_path / "out", "categorical")[0]
     assert (row["id"], row["emotion"], row["completion"]) == ("a", "amusement", "Predict emotion: amusement")
@@ -199,11 +201,12 @@ def test_rebuilding_a_split_without_generations_drops_its_stale_conversation_and
         build_dataset("emoset", tmp_path / "root", split, out, generations=gens)
     rebuilt = build_dataset("emoset", tmp_path / "root", "train", out)
 
-    assert rebuilt.rows == {"all": 8, "categorical": 8}
+    assert rebuilt.rows == {"all": 8, "categorical": 8, "messages": 8}
     assert sorted(path.relative_to(out).as_posix() for path in out.glob("*/train-*.parquet")) == [
-        "all/train-00000-of-00001.parquet", "categorical/train-00000-of-00001.parquet"]
+        "all/train-00000-of-00001.parquet", "categorical/train-00000-of-00001.parquet",
+        "messages/train-00000-of-00001.parquet"]
     metadata = yaml.safe_load((out / "README.md").read_text().split("---")[1])
     configs = {c["config_name"]: c["data_files"] for c in metadata["configs"]}
     assert configs["conversation"] == [{"split": "val", "path": "conversation/val-*.parquet"}]
-    assert json.loads((out / "build_report.json").read_text())["train"]["rows"] == {"all": 8, "categorical": 8}
+    assert json.loads((out / "build_report.json").read_text())["train"]["rows"] == {"all": 8, "categorical": 8, "messages": 8}
     assert _rows(out, "all").num_rows == 8
