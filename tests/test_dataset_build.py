@@ -210,3 +210,64 @@ def test_rebuilding_a_split_without_generations_drops_its_stale_conversation_and
     assert configs["conversation"] == [{"split": "val", "path": "conversation/val-*.parquet"}]
     assert json.loads((out / "build_report.json").read_text())["train"]["rows"] == {"all": 8, "categorical": 8, "messages": 8}
     assert _rows(out, "all").num_rows == 8
+
+
+def test_building_train_then_test_into_one_folder_neither_writes_nor_lists_an_empty_split(tmp_path):
+    """The test images have no generated pairs: conversation/reasoning get no test split at all."""
+    root, out = tmp_path / "root", tmp_path / "out"
+    entries = emoset_tree(root, per_emotion=1)
+    write_split(root, "test", entries[:4])
+    gens = generations_file(tmp_path / "gens.jsonl", [entry[1].split("/")[-1][:-4] for entry in entries[4:]])
+    write_split(root, "train", entries[4:])
+    build_dataset("emoset", root, "train", out, generations=gens)
+    build_dataset("emoset", root, "test", out, generations=gens)
+
+    assert sorted(path.name for path in (out / "conversation").iterdir()) == ["train-00000-of-00001.parquet"]
+    metadata = yaml.safe_load((out / "README.md").read_text().split("---")[1])
+    splits = {c["config_name"]: [f["split"] for f in c["data_files"]] for c in metadata["configs"]}
+    assert splits["conversation"] == splits["reasoning"] == ["train"]
+    assert sorted(splits["categorical"]) == sorted(splits["messages"]) == ["test", "train"]
+    infos = {info["config_name"]: [s["name"] for s in info["splits"]] for info in metadata["dataset_info"]}
+    assert infos["conversation"] == ["train"]
+    assert list(datasets.load_dataset(str(out), "conversation")) == ["train"]  # no "corresponds to no data"
+    assert datasets.load_dataset(str(out), "categorical", split="test").num_rows == 4
+
+
+def test_card_names_the_backend_and_model_that_wrote_the_pairs_and_real_sizes(emoset_build):
+    out = emoset_build[2]
+    card = (out / "README.md").read_text()
+    assert "GPT-generated" not in card
+    assert "by: `test (gpt-test)` (28 image-task generations)" in card  # generations_file: backend test, model gpt-test
+    metadata = yaml.safe_load(card.split("---")[1])
+    for info in metadata["dataset_info"]:
+        shards = sorted((out / info["config_name"]).glob("*.parquet"))
+        assert info["download_size"] == sum(shard.stat().st_size for shard in shards)
+        assert info["dataset_size"] == sum(split["num_bytes"] for split in info["splits"]) > 0
+
+
+def test_messages_config_holds_each_images_instructions_as_one_conversation(emoset_build):
+    out = emoset_build[2]
+    chats = datasets.load_dataset(str(out), "messages", split="train")
+    assert chats.num_rows == 15 and list(chats.features) == ["id", "images", "messages", "source", "emotion", "label_space"]
+    assert isinstance(chats.features["images"], datasets.List) and isinstance(chats.features["images"].feature, datasets.Image)
+    chat = next(row for row in chats if row["id"] == "anger_00101")
+    rows = [row for row in _rows(out, "all").remove_columns("image") if row["id"] == "anger_00101"]
+    turns = [(turn["role"], [part["text"] for part in turn["content"] if part["type"] == "text"]) for turn in chat["messages"]]
+    expected = []
+    for row in rows:  # the same instructions as the prompt/completion rows, in the same (task) order
+        expected += [("user", [row["prompt"]]), ("assistant", [row["completion"]])]
+    assert turns == expected
+    assert chat["messages"][0]["content"][0] == {"type": "image", "text": None}  # TRL fills this placeholder
+    assert sum(part["type"] == "image" for turn in chat["messages"] for part in turn["content"]) == 1
+    assert len(chat["images"]) == 1 and chat["images"][0].size == (16, 16)
+
+
+def test_data_sample_writes_an_emoset_layout_that_data_build_reads(tmp_path, capsys):
+    sample = tmp_path / "sample"
+    assert main(["data", "sample", "--out", str(sample), "--images-per-emotion", "2", "1"]) == 0
+    assert f"Wrote an EmoSet-layout sample to {sample}: 16 train and 8 test images" in capsys.readouterr().out
+    assert len(json.loads((sample / "test.json").read_text())) == 8
+    report = build_dataset("emoset", sample, "train", tmp_path / "out", tasks=("categorical",))
+    assert report.records == 16 and report.total_skipped == 0
+    assert main(["data", "sample", "--out", str(sample)]) == 2  # never drawn over an existing folder
+    assert "already exists and is not an empty folder" in capsys.readouterr().err

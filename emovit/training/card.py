@@ -86,8 +86,8 @@ def module_groups(model) -> tuple[list[str], list[str]]:
         kinds = groups.setdefault(group, set())
         if parameter.requires_grad:
             kinds.add("lora" if ".lora_" in name else "full")
-    trained = [f"{group} (LoRA)" if kinds == {"lora"} else group for group, kinds in groups.items() if kinds]
-    return trained, [group for group, kinds in groups.items() if not kinds]
+    trained = [f"{group} (LoRA)" if kinds == {"lora"} else group for group, kinds in sorted(groups.items()) if kinds]
+    return trained, sorted(group for group, kinds in groups.items() if not kinds)
 
 
 def lora_settings(model) -> dict | None:
