@@ -16,7 +16,7 @@ from .card import write_dataset_card
 from .manifests import write_manifests
 from .mix import MIXES, release_mix
 from .report import BuildReport
-from .schema import CONFIGS, GENERATED_TASKS, TASKS
+from .schema import CONFIGS, GENERATED_TASKS, MESSAGES_CONFIG, TASKS
 from .sources import get_source
 
 
@@ -41,7 +41,7 @@ def _build_config(name, tasks, manifests, split, out: Path, work: Path, num_proc
     builder = EmoVITInstructBuilder(
         config_name=name,
         cache_dir=str(work / "cache"),
-        tasks=tasks if name == "all" else (name,),
+        tasks=tasks if name in ("all", MESSAGES_CONFIG) else (name,),
         split=split,
         manifests=tuple(manifests),
         seed=seed,
@@ -52,19 +52,22 @@ def _build_config(name, tasks, manifests, split, out: Path, work: Path, num_proc
     builder.download_and_prepare(
         output_dir=str(staging), file_format="parquet", num_proc=num_proc if num_proc > 1 else None
     )
-    shards = sorted(staging.glob("*.parquet"))
+    rows = builder.info.splits[split].num_examples
+    shards = sorted(staging.glob("*.parquet")) if rows else []  # an empty split is neither written nor listed
     target = out / name
-    target.mkdir(parents=True, exist_ok=True)
     _remove_shards(out, name, split)
     for number, shard in enumerate(shards):
+        target.mkdir(parents=True, exist_ok=True)
         shutil.move(str(shard), target / f"{split}-{number:05d}-of-{len(shards):05d}.parquet")
-    return builder.info.splits[split].num_examples
+    return rows
 
 
 def _remove_shards(out: Path, name: str, split: str) -> None:
-    """Deletes one config's shards of `split` from an earlier build (its other splits stay)."""
+    """Deletes one config's shards of `split` from an earlier build (its other splits stay; an emptied folder goes)."""
     for old in (out / name).glob(f"{split}-*.parquet"):
         old.unlink()
+    if (out / name).is_dir() and not any((out / name).iterdir()):
+        (out / name).rmdir()
 
 
 def build_dataset(
@@ -102,7 +105,7 @@ def build_dataset(
         eligible = {task: _images_given(task, manifests) for task in GENERATED_TASKS}
         report_dir = work / "reports"
         report_dir.mkdir()
-        for name in ("all", *tasks):
+        for name in ("all", *tasks, MESSAGES_CONFIG):
             report.rows[name] = _build_config(
                 name, tasks, manifests, split, out, work, num_proc, seed, paraphrases,
                 str(report_dir) if name == "all" else None,

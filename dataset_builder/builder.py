@@ -2,7 +2,8 @@
 
 Flow: manifests (`manifests.py`) -> `EmoVITInstructBuilder` (one run per config, driven by `build.build_dataset`)
 -> Parquet shards. Each image is read and encoded once and becomes one row per instruction, in TRL's
-prompt/completion columns; an image that does not decode is skipped and counted in the worker's report.
+prompt/completion columns, or (config `messages`) one row holding all its instructions as chat turns; an image that
+does not decode is skipped and counted in the worker's report.
 """
 
 import json
@@ -18,9 +19,10 @@ from .emotions import get_label_space
 from .images import encoded_image
 from .instructions import CATEGORICAL_PARAPHRASES, categorical_answer, categorical_instruction, choose_paraphrase
 from .report import BuildReport
-from .schema import CITATION, TASKS, features
+from .schema import CITATION, MESSAGES_CONFIG, TASKS, config_features
 
 _RECORD_COLUMNS = ("id", "source", "emotion", "label_space", "attributes", "caption")
+_MESSAGES_COLUMNS = ("id", "source", "emotion", "label_space")
 
 
 def instruction_rows(record: dict, tasks, seed: int, paraphrases: bool) -> Iterator[tuple[str, str, str]]:
@@ -36,6 +38,16 @@ def instruction_rows(record: dict, tasks, seed: int, paraphrases: bool) -> Itera
         else:
             for pair in record["generations"].get(task, []):
                 yield task, pair["question"], pair["answer"]
+
+
+def chat_messages(instructions) -> list[dict]:
+    """(task, prompt, completion) triples -> user/assistant turns; the image is the first part of the first user turn."""
+    messages = []
+    for number, (_, prompt, completion) in enumerate(instructions):
+        image = [{"type": "image"}] if number == 0 else []
+        messages.append({"role": "user", "content": [*image, {"type": "text", "text": prompt}]})
+        messages.append({"role": "assistant", "content": [{"type": "text", "text": completion}]})
+    return messages
 
 
 class EmoVITInstructConfig(datasets.BuilderConfig):
@@ -54,7 +66,7 @@ class EmoVITInstructBuilder(datasets.GeneratorBasedBuilder):
 
     BUILDER_CONFIG_CLASS = EmoVITInstructConfig
     BUILDER_CONFIGS = [EmoVITInstructConfig(name=task, tasks=(task,)) for task in TASKS] + [
-        EmoVITInstructConfig(name="all", tasks=TASKS)
+        EmoVITInstructConfig(name="all", tasks=TASKS), EmoVITInstructConfig(name=MESSAGES_CONFIG, tasks=TASKS)
     ]
     DEFAULT_CONFIG_NAME = "all"
     DEFAULT_WRITER_BATCH_SIZE = 100  # rows carry image bytes: keep each Arrow batch small
@@ -63,7 +75,7 @@ class EmoVITInstructBuilder(datasets.GeneratorBasedBuilder):
         return datasets.DatasetInfo(
             description="EmoVIT emotion instruction data: images with categorical, conversation and reasoning "
             "instructions (Xie et al., CVPR 2024).",
-            features=features(),
+            features=config_features(self.config.name),
             citation=CITATION,
         )
 
@@ -95,6 +107,13 @@ class EmoVITInstructBuilder(datasets.GeneratorBasedBuilder):
                     continue
                 report.records += 1
                 report.per_emotion[record["emotion"]] = report.per_emotion.get(record["emotion"], 0) + 1
+                for task, author in record["generated_by"].items():
+                    if task in config.tasks:
+                        report.generated_by[author] = report.generated_by.get(author, 0) + 1
+                if config.name == MESSAGES_CONFIG:
+                    yield record["id"], {**{key: record[key] for key in _MESSAGES_COLUMNS}, "images": [image],
+                                         "messages": chat_messages(instructions)}
+                    continue
                 common = {key: record[key] for key in _RECORD_COLUMNS}
                 for number, (task, prompt, completion) in enumerate(instructions):
                     report.per_task[task] = report.per_task.get(task, 0) + 1

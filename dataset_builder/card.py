@@ -14,34 +14,51 @@ from huggingface_hub import DatasetCard, DatasetCardData
 
 from .instructions import CATEGORICAL_PARAPHRASES
 from .report import BuildReport
-from .schema import CITATION, CONFIGS, features
+from .schema import CITATION, CONFIGS, MESSAGES_CONFIG, config_features
 from .sources import get_source
 
 REPORT_FILE = "build_report.json"
 
 
-def _split_rows(folder: Path) -> dict[str, int]:
-    """split -> rows, from the Parquet footers of `folder/<split>-*.parquet`."""
-    rows: dict[str, int] = {}
+def _split_sizes(folder: Path) -> dict[str, list[int]]:
+    """split -> [rows, uncompressed bytes, file bytes], from the Parquet footers of `folder/<split>-*.parquet`."""
+    sizes: dict[str, list[int]] = {}
     for shard in sorted(folder.glob("*.parquet")):
-        split = shard.name.split("-")[0]
-        rows[split] = rows.get(split, 0) + pq.read_metadata(shard).num_rows
-    return rows
+        split, footer = shard.name.split("-")[0], pq.read_metadata(shard)
+        uncompressed = sum(footer.row_group(i).total_byte_size for i in range(footer.num_row_groups))
+        totals = sizes.setdefault(split, [0, 0, 0])
+        for index, value in enumerate((footer.num_rows, uncompressed, shard.stat().st_size)):
+            totals[index] += value
+    return {split: totals for split, totals in sizes.items() if totals[0]}
 
 
 def _config_metadata(out: Path) -> tuple[list[dict], DatasetInfosDict]:
     configs, infos = [], DatasetInfosDict()
     for name in CONFIGS:
-        rows = _split_rows(out / name)
-        if not rows:
+        sizes = _split_sizes(out / name)
+        if not sizes:
             continue
-        data_files = [{"split": split, "path": f"{name}/{split}-*.parquet"} for split in rows]
+        data_files = [{"split": split, "path": f"{name}/{split}-*.parquet"} for split in sizes]
         configs.append({"config_name": name, "data_files": data_files, **({"default": True} if name == "all" else {})})
         splits = datasets.SplitDict()
-        for split, count in rows.items():
-            splits.add(datasets.SplitInfo(name=split, num_examples=count))
-        infos[name] = datasets.DatasetInfo(features=features(), splits=splits)
+        for split, (rows, num_bytes, _) in sizes.items():
+            splits.add(datasets.SplitInfo(name=split, num_examples=rows, num_bytes=num_bytes))
+        infos[name] = datasets.DatasetInfo(
+            features=config_features(name), splits=splits, download_size=sum(size[2] for size in sizes.values()),
+            dataset_size=sum(size[1] for size in sizes.values()),
+        )
     return configs, infos
+
+
+def _generation_authors(reports: dict[str, dict]) -> str:
+    """Who wrote the conversation and reasoning pairs, from every split's report ("rules (rules-offline): 40")."""
+    authors: dict[str, int] = {}
+    for report in reports.values():
+        for author, count in report.get("generated_by", {}).items():
+            authors[author] = authors.get(author, 0) + count
+    if not authors:
+        return "none in this build"
+    return "; ".join(f"`{author}` ({count} image-task generations)" for author, count in sorted(authors.items()))
 
 
 def _table(title: str, counts: dict[str, int]) -> str:
@@ -63,6 +80,7 @@ def _split_section(split: str, report: dict) -> str:
 
 
 def _body(reports: dict[str, dict]) -> str:
+    generated = _generation_authors(reports)
     sources = sorted({report["source"] for report in reports.values()})
     licence = "\n".join(f"- **{name}**: {get_source(name).license_note}" for name in sources)
     licence += "".join(f"\n\nLabels of **{name}**: {get_source(name).label_note}"
@@ -72,22 +90,28 @@ def _body(reports: dict[str, dict]) -> str:
     return f"""# EmoVIT emotion instruction data
 
 Emotion instruction data in the style of EmoVIT (Xie et al., CVPR 2024): each row is an image with one instruction
-(`prompt`) and its answer (`completion`), TRL's prompt/completion convention. Built with `emovit data build`.
+(`prompt`) and its answer (`completion`), TRL's prompt/completion convention; the `{MESSAGES_CONFIG}` config holds the same
+instructions as one conversation per image. Built with `emovit data build`.
 
 ```python
 from datasets import load_dataset
 
-data = load_dataset("<this repo or folder>", "categorical")  # or "conversation", "reasoning", "all" (default)
+data = load_dataset("<this repo or folder>", "categorical")  # or "conversation", "reasoning", "all" (default), "{MESSAGES_CONFIG}"
 ```
 
 ## Configs and columns
 
 - `categorical`: EmoVIT's template; default instruction `{template}`, answer `Predict emotion: <label>`.
-- `conversation`, `reasoning`: GPT-generated question/answer pairs from a caption and the visual clues.
+- `conversation`, `reasoning`: question/answer pairs written from a caption and the visual clues by: {generated}.
 - `all`: every row of the three.
+- `{MESSAGES_CONFIG}`: one row per image with `images` (a list holding the image) and `messages`: every instruction of the
+  image as a user turn followed by its answer as an assistant turn, the image in the first user turn. This is TRL's
+  conversational format: `trl sft --dataset_name <this repo> --dataset_config {MESSAGES_CONFIG} --assistant_only_loss true`
+  trains chat-template vision-language models (LLaVA, Idefics3, Qwen2-VL) on it with no code.
 
-Columns: `id`, `image`, `source`, `emotion`, `label_space`, `attributes` (brightness, colorfulness, scene, object,
-facial_expression, human_action, valence, arousal, label_distribution), `caption`, `task`, `prompt`, `completion`.
+Columns (all but `{MESSAGES_CONFIG}`): `id`, `image`, `source`, `emotion`, `label_space`, `attributes` (brightness,
+colorfulness, scene, object, facial_expression, human_action, valence, arousal, label_distribution), `caption`, `task`,
+`prompt`, `completion`. `{MESSAGES_CONFIG}`: `id`, `images`, `messages`, `source`, `emotion`, `label_space`.
 
 ## Counts
 

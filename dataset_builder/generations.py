@@ -23,8 +23,12 @@ def _valid_pairs(entry: dict) -> list[dict]:
     ]
 
 
-def index_generations(entries: Iterable[dict], tasks, report: BuildReport) -> dict[str, dict[str, list[dict]]]:
-    """image id -> task -> Q/A pairs; failed, empty, malformed and duplicate entries are counted as skipped."""
+def index_generations(
+    entries: Iterable[dict], tasks, report: BuildReport, authors: dict | None = None
+) -> dict[str, dict[str, list[dict]]]:
+    """image id -> task -> Q/A pairs; failed, empty, malformed and duplicate entries are counted as skipped.
+
+    `authors`, when given, receives (image id, task) -> `written_by` of each indexed entry."""
     index: dict[str, dict[str, list[dict]]] = {}
     for entry in entries:
         item = f"{entry.get('id')}:{entry.get('task')}"
@@ -41,7 +45,15 @@ def index_generations(entries: Iterable[dict], tasks, report: BuildReport) -> di
             report.skip("duplicate generation for an image and task", item)
         else:
             index.setdefault(str(entry["id"]), {})[entry["task"]] = pairs
+            if authors is not None:
+                authors[(str(entry["id"]), entry["task"])] = written_by(entry)
     return index
+
+
+def written_by(entry: dict) -> str:
+    """"backend (model)" of a generation line, as `emovit data generate` records them ("rules (rules-offline)")."""
+    backend, model = entry.get("backend") or "unrecorded backend", entry.get("model")
+    return f"{backend} ({model})" if model else str(backend)
 
 
 def read_generations_file(path, report: BuildReport) -> Iterator[dict]:

@@ -62,13 +62,15 @@ def write_manifests(
         entries = reader.generations(Path(root), split)
     else:
         entries = ()
-    index = index_generations(entries, tasks, report)
+    authors: dict[tuple[str, str], str] = {}
+    index = index_generations(entries, tasks, report, authors)
     folder.mkdir(parents=True, exist_ok=True)
     paths = [folder / f"records-{shard:05d}.jsonl" for shard in range(max(1, num_shards))]
     handles = [open(path, "w", encoding="utf-8") for path in paths]
     try:
         records = read_records(source, root, split, report, skip_unknown=skip_unknown)
         for number, record in enumerate(mixed(records, mix, index, report) if mix is not None else records):
+            generations = index.pop(record.id, {})
             line = {
                 "id": record.id,
                 "image_path": record.image_path,
@@ -77,7 +79,8 @@ def write_manifests(
                 "label_space": record.label_space,
                 "attributes": attributes_struct(record, report),
                 "caption": record.caption,
-                "generations": index.pop(record.id, {}),
+                "generations": generations,
+                "generated_by": {task: authors[(record.id, task)] for task in generations},
                 "tasks": None if record.tasks is None else list(record.tasks),
             }
             handles[number % len(handles)].write(json.dumps(line, ensure_ascii=False) + "\n")

@@ -59,7 +59,8 @@ def _by_count(table: dict[str, int]) -> list[tuple[str, int]]:
 
 @dataclass
 class BuildReport(ItemReport):
-    """Counts of one build (one source split): images and rows written, per emotion and task, and every skip."""
+    """Counts of one build (one source split): images and rows written, per emotion and task, every skip, and which
+    backend and model wrote the generated instructions."""
 
     source: str = ""
     split: str = ""
@@ -68,11 +69,12 @@ class BuildReport(ItemReport):
     per_emotion: dict[str, int] = field(default_factory=dict)
     per_task: dict[str, int] = field(default_factory=dict)
     without_generations: dict[str, int] = field(default_factory=dict)
+    generated_by: dict[str, int] = field(default_factory=dict)  # "backend (model)" -> (image, task) generations used
 
     def merge(self, other: dict) -> None:
         """Adds a worker's report (a `to_dict()` result): images written, counts and skips."""
         self.records += other["records"]
-        for table in ("per_emotion", "per_task", "skipped", "notes"):
+        for table in ("per_emotion", "per_task", "skipped", "notes", "generated_by"):
             mine = getattr(self, table)
             for key, count in other[table].items():
                 mine[key] = mine.get(key, 0) + count

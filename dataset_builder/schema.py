@@ -9,8 +9,11 @@ from functools import cache
 # EmoVIT's three kinds of emotion instruction (Xie et al., CVPR 2024, Sec. 3.2); the last two are GPT-written.
 TASKS = ("categorical", "conversation", "reasoning")
 GENERATED_TASKS = ("conversation", "reasoning")
-# One dataset config per task, plus every row of the three.
-CONFIGS = (*TASKS, "all")
+# The conversational view: one row per image, `images` plus every instruction of the image as chat turns in
+# `messages` (TRL's conversational format, which its stock vision-language SFT path reads as is).
+MESSAGES_CONFIG = "messages"
+# One dataset config per task, every row of the three, and the conversational view.
+CONFIGS = (*TASKS, "all", MESSAGES_CONFIG)
 # EmoSet's visual clues (Yang et al., ICCV 2023), in the order EmoVIT's clue text lists them.
 CLUE_KEYS = ("brightness", "colorfulness", "scene", "object", "facial_expression", "human_action")
 CITATION = """@inproceedings{xie2024emovit,
@@ -20,6 +23,29 @@ CITATION = """@inproceedings{xie2024emovit,
   booktitle={CVPR},
   year={2024}
 }"""
+
+
+def config_features(name: str):
+    """The columns of one config: `messages_features()` for the conversational view, `features()` otherwise."""
+    return messages_features() if name == MESSAGES_CONFIG else features()
+
+
+@cache
+def messages_features():
+    """One image and its instructions as alternating user/assistant turns; the first user turn holds the image."""
+    import datasets
+
+    part = {"type": datasets.Value("string"), "text": datasets.Value("string")}
+    return datasets.Features(
+        {
+            "id": datasets.Value("string"),
+            "images": datasets.List(datasets.Image()),
+            "messages": datasets.List({"role": datasets.Value("string"), "content": datasets.List(part)}),
+            "source": datasets.Value("string"),
+            "emotion": datasets.Value("string"),
+            "label_space": datasets.Value("string"),
+        }
+    )
 
 
 @cache

@@ -14,7 +14,7 @@ from modeling_emovit.errors import EmoVITInputError
 from modeling_emovit.loading import EMOVIT_MODEL_TYPES, check_processor_folder, load_model_and_processor, model_type_of
 
 from .label_space import resolve_label_space
-from .model_card import update_model_card
+from .model_card import display_name, update_model_card
 from .plots import plot_confusion_matrix
 from .predictions import PREDICTIONS_FILE, predict_all, prepare_out, read_predictions
 from .scoring import compute_metrics
@@ -84,7 +84,8 @@ def run_eval(settings: EvalSettings, base_model: str | None = None, training_dat
     (out / RESULTS_FILE).write_text(json.dumps(results, indent=2))
     plot_confusion_matrix(
         metrics["confusion_matrix"], metrics["labels"], out / CONFUSION_MATRIX_FILE,
-        f"{Path(settings.data).name} ({space.name}, {settings.mode})",
+        f"{display_name(settings.model)} on {display_name(settings.data)}, split {settings.split}: "
+        f"{space.name} labels, {settings.mode} mode",
     )
     if Path(settings.model).is_dir():
         update_model_card(settings.model, [results], base_model=base_model, datasets=training_data)

@@ -1,15 +1,23 @@
-"""The model folder's README.md: Hub metadata plus a `model-index` of `emovit eval` results.
+"""The model folder's README.md: Hub metadata, a description of the model and its training, and a `model-index` of
+`emovit eval` results mirrored by a results table.
 
 Built with huggingface_hub's `ModelCard` / `ModelCardData` / `EvalResult` (`evaluate.push_to_hub` is broken against
-huggingface_hub 1.x and later). Results accumulate: a new evaluation replaces only the entries it re-measured.
+huggingface_hub 1.x and later). Training writes the card (`write_model_card`, replacing TRL's template); each
+evaluation then merges its results into it (`update_model_card`): a new evaluation replaces only the entries it
+re-measured. The body is a list of sections; the evaluation section sits between markers and is regenerated from
+the `model-index` on every update, so new metrics or figures appear there without touching the rest.
 """
 
 import json
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from huggingface_hub import EvalResult
 from huggingface_hub import ModelCard
 from huggingface_hub import ModelCardData
+
+from dataset_builder.schema import CITATION
+from modeling_emovit.loading import TINY_MODEL
 
 # Hub task ids and names: emotion recognition is classification over a label space; the judged tasks are free text.
 TASKS = {
@@ -31,24 +39,30 @@ CARD_METRICS = [
     ("preference_rate", "preference_rate", "Humour preference rate (LLM judge)"),
 ]
 TABLE_START, TABLE_END = "<!-- emovit-eval-start -->", "<!-- emovit-eval-end -->"
-CARD_BODY = """
-# {model_name}
+NO_RESULTS = "Not evaluated yet: `emovit eval --model THIS_FOLDER ...` adds results here and to the `model-index`."
+TAGS = ["emovit", "emotion", "visual-emotion-analysis", "image-text-to-text"]
 
-An EmoVIT model: InstructBLIP instruction-tuned for visual emotion understanding (Xie et al., "EmoVIT:
-Revolutionizing Emotion Insights with Visual Instruction Tuning", CVPR 2024), packaged for transformers.
 
-```python
-from transformers import AutoModelForImageTextToText, AutoProcessor
+@dataclass
+class ModelDescription:
+    """What a card says about a model beyond its results; training fills every field, `update_model_card` the defaults.
 
-model = AutoModelForImageTextToText.from_pretrained("{model_name}", trust_remote_code=True)
-processor = AutoProcessor.from_pretrained("{model_name}", trust_remote_code=True)
-```
+    `base_model`: the Hub id (or local folder, shown by name only) the weights started from; `trained` / `frozen`:
+    top-level modules that changed or stayed fixed; `adapter`: LoRA settings when the folder holds a PEFT adapter;
+    `data`: the training datasets (Hub ids or local folders); `hyperparameters`: name -> value as the recipe set them.
+    """
 
-## Evaluation
-
-{table_start}
-{table_end}
-"""
+    architecture: str = "EmoVIT"
+    emovit: bool = True  # an EmoVIT/InstructBLIP model (remote code, `emovit serve`), else another transformers VLM
+    base_model: str | None = None
+    trained: list[str] = field(default_factory=list)
+    frozen: list[str] = field(default_factory=list)
+    adapter: dict | None = None
+    data: list[str] = field(default_factory=list)
+    data_note: str = ""
+    hyperparameters: dict = field(default_factory=dict)
+    results: dict = field(default_factory=dict)  # training outcome: steps, final loss, runtime
+    license: str = "other"
 
 
 def eval_results_from(results: dict) -> list[EvalResult]:
@@ -86,6 +100,26 @@ def _metric_config(results: dict) -> str:
     return f"judge: {results['judge_model']}{rules}"
 
 
+def write_model_card(model_dir: str | Path, model: ModelDescription, model_name: str | None = None) -> ModelCard:
+    """Writes a fresh MODEL_DIR/README.md for a newly trained model (earlier results described other weights).
+
+    Metadata holds only values the Hub accepts: `base_model` and `datasets` only as Hub ids (a local folder is named
+    in the text by its folder name, never by its path).
+    """
+    data = ModelCardData(
+        library_name="peft" if model.adapter else "transformers",
+        pipeline_tag="image-text-to-text",
+        license=model.license,
+        base_model=_base_model_id(model.base_model) if model.base_model else None,
+        datasets=[name for name in model.data if _is_hub_id(name)] or None,
+        tags=TAGS + (["lora"] if model.adapter else []),
+        model_name=model_name or Path(model_dir).resolve().name,
+    )
+    card = ModelCard(f"---\n{data.to_yaml()}\n---\n{card_body(data.model_name, model, [])}")
+    card.save(Path(model_dir) / "README.md")
+    return card
+
+
 def update_model_card(
     model_dir: str | Path,
     results: list[dict] = (),
@@ -96,22 +130,122 @@ def update_model_card(
 
     `results`: results.json dicts of `emovit eval`; an entry for the same dataset, config, split, label space, mode
     and metric replaces the old one. Existing metadata and body text are kept unless given anew. Local paths never
-    reach the card: a local base model gives its own card's base_model (if any), a local dataset its folder name.
+    reach the card: a local base model gives its own card's base_model (if any), a local dataset is left out.
     """
     path = Path(model_dir) / "README.md"
     card = ModelCard.load(path) if path.exists() else None
     data = card.data if card else ModelCardData()
-    data.library_name = "transformers"
+    data.library_name = data.library_name or "transformers"
     data.pipeline_tag = "image-text-to-text"
     data.base_model = (_base_model_id(base_model) if base_model else None) or data.base_model
     datasets = [datasets] if isinstance(datasets, str) else datasets
-    data.datasets = [_dataset_id(dataset) for dataset in datasets or ()] or data.datasets
+    data.datasets = [name for name in datasets or () if _is_hub_id(name)] or data.datasets
     data.model_name = data.model_name or Path(model_dir).resolve().name
     data.eval_results = _merge(data.eval_results or [], [r for result in results for r in eval_results_from(result)])
-    body = card.text if card else CARD_BODY.format(model_name=data.model_name, table_start=TABLE_START, table_end=TABLE_END)
+    if card is None:
+        body = card_body(data.model_name, ModelDescription(), [])
+    elif TABLE_START not in card.text:  # a card written by hand or by another tool: kept, the results appended
+        body = f"{card.text.rstrip()}\n\n## Evaluation\n\n{TABLE_START}\n{TABLE_END}\n"
+    else:
+        body = card.text
     card = ModelCard(f"---\n{data.to_yaml()}\n---\n{_with_table(body, data.eval_results)}")
     card.save(path)
     return card
+
+
+def card_body(model_name: str, model: ModelDescription, eval_results: list[EvalResult]) -> str:
+    """The Markdown below the metadata: one section per concern, the evaluation section between its markers."""
+    sections = [
+        f"# {model_name}\n\n{_summary(model)}",
+        f"## Intended use and limits\n\n{_intended_use(model)}",
+        f"## Training\n\n{_training(model)}",
+        f"## Evaluation\n\n{TABLE_START}\n{evaluation_section(eval_results)}\n{TABLE_END}",
+        f"## How to use\n\n{_usage(model_name, model)}",
+        f"## Citation\n\n```bibtex\n{CITATION}\n```",
+        f"## Licence\n\n{_licence(model)}",
+    ]
+    return "\n" + "\n\n".join(sections) + "\n"
+
+
+def evaluation_section(eval_results: list[EvalResult]) -> str:
+    """The Markdown between the evaluation markers: a table with one row per `model-index` entry."""
+    if not eval_results:
+        return NO_RESULTS
+    rows = ["| Dataset | Split | Mode | Metric | Value |", "|---|---|---|---|---|"]
+    rows += [f"| {r.dataset_name} | {r.dataset_split} | {r.metric_config} | {r.metric_name} | {r.metric_value} |"
+             for r in eval_results]
+    return "\n".join(rows)
+
+
+def _summary(model: ModelDescription) -> str:
+    base = f"`{display_name(model.base_model)}`" if model.base_model else "its base model"
+    if model.emovit:
+        what = (f"An EmoVIT model (Xie et al., \"EmoVIT: Revolutionizing Emotion Insights with Visual Instruction "
+                f"Tuning\", CVPR 2024): an InstructBLIP-style vision-language model, started from {base} and "
+                f"instruction-tuned to recognise and explain the emotions images evoke.")
+    else:
+        what = (f"A {model.architecture} vision-language model, started from {base} and fine-tuned on EmoVIT-style "
+                f"emotion instruction data (Xie et al., CVPR 2024).")
+    parts = [what]
+    if model.adapter:
+        parts.append(f"This folder holds a LoRA adapter (PEFT; rank {model.adapter.get('r')}, alpha "
+                     f"{model.adapter.get('lora_alpha')}) on that base, not full weights.")
+    if model.trained or model.frozen:
+        parts.append(f"Trained: {_modules(model.trained)}. Frozen: {_modules(model.frozen)}.")
+    return " ".join(parts)
+
+
+def _intended_use(model: ModelDescription) -> str:
+    return (
+        "Research on visual emotion analysis: predicting which emotion an image evokes (answering EmoVIT's "
+        "categorical instruction with `Predict emotion: <label>`), and describing or reasoning about the visual cues "
+        "behind it. The emotions an image evokes differ between people and cultures; the labels it learned are one "
+        "annotator pool's majority view over a fixed label space. Do not use it to judge, profile or make decisions "
+        "about people, or for anything with consequences for them. Answers outside the label space and free-text "
+        "reasoning can be wrong while sounding confident; check the results below on data like yours first."
+    )
+
+
+def _training(model: ModelDescription) -> str:
+    if not model.hyperparameters:
+        return "Not recorded: this folder was not written by `emovit` training (`recipes/sft.py`)."
+    data = ", ".join(f"`{display_name(name)}`" for name in model.data) or "not recorded"
+    lines = [f"Data: {data}{model.data_note}.", "", "| Setting | Value |", "|---|---|"]
+    lines += [f"| {name} | {value} |" for name, value in model.hyperparameters.items()]
+    if model.results:
+        lines += ["", "Outcome: " + ", ".join(f"{name} {value}" for name, value in model.results.items()) + "."]
+    return "\n".join(lines)
+
+
+def _usage(model_name: str, model: ModelDescription) -> str:
+    remote = ", trust_remote_code=True" if model.emovit else ""
+    load = "AutoModelForImageTextToText.from_pretrained"
+    lines = ["```python", "from transformers import AutoModelForImageTextToText, AutoProcessor, pipeline", ""]
+    comment = "  # the base named in adapter_config.json, then this adapter" if model.adapter else ""
+    lines += [f'model = {load}("{model_name}"{remote}){comment}']
+    lines += [f'processor = AutoProcessor.from_pretrained("{model_name}"{remote})']
+    if not model.adapter:
+        lines += [f'chat = pipeline("image-text-to-text", model="{model_name}"{remote})']
+    lines += ["```"]
+    if model.emovit:
+        lines += ["", f"Evaluate it with `emovit eval --model {model_name} --data DATA --mode rank`."]
+    if model.emovit and not model.adapter:
+        lines[-1] += f" Serve it with OpenAI-compatible chat completions: `emovit serve {model_name}`."
+    elif model.adapter:
+        lines += ["", "Recipes with `merge_adapter: true` also write the merged model (full weights) to `merged/`."]
+    return "\n".join(lines)
+
+
+def _licence(model: ModelDescription) -> str:
+    if model.license == "apache-2.0":
+        return "Apache-2.0: the weights were initialised and trained with this package, from no third-party weights."
+    return ("The weights derive from the base model and follow its licence (InstructBLIP-Vicuna inherits the "
+            "Vicuna/LLaMA terms); the training data keeps its sources' terms (EmoSet: non-commercial research). "
+            "The code is Apache-2.0.")
+
+
+def _modules(names: list[str]) -> str:
+    return ", ".join(f"`{name}`" for name in names) or "nothing"
 
 
 def _merge(old: list[EvalResult], new: list[EvalResult]) -> list[EvalResult]:
@@ -125,24 +259,44 @@ def _key(result: EvalResult) -> tuple:
 
 
 def _with_table(body: str, eval_results: list[EvalResult]) -> str:
-    """Replaces the text between the evaluation markers (if the body has them) with a Markdown table."""
+    """Replaces the text between the evaluation markers (if the body has them) with `evaluation_section`."""
     if TABLE_START not in body or TABLE_END not in body:
         return body
-    rows = ["| Dataset | Split | Mode | Metric | Value |", "|---|---|---|---|---|"]
-    rows += [f"| {r.dataset_name} | {r.dataset_split} | {r.metric_config} | {r.metric_name} | {r.metric_value} |"
-             for r in eval_results]
     head, rest = body.split(TABLE_START, 1)
-    return f"{head}{TABLE_START}\n" + "\n".join(rows) + f"\n{TABLE_END}{rest.split(TABLE_END, 1)[1]}"
+    return f"{head}{TABLE_START}\n{evaluation_section(eval_results)}\n{TABLE_END}{rest.split(TABLE_END, 1)[1]}"
+
+
+def _is_hub_id(name: str) -> bool:
+    """A name the Hub could resolve: not a local path, and a valid repository id."""
+    from huggingface_hub.utils import HFValidationError, validate_repo_id
+
+    if Path(name).exists():
+        return False
+    try:
+        validate_repo_id(name)
+    except HFValidationError:
+        return False
+    return True
 
 
 def _base_model_id(base_model: str) -> str | list[str] | None:
-    """A Hub model id as given; for a local folder, the base_model its own card names (None without one)."""
+    """A Hub model id as given; for a local folder, the base_model its own card names (None without one); None for
+    a tiny random model built offline (`tiny-random`, `small-random-t5`, ...)."""
+    if TINY_MODEL.match(base_model):
+        return None
     if not Path(base_model).exists():
-        return base_model
+        return base_model if _is_hub_id(base_model) else None
     card = Path(base_model) / "README.md"
     return ModelCard.load(card).data.base_model if card.is_file() else None
 
 
+def display_name(name: str) -> str:
+    """A Hub id as given, a local folder by its name only (cards must not leak local paths)."""
+    if TINY_MODEL.match(name):
+        return f"{name}, random weights built offline"
+    return Path(name).name if Path(name).exists() else name
+
+
 def _dataset_id(data: str) -> str:
     """A Hub dataset id as given; for a local folder, its name (the card must not leak local paths)."""
-    return Path(data).name if Path(data).exists() else data
+    return display_name(data)

@@ -3,24 +3,44 @@
 from pathlib import Path
 
 
-def plot_confusion_matrix(matrix: list[list[int]], labels: list[str], path: Path, title: str) -> None:
-    """Counts per (reference, prediction), written as a PNG with matplotlib's non-interactive Agg backend."""
+def plot_confusion_matrix(matrix: list[list[int]], labels: list[str], path: Path, title: str):
+    """Counts per (reference, prediction) and the same rows normalised to 100% (each class's recall on the
+    diagonal), side by side with colour bars, written as a PNG; returns the (closed) matplotlib figure.
+
+    Each cell's number is white on dark cells and black on light ones (the cell colour's relative luminance).
+    """
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import numpy as np
 
-    size = 2 + 0.5 * len(labels)
-    figure, axes = plt.subplots(figsize=(size, size))
-    axes.imshow(matrix, cmap="Blues")
+    counts = np.asarray(matrix, dtype=float)
+    totals = counts.sum(axis=1, keepdims=True)
+    shares = np.divide(counts, totals, out=np.zeros_like(counts), where=totals > 0)
+    size = 2.5 + 0.45 * len(labels)
+    figure, (left, right) = plt.subplots(1, 2, figsize=(2 * size + 1.5, size + 0.6))
+    _matrix_panel(figure, left, counts, labels, "counts", lambda value: f"{value:.0f}")
+    _matrix_panel(figure, right, shares, labels, "share of each reference row", lambda value: f"{100 * value:.0f}%",
+                  limits=(0.0, 1.0))
+    figure.suptitle(title)
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
+    return figure
+
+
+def _matrix_panel(figure, axes, values, labels, name: str, format_value, limits=(None, None)) -> None:
+    image = axes.imshow(values, cmap="Blues", vmin=limits[0], vmax=limits[1])
+    figure.colorbar(image, ax=axes, fraction=0.046, pad=0.04, label=name)
     axes.set_xticks(range(len(labels)), labels, rotation=45, ha="right")
     axes.set_yticks(range(len(labels)), labels)
     axes.set_xlabel("prediction")
     axes.set_ylabel("reference")
-    axes.set_title(title)
-    for r, row in enumerate(matrix):
-        for c, count in enumerate(row):
-            axes.text(c, r, str(count), ha="center", va="center", fontsize=8)
-    figure.tight_layout()
-    figure.savefig(path, dpi=100)
-    plt.close(figure)
+    axes.set_title(name)
+    for r, row in enumerate(values):
+        for c, value in enumerate(row):
+            red, green, blue, _ = image.cmap(image.norm(value))
+            luminance = 0.2126 * red + 0.7152 * green + 0.0722 * blue
+            axes.text(c, r, format_value(value), ha="center", va="center", fontsize=8,
+                      color="white" if luminance < 0.5 else "black")

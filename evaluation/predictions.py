@@ -47,6 +47,7 @@ def predict_all(settings: EvalSettings, dataset, space, predictor, out: Path) ->
     """Predicts every (example, paraphrase) not yet in predictions.jsonl; returns counts and timing."""
     from accelerate import PartialState
     from accelerate.utils import gather_object
+    from tqdm.auto import tqdm
 
     state = PartialState()  # the one run_eval set up
     with state.main_process_first():  # the main process truncates a cut last line (and counts it) before the others read
@@ -57,6 +58,7 @@ def predict_all(settings: EvalSettings, dataset, space, predictor, out: Path) ->
     todo = [(p, i) for p in range(settings.paraphrases) for i in range(len(dataset)) if (ids[i], p) not in done]
     prompts = [categorical_instruction(space.labels, p) for p in range(settings.paraphrases)]
     started = time.perf_counter()
+    progress = tqdm(total=len(todo), desc=f"eval ({settings.mode})", unit="image", disable=not state.is_main_process)
     if todo:
         with state.split_between_processes(todo, apply_padding=True) as shard:  # padded: equal batch counts
             for start in range(0, len(shard), settings.batch_size):
@@ -64,6 +66,8 @@ def predict_all(settings: EvalSettings, dataset, space, predictor, out: Path) ->
                 rows = gather_object(rows)
                 if state.is_main_process:
                     _append(out / PREDICTIONS_FILE, rows, done)
+                    progress.update(min(len(rows), progress.total - progress.n))  # padding repeats rows
+    progress.close()
     state.wait_for_everyone()
     seconds = time.perf_counter() - started
     return {"computed": len(todo), "resumed": resumed, "partial_lines_dropped": partial, "seconds": seconds}

@@ -1,7 +1,9 @@
-"""Loading a model and its processor by name: a tiny random EmoVIT, an EmoVIT or InstructBLIP folder or Hub id, or
-any other `AutoModelForImageTextToText` model. Training (recipes), evaluation and captioning all load through here.
+"""Loading a model and its processor by name: a tiny random EmoVIT, an EmoVIT or InstructBLIP folder or Hub id, a
+PEFT adapter folder (merged into the base its adapter_config.json names), or any other `AutoModelForImageTextToText`
+model. Training (recipes), evaluation and captioning all load through here.
 """
 
+import json
 import re
 from pathlib import Path
 
@@ -24,10 +26,25 @@ def check_processor_folder(model: str | Path, action: str) -> None:
         )
 
 
+def adapter_base(name: str) -> str | None:
+    """The base model a PEFT adapter folder names (a folder with adapter_config.json and no config.json), else None."""
+    folder = Path(name)
+    if not (folder / "adapter_config.json").is_file() or (folder / "config.json").is_file():
+        return None
+    base = json.loads((folder / "adapter_config.json").read_text()).get("base_model_name_or_path")
+    if not base:
+        raise EmoVITInputError(
+            f"{folder}/adapter_config.json names no base_model_name_or_path; set it to the base model's folder or Hub id."
+        )
+    return base
+
+
 def model_type_of(name: str, trust_remote_code: bool = True) -> str:
-    """The `model_type` of a tiny-random name ("emovit"), folder or Hub id, read from its config alone."""
+    """The `model_type` of a tiny-random name ("emovit"), folder, adapter folder or Hub id, from its config alone."""
     if TINY_MODEL.match(name):
         return "emovit"
+    if adapter_base(name):
+        return model_type_of(adapter_base(name), trust_remote_code)
     from transformers import AutoConfig
 
     from . import register
@@ -46,6 +63,14 @@ def load_model_and_processor(name: str, dtype: str | None = None, trust_remote_c
         from .testing import tiny_emovit
 
         return tiny_emovit(text_model=tiny["text_model"] or "llama", size=tiny["size"], seed=seed)
+    base = adapter_base(name)
+    if base:  # LoRA output of a recipe: the adapter merged into its base, the processor saved beside the adapter
+        from peft import PeftModel
+
+        model, processor = load_model_and_processor(base, dtype, trust_remote_code, seed)
+        if any((Path(name) / file).is_file() for file in PROCESSOR_FILES):
+            processor = type(processor).from_pretrained(name)
+        return PeftModel.from_pretrained(model, name).merge_and_unload(), processor
     dtype = None if dtype in (None, "auto") else dtype
     if model_type_of(name, trust_remote_code) in EMOVIT_MODEL_TYPES:
         from .modeling_emovit import EmoVITForConditionalGeneration

@@ -1,9 +1,11 @@
 """EmoVIT processor: raw images and instructions (plus answers, for training) to model inputs.
 
-Differs from transformers' `InstructBlipProcessor` in three ways:
+Differs from transformers' `InstructBlipProcessor` in four ways:
 - it keeps its chat template through save/load (the stock class drops it), so `apply_chat_template`, the
   `image-text-to-text` pipeline and `transformers serve` work;
 - every image is converted to 8-bit RGB first, and unreadable images are refused by name (`image_utils`);
+- text without an image is refused with `EmoVITInputError` (the model cannot answer without one; `emovit serve`
+  turns it into HTTP 400);
 - `build_training_inputs` lays out [image tokens][instruction][answer + eos] with labels on the answer only,
   while the Q-Former sees the instruction alone (LAVIS `blip2_vicuna_instruct.forward`); an over-long instruction
   loses its beginning, an over-long answer its end, as in LAVIS.
@@ -13,6 +15,7 @@ import torch
 from transformers import BatchFeature, InstructBlipProcessor
 from transformers.image_utils import load_image
 
+from .errors import EmoVITInputError
 from .image_utils import ensure_rgb, open_image
 
 IGNORE_INDEX = -100  # positions the loss skips (transformers / PyTorch cross-entropy convention)
@@ -75,7 +78,12 @@ class EmoVITProcessor(InstructBlipProcessor):
         return self.tokenizer.convert_tokens_to_ids(self.image_token.content)
 
     def __call__(self, images=None, text=None, **kwargs) -> BatchFeature:
-        """Inference inputs: InstructBLIP's layout, after converting every image to RGB."""
+        """Inference inputs: InstructBLIP's layout, after converting every image to RGB; text needs an image."""
+        if text is not None and not images:
+            raise EmoVITInputError(
+                "EmoVIT answers questions about an image: send one image with the instruction (a message part of "
+                "type image or image_url)."
+            )
         return super().__call__(images=_as_rgb(images), text=text, **kwargs)
 
     def build_training_inputs(

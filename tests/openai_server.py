@@ -17,6 +17,7 @@ default echoes the last user message. `script` picks a fault per chat request: a
 - "refusal_text": content "I'm sorry, but I can't help with that."
 - "no_json_schema": 400 for any request with `response_format` (a server without structured output); use
   `structured_output=False` to refuse it for every request.
+- "http_NNN": status NNN with an OpenAI-style error body (e.g. "http_404", "http_409").
 
 `stats` counts chat requests (`requests`, `by_fault`, the most answered at once: `max_in_flight`), keeps their bodies (`bodies`) and the Authorization
 headers seen (`authorizations`), and counts batch API calls (`batch_calls`).
@@ -94,6 +95,8 @@ class _Server(ThreadingHTTPServer):
             return 429, {"error": {"message": "Rate limit reached", "type": "requests", "code": "rate_limit_exceeded"}}
         if fault == "server_error":
             return 500, {"error": {"message": "The server had an error", "type": "server_error"}}
+        if fault.startswith("http_"):
+            return int(fault[5:]), {"error": {"message": f"injected HTTP {fault[5:]}", "type": "invalid_request_error"}}
         if fault == "no_json_schema":
             return 400, {"error": {"message": "response_format json_schema is not supported", "type": "invalid_request_error"}}
         if fault == "refusal":

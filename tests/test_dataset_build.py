@@ -45,7 +45,8 @@ def _rows(out, config, split="train"):
 def test_report_counts_every_written_row_and_skipped_item(emoset_build):
     _, _, out, report = emoset_build
     assert report.records == 15
-    assert report.rows == {"all": 71, "categorical": 15, "conversation": 28, "reasoning": 28}
+    assert report.rows == {"all": 71, "categorical": 15, "conversation": 28, "reasoning": 28, "messages": 15}
+    assert report.generated_by == {"test (gpt-test)": 28}  # 14 decodable images with pairs, x 2 tasks
     assert report.per_task == {"categorical": 15, "conversation": 28, "reasoning": 28}
     assert report.per_emotion == {label: 1 if label == "amusement" else 2 for label in MIKELS}
     assert report.skipped == {
@@ -64,7 +65,7 @@ def test_report_counts_every_written_row_and_skipped_item(emoset_build):
 
 def test_every_config_loads_back_offline_with_the_schema_and_counts(emoset_build):
     _, _, out, report = emoset_build
-    assert sorted(p.name for p in out.iterdir()) == ["README.md", "all", "build_report.json", "categorical", "conversation", "reasoning"]
+    assert sorted(p.name for p in out.iterdir()) == ["README.md", "all", "build_report.json", "categorical", "conversation", "messages", "reasoning"]
     default = datasets.load_dataset(str(out))
     assert list(default) == ["train"] and default["train"].num_rows == 71
     for config in ("categorical", "conversation", "reasoning", "all"):
@@ -111,7 +112,7 @@ def test_card_declares_configs_features_counts_and_licence(emoset_build):
     card = (emoset_build[2] / "README.md").read_text()
     metadata = yaml.safe_load(card.split("---")[1])
     configs = {c["config_name"]: c for c in metadata["configs"]}
-    assert set(configs) == {"categorical", "conversation", "reasoning", "all"} and configs["all"]["default"]
+    assert set(configs) == {"categorical", "conversation", "reasoning", "all", "messages"} and configs["all"]["default"]
     assert configs["reasoning"]["data_files"] == [{"split": "train", "path": "reasoning/train-*.parquet"}]
     infos = {info["config_name"]: info for info in metadata["dataset_info"]}
     assert infos["all"]["splits"][0]["num_examples"] == 71
@@ -139,7 +140,7 @@ def test_emovit_json_round_trip_keeps_every_instruction(emoset_build, tmp_path):
     assert set(entries[0]) == {"id", "image", "task", "conversations"}
 
     rebuilt = build_dataset("emovit_json", exported, "train", tmp_path / "again")
-    assert rebuilt.rows == {"all": 71, "categorical": 15, "conversation": 28, "reasoning": 28}
+    assert rebuilt.rows == {"all": 71, "categorical": 15, "conversation": 28, "reasoning": 28, "messages": 15}
     fields = lambda folder: sorted(  # noqa: E731
         (r["id"], r["emotion"], r["task"], r["prompt"], r["completion"]) for r in _rows(folder, "all").remove_columns("image")
     )
@@ -157,7 +158,8 @@ def test_emovit_json_single_task_file_takes_its_task_from_its_name(tmp_path):
     (tmp_path / "reasoning.json").write_text(json.dumps([_emovit_entry("awe_00003.jpg", "Why?", "Because.")]))
     report = build_dataset("emovit_json", tmp_path / "reasoning.json", "train", tmp_path / "out",
                            tasks=("conversation", "reasoning"))
-    assert report.rows == {"all": 1, "conversation": 0, "reasoning": 1} and not report.notes
+    assert report.rows == {"all": 1, "conversation": 0, "reasoning": 1, "messages": 1} and not report.notes
+    assert not (tmp_path / "out" / "conversation").exists()  # an empty split is not written
 
 
 def test_release_merged_json_keeps_categorical_and_conversation_images_apart_and_finds_train_image(tmp_path):
@@ -171,7 +173,7 @@ def test_release_merged_json_keeps_categorical_and_conversation_images_apart_and
 
     report = build_dataset("emovit_json", tmp_path / "emo" / "train.json", "train", tmp_path / "out")
 
-    assert report.rows == {"all": 3, "categorical": 1, "conversation": 2, "reasoning": 0}
+    assert report.rows == {"all": 3, "categorical": 1, "conversation": 2, "reasoning": 0, "messages": 2}
     assert report.skipped == {}
     assert _rows(tmp_path / "out", "categorical")["id"] == ["fear_01500"]  # none for the conversation-only image
     # reasoning and conversation entries of a merged file look alike: taken as conversation, and counted
@@ -188,7 +190,7 @@ def test_cli_build_prints_counts_and_rejects_unknown_labels(tmp_path, capsys):
     assert "boredom" in capsys.readouterr().err
     assert main(base + ["--skip-unknown", "--tasks", "categorical"]) == 0
     printed = capsys.readouterr().out
-    assert "1 images; rows: all 1, categorical 1." in printed
+    assert "1 images; rows: all 1, categorical 1, messages 1." in printed
     assert "Skipped 2 items" in printed and "1  label outside the label space" in printed
     row = _rows(tmp_path / "out", "categorical")[0]
     assert (row["id"], row["emotion"], row["completion"]) == ("a", "amusement", "Predict emotion: amusement")
@@ -223,13 +225,14 @@ def test_rebuilding_a_split_without_generations_drops_its_stale_conversation_and
         build_dataset("emoset", tmp_path / "root", split, out, generations=gens)
     rebuilt = build_dataset("emoset", tmp_path / "root", "train", out)
 
-    assert rebuilt.rows == {"all": 8, "categorical": 8}
+    assert rebuilt.rows == {"all": 8, "categorical": 8, "messages": 8}
     assert sorted(path.relative_to(out).as_posix() for path in out.glob("*/train-*.parquet")) == [
-        "all/train-00000-of-00001.parquet", "categorical/train-00000-of-00001.parquet"]
+        "all/train-00000-of-00001.parquet", "categorical/train-00000-of-00001.parquet",
+        "messages/train-00000-of-00001.parquet"]
     metadata = yaml.safe_load((out / "README.md").read_text().split("---")[1])
     configs = {c["config_name"]: c["data_files"] for c in metadata["configs"]}
     assert configs["conversation"] == [{"split": "val", "path": "conversation/val-*.parquet"}]
-    assert json.loads((out / "build_report.json").read_text())["train"]["rows"] == {"all": 8, "categorical": 8}
+    assert json.loads((out / "build_report.json").read_text())["train"]["rows"] == {"all": 8, "categorical": 8, "messages": 8}
     assert _rows(out, "all").num_rows == 8
 
 
@@ -251,3 +254,64 @@ def test_emotion6_classification_offers_the_six_folder_emotions_only(tmp_path):
     row = _rows(tmp_path / "out", "categorical", split="test")[0]
     assert row["prompt"] == categorical_instruction(("anger", "disgust", "fear", "joy", "sadness", "surprise"))
     assert {"label": "neutral", "probability": pytest.approx(0.2)} in row["attributes"]["label_distribution"]
+
+
+def test_building_train_then_test_into_one_folder_neither_writes_nor_lists_an_empty_split(tmp_path):
+    """The test images have no generated pairs: conversation/reasoning get no test split at all."""
+    root, out = tmp_path / "root", tmp_path / "out"
+    entries = emoset_tree(root, per_emotion=1)
+    write_split(root, "test", entries[:4])
+    gens = generations_file(tmp_path / "gens.jsonl", [entry[1].split("/")[-1][:-4] for entry in entries[4:]])
+    write_split(root, "train", entries[4:])
+    build_dataset("emoset", root, "train", out, generations=gens)
+    build_dataset("emoset", root, "test", out, generations=gens)
+
+    assert sorted(path.name for path in (out / "conversation").iterdir()) == ["train-00000-of-00001.parquet"]
+    metadata = yaml.safe_load((out / "README.md").read_text().split("---")[1])
+    splits = {c["config_name"]: [f["split"] for f in c["data_files"]] for c in metadata["configs"]}
+    assert splits["conversation"] == splits["reasoning"] == ["train"]
+    assert sorted(splits["categorical"]) == sorted(splits["messages"]) == ["test", "train"]
+    infos = {info["config_name"]: [s["name"] for s in info["splits"]] for info in metadata["dataset_info"]}
+    assert infos["conversation"] == ["train"]
+    assert list(datasets.load_dataset(str(out), "conversation")) == ["train"]  # no "corresponds to no data"
+    assert datasets.load_dataset(str(out), "categorical", split="test").num_rows == 4
+
+
+def test_card_names_the_backend_and_model_that_wrote_the_pairs_and_real_sizes(emoset_build):
+    out = emoset_build[2]
+    card = (out / "README.md").read_text()
+    assert "GPT-generated" not in card
+    assert "by: `test (gpt-test)` (28 image-task generations)" in card  # generations_file: backend test, model gpt-test
+    metadata = yaml.safe_load(card.split("---")[1])
+    for info in metadata["dataset_info"]:
+        shards = sorted((out / info["config_name"]).glob("*.parquet"))
+        assert info["download_size"] == sum(shard.stat().st_size for shard in shards)
+        assert info["dataset_size"] == sum(split["num_bytes"] for split in info["splits"]) > 0
+
+
+def test_messages_config_holds_each_images_instructions_as_one_conversation(emoset_build):
+    out = emoset_build[2]
+    chats = datasets.load_dataset(str(out), "messages", split="train")
+    assert chats.num_rows == 15 and list(chats.features) == ["id", "images", "messages", "source", "emotion", "label_space"]
+    assert isinstance(chats.features["images"], datasets.List) and isinstance(chats.features["images"].feature, datasets.Image)
+    chat = next(row for row in chats if row["id"] == "anger_00101")
+    rows = [row for row in _rows(out, "all").remove_columns("image") if row["id"] == "anger_00101"]
+    turns = [(turn["role"], [part["text"] for part in turn["content"] if part["type"] == "text"]) for turn in chat["messages"]]
+    expected = []
+    for row in rows:  # the same instructions as the prompt/completion rows, in the same (task) order
+        expected += [("user", [row["prompt"]]), ("assistant", [row["completion"]])]
+    assert turns == expected
+    assert chat["messages"][0]["content"][0] == {"type": "image", "text": None}  # TRL fills this placeholder
+    assert sum(part["type"] == "image" for turn in chat["messages"] for part in turn["content"]) == 1
+    assert len(chat["images"]) == 1 and chat["images"][0].size == (16, 16)
+
+
+def test_data_sample_writes_an_emoset_layout_that_data_build_reads(tmp_path, capsys):
+    sample = tmp_path / "sample"
+    assert main(["data", "sample", "--out", str(sample), "--images-per-emotion", "2", "1"]) == 0
+    assert f"Wrote an EmoSet-layout sample to {sample}: 16 train and 8 test images" in capsys.readouterr().out
+    assert len(json.loads((sample / "test.json").read_text())) == 8
+    report = build_dataset("emoset", sample, "train", tmp_path / "out", tasks=("categorical",))
+    assert report.records == 16 and report.total_skipped == 0
+    assert main(["data", "sample", "--out", str(sample)]) == 2  # never drawn over an existing folder
+    assert "already exists and is not an empty folder" in capsys.readouterr().err

@@ -4,7 +4,6 @@
 
 import json
 
-import pytest
 from dataset_trees import MIKELS, emoset_tree, generations_file
 
 from dataset_builder import mix

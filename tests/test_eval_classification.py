@@ -206,6 +206,36 @@ def test_eval_writes_a_model_index_into_the_model_card(model_dir, emotion6_data,
     assert f"| {emotion6_data.name} (emotion6) | test | rank | Accuracy |" in card.text
 
 
+def test_eval_shows_progress_in_both_modes(model_dir, emotion6_data, tmp_path, capsys):
+    for mode in ("rank", "generate"):
+        assert main(eval_args(model_dir, emotion6_data, tmp_path / mode, "--mode", mode, "--max-new-tokens", "2")) == 0
+        progress = capsys.readouterr().err
+        assert f"eval ({mode})" in progress and "10/10" in progress
+
+
+def test_confusion_matrix_shows_counts_and_row_shares_with_colour_bars_and_readable_digits(tmp_path):
+    from matplotlib.colors import to_rgb
+
+    from evaluation.plots import plot_confusion_matrix
+
+    matrix = [[9, 1, 0], [2, 6, 2], [0, 0, 0]]  # the last class never occurs: its row of shares stays 0
+    figure = plot_confusion_matrix(matrix, ["awe", "fear", "joy"], tmp_path / "cm.png", "m on d, split test: s labels, rank mode")
+    assert (tmp_path / "cm.png").read_bytes()[:4] == b"\x89PNG"
+    assert figure._suptitle.get_text() == "m on d, split test: s labels, rank mode"
+    counts, shares = figure.axes[0], figure.axes[1]
+    assert len(figure.axes) == 4  # two panels, each with its colour bar
+    assert [text.get_text() for text in counts.texts[:3]] == ["9", "1", "0"]
+    assert [text.get_text() for text in shares.texts[3:6]] == ["20%", "60%", "20%"]
+    for axes in (counts, shares):
+        image = axes.images[0]
+        for text in axes.texts:
+            column, row = (round(value) for value in text.get_position())
+            red, green, blue, _ = image.cmap(image.norm(image.get_array()[row, column]))
+            background_is_dark = 0.2126 * red + 0.7152 * green + 0.0722 * blue < 0.5
+            assert to_rgb(text.get_color()) == ((1.0, 1.0, 1.0) if background_is_dark else (0.0, 0.0, 0.0))
+    assert to_rgb(counts.texts[0].get_color()) == (1.0, 1.0, 1.0)  # 9 of 10: a dark cell, white digits
+
+
 @pytest.mark.parametrize("base_card", [None, "Salesforce/instructblip-vicuna-7b"])
 def test_a_card_written_with_local_base_and_data_folders_holds_no_local_path(base_card, tmp_path):
     from huggingface_hub import ModelCard, ModelCardData
@@ -223,7 +253,7 @@ def test_a_card_written_with_local_base_and_data_folders_holds_no_local_path(bas
     card = ModelCard.load(model / "README.md")
     assert str(tmp_path) not in text and "demo-output" not in text
     assert card.data.base_model == base_card  # the base folder's own base model, if its card names one
-    assert card.data.datasets == ["data"]
+    assert card.data.datasets is None  # a local folder is not a Hub dataset id
 
 
 @pytest.mark.parametrize(

@@ -37,6 +37,15 @@ def test_each_transient_fault_is_retried_until_the_request_succeeds(fault):
     assert stats.requests == 2 and stats.by_fault[fault] == 1
 
 
+@pytest.mark.parametrize("status, retried", [(404, False), (400, False), (408, True), (409, True)])
+def test_client_errors_are_not_retried_except_timeout_and_conflict(status, retried):
+    """OpenAI's own policy: a 4xx other than 408, 409 and 429 fails the same way when asked again."""
+    with running_openai_server(script=[f"http_{status}"]) as (base_url, stats):
+        [result] = run_chat_requests(requests(1), settings(base_url), parse=echo_value)
+    assert stats.requests == (2 if retried else 1)
+    assert result.ok if retried else result.error == f"http {status}"
+
+
 def test_retry_waits_at_least_the_servers_retry_after():
     with running_openai_server(script=["rate_limit"], retry_after=0.4) as (base_url, stats):
         started = time.monotonic()

@@ -126,3 +126,14 @@ def test_processor_opens_image_paths_and_refuses_bad_ones(tmp_path):
     assert processor(images=[str(good)], text=["hi"], return_tensors="pt")["pixel_values"].shape[0] == 1
     with pytest.raises(InvalidImageError, match="bad.png"):
         processor(images=[str(bad)], text=["hi"], return_tensors="pt")
+
+
+def test_text_without_an_image_is_refused_in_one_sentence():
+    from modeling_emovit import EmoVITInputError
+
+    _, processor = tiny_emovit()
+    with pytest.raises(EmoVITInputError, match="send one image with the instruction"):
+        processor(text=["How does it feel?"], return_tensors="pt")
+    with pytest.raises(EmoVITInputError):
+        processor.apply_chat_template([{"role": "user", "content": [{"type": "text", "text": "Feel?"}]}],
+                                      tokenize=True, return_dict=True)

@@ -5,6 +5,8 @@ import json
 
 import pytest
 import torch
+from huggingface_hub import ModelCard
+from dataset_trees import config_folder, png_bytes
 from train_helpers import TINY_RECIPE, run_sft, save_tiny_emovit, save_tiny_llava, write_dataset
 
 from emovit.training import sft
@@ -98,21 +100,52 @@ def test_resume_from_checkpoint_continues_at_the_next_step(data, base, tmp_path)
     assert [entry["step"] for entry in history if "loss" in entry] == [1, 2, 3, 4]
 
 
-def test_lora_adapter_reloads_to_identical_logits(data, base, tmp_path):
-    from peft import PeftModel
+def test_lora_output_loads_by_itself_and_merged_with_the_trained_logits(data, base, tmp_path, monkeypatch):
+    """train -> adapter folder and merged folder -> each loads through the Auto classes (no package code) -> the
+    logits of the model still in memory after training."""
+    from transformers import AutoModelForImageTextToText, AutoProcessor
 
+    from emovit.training.trainer import EmoVITSFTTrainer
     from modeling_emovit.loading import load_model_and_processor
 
+    _, processor = load_model_and_processor(str(base))
+    batch = _one_batch(processor, data)
+    in_memory = {}
+    train_only = EmoVITSFTTrainer.train
+
+    def train_and_keep_logits(self, *args, **kwargs):
+        result = train_only(self, *args, **kwargs)
+        with torch.no_grad():
+            in_memory["logits"] = self.model.eval()(**batch).logits
+        return result
+
+    monkeypatch.setattr(EmoVITSFTTrainer, "train", train_and_keep_logits)
     train("--model_name_or_path", base, "--dataset_name", data, "--output_dir", tmp_path, "--max_steps", 3,
-          "--use_peft", "true", "--lora_r", 4, "--learning_rate", "1e-2")
-    assert (tmp_path / "adapter_model.safetensors").is_file() and not (tmp_path / "model.safetensors").exists()
-    model, processor = load_model_and_processor(str(base))
-    plain_logits = model(**_one_batch(processor, data)).logits
-    reloaded = PeftModel.from_pretrained(model, tmp_path).eval()
-    adapted_logits = reloaded(**_one_batch(processor, data)).logits
-    again = PeftModel.from_pretrained(load_model_and_processor(str(base))[0], tmp_path).eval()
-    assert not torch.allclose(plain_logits, adapted_logits)  # the adapter learned something
-    assert torch.equal(adapted_logits, again(**_one_batch(processor, data)).logits)
+          "--use_peft", "true", "--lora_r", 4, "--learning_rate", "1e-2", "--merge_adapter", "true")
+
+    adapter = json.loads((tmp_path / "adapter_config.json").read_text())
+    assert adapter["base_model_name_or_path"] == str(base.resolve())
+    assert not (tmp_path / "model.safetensors").exists()
+    plain = load_model_and_processor(str(base))[0].eval()
+    for folder in (tmp_path, tmp_path / "merged"):  # the adapter (transformers' PEFT integration), the merged model
+        model = AutoModelForImageTextToText.from_pretrained(folder, trust_remote_code=True).eval()
+        assert AutoProcessor.from_pretrained(folder, trust_remote_code=True).num_query_tokens == processor.num_query_tokens
+        with torch.no_grad():
+            logits = model(**batch).logits
+        assert torch.allclose(logits, in_memory["logits"], atol=1e-5), folder
+    with torch.no_grad():
+        assert not torch.allclose(plain(**batch).logits, in_memory["logits"], atol=1e-3)  # the adapter learned
+    card = ModelCard.load(tmp_path / "README.md")
+    assert card.data.library_name == "peft" and card.data.base_model is None  # a local base is never a Hub id
+    assert "LoRA adapter" in card.text and "qformer (LoRA)" in card.text
+    assert ModelCard.load(tmp_path / "merged" / "README.md").data.library_name == "transformers"
+
+
+def test_lora_on_a_tiny_random_base_saves_that_base_for_the_adapter(data, tmp_path):
+    train("--dataset_name", data, "--output_dir", tmp_path, "--max_steps", 1, "--use_peft", "true", "--lora_r", 2)
+    adapter = json.loads((tmp_path / "adapter_config.json").read_text())
+    assert adapter["base_model_name_or_path"] == str((tmp_path / "base").resolve())
+    assert (tmp_path / "base" / "config.json").is_file() and (tmp_path / "base" / "processor_config.json").is_file()
 
 
 def _one_batch(processor, data):
@@ -238,3 +271,59 @@ def test_deepspeed_on_cpu_without_use_cpu_is_refused(monkeypatch):
     monkeypatch.setenv("LOCAL_RANK", "0")
     with pytest.raises(EmoVITInputError, match="use_cpu: true.*DeepSpeed sees 2"):
         check_launch(args)
+
+
+def test_the_trained_models_card_names_its_base_data_parts_and_settings_and_takes_results(data, tmp_path):
+    """The card TRL would write says "fine-tuned version of [None]" for a model built in memory; this one is the
+    project's: valid Hub metadata only, what was trained and frozen, the recipe's settings, then eval results."""
+    from huggingface_hub import ModelCardData
+
+    from evaluation.model_card import update_model_card
+
+    base = save_tiny_emovit(tmp_path / "base")
+    ModelCard.from_template(ModelCardData(base_model="Salesforce/instructblip-vicuna-7b", license="other")).save(base / "README.md")
+    out = tmp_path / "out"
+    train("--model_name_or_path", base, "--dataset_name", data, "--output_dir", out, "--max_steps", 2)
+    card = ModelCard.load(out / "README.md")
+    assert card.data.base_model == "Salesforce/instructblip-vicuna-7b"  # the local base's own base model
+    assert card.data.datasets is None  # a local dataset folder is not a Hub id
+    assert card.data.library_name == "transformers" and card.data.pipeline_tag == "image-text-to-text"
+    assert card.data.license == "other" and "license" not in [str(value) for value in card.data.to_dict().values()]
+    text = card.text
+    assert str(tmp_path) not in (out / "README.md").read_text() and "None" not in text
+    assert "Trained: `language_projection`, `qformer`, `query_tokens`. Frozen: `language_model`, `vision_model`." in text
+    assert "| learning_rate | 0.001 |" in text and "| max_steps | 2 |" in text and "16 rows" in text
+    assert "trust_remote_code=True" in text and "emovit serve" in text and "@inproceedings{xie2024emovit" in text
+    results = {"data": "emovit/emoset", "label_space": "emoset", "config": "categorical", "split": "test",
+               "mode": "rank", "metrics": {"accuracy": 0.5, "ece": 0.25}}
+    update_model_card(out, [results])
+    card = ModelCard.load(out / "README.md")
+    assert [r.metric_name for r in card.data.eval_results] == ["Accuracy", "Expected calibration error"]
+    assert "| emovit/emoset (emoset) | test | rank | Accuracy | 0.5 |" in card.text
+    assert "| learning_rate | 0.001 |" in card.text  # the training section survives the update
+
+
+def test_a_tracker_that_is_not_installed_is_named_before_data_or_model_load(tmp_path, monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "tensorboard", None)  # as if not installed (find_spec answers None)
+    monkeypatch.setitem(sys.modules, "tensorboardX", None)
+    with pytest.raises(EmoVITInputError, match=r"report_to names tensorboard, which is not installed.*emovit\[track\]"):
+        train("--dataset_name", tmp_path / "no-such-data", "--model_name_or_path", "no-such/model",
+              "--output_dir", tmp_path / "out", "--report_to", "tensorboard")
+
+
+def test_the_7b_recipes_tracker_writes_its_events_once_installed(data, tmp_path):
+    """`report_to: tensorboard` as in recipes/emovit-vicuna-7b (tensorboard is in the dev and track extras)."""
+    train("--dataset_name", data, "--output_dir", tmp_path, "--max_steps", 1, "--report_to", "tensorboard")
+    assert list((tmp_path / "runs").rglob("events.out.tfevents.*"))
+
+
+def test_emovit_refuses_the_messages_conversations_before_its_weights_load(tmp_path):
+    data = config_folder(tmp_path / "chat", "messages", "train", {
+        "images": [[{"bytes": png_bytes((200, 0, 0)), "path": None}]],
+        "messages": [[{"role": "user", "content": [{"type": "image", "text": None}, {"type": "text", "text": "Feel?"}]},
+                      {"role": "assistant", "content": [{"type": "text", "text": "Predict emotion: anger"}]}]],
+    })
+    with pytest.raises(EmoVITInputError, match="trains on prompt/completion rows"):
+        train("--dataset_name", data, "--dataset_config", "messages", "--output_dir", tmp_path / "out")

@@ -44,18 +44,25 @@ def save_tiny_emovit(folder, text_model="llama", seed=0) -> Path:
 
 
 def save_tiny_llava(folder) -> Path:
-    """A tiny random LLaVA with a LLaVA-1.5 chat template, built offline."""
+    """A tiny random LLaVA with a LLaVA-1.5 chat template ("USER: <image>\n... ASSISTANT: ..."), built offline.
+
+    The template wraps each assistant answer and its end-of-turn token in `{% generation %}` markers, the form TRL's
+    `assistant_only_loss=True` needs (transformers' `return_assistant_tokens_mask`), and writes BOS itself because
+    TRL's collator tokenizes the rendered chat with `add_special_tokens=False`.
+    """
     from transformers import CLIPImageProcessor, LlavaConfig, LlavaForConditionalGeneration, LlavaProcessor
 
     from modeling_emovit.testing import _corpus, train_lm_tokenizer
 
-    tokenizer = train_lm_tokenizer(_corpus(list(COLOURS), None))
+    tokenizer = train_lm_tokenizer(_corpus(list(COLOURS), ["USER: ASSISTANT:"] * 10))
     tokenizer.add_special_tokens({"additional_special_tokens": ["<image>"]})
     template = (
-        "{% for message in messages %}{% if message['role'] == 'user' %}USER: "
-        "{% for part in message['content'] %}{% if part['type'] == 'image' %}<image>\n{% else %}{{ part['text'] }}"
-        "{% endif %}{% endfor %} {% else %}ASSISTANT: {% for part in message['content'] %}{{ part['text'] }}"
-        "{% endfor %}{{ eos_token }}{% endif %}{% endfor %}{% if add_generation_prompt %}ASSISTANT:{% endif %}"
+        "{{ bos_token }}{% for message in messages %}{% if message['role'] == 'user' %}USER: "
+        "{% for part in message['content'] %}{% if part['type'] == 'image' %}<image>\n{% endif %}{% endfor %}"
+        "{% for part in message['content'] %}{% if part['type'] == 'text' %}{{ part['text'] }}{% endif %}{% endfor %} "
+        "{% else %}ASSISTANT:{% generation %}{% for part in message['content'] %}{% if part['type'] == 'text' %} "
+        "{{ part['text'] }}{% endif %}{% endfor %}{{ eos_token }}{% endgeneration %}{% endif %}{% endfor %}"
+        "{% if add_generation_prompt %}ASSISTANT:{% endif %}"
     )
     image_processor = CLIPImageProcessor(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32})
     processor = LlavaProcessor(image_processor, tokenizer, patch_size=8, chat_template=template,

@@ -15,7 +15,7 @@ What is this module's own, and why (openai 3.57 checked):
   the SDK has none.
 - Retries: the SDK's own are off (`max_retries=0`) because it waits whatever a server's Retry-After asks up to
   120 s, silently, and gives up at once beyond; here a wait is capped at `backoff_max`, malformed bodies are
-  retried too, and every retry is counted in the run's statistics. Otherwise the policy is the SDK's: 429, 5xx,
+  retried too, and every retry is counted in the run's statistics. Otherwise the policy is the SDK's: 408, 409, 429, 5xx,
   timeouts and connection errors, exponential backoff with jitter, never shorter than `Retry-After` /
   `retry-after-ms`.
 - Validation: a reply the caller's `parse` rejects is asked again up to `max_rejections` times. What still fails
@@ -83,6 +83,12 @@ def retry_after(error) -> float | None:
     except ValueError:
         date = email.utils.parsedate_to_datetime(value)
         return max(0.0, date.timestamp() - time.time())
+
+
+def is_retryable(error) -> bool:
+    """Timeouts, connection and reply errors, and the statuses worth asking again: 408, 409, 429 and 5xx."""
+    status = getattr(error, "status_code", None)
+    return status is None or status in (408, 409, 429) or status >= 500
 
 
 def _error_reason(error) -> str:
@@ -169,8 +175,8 @@ class ChatRunner:
         if cached is not None:
             return cached
         result, retries, rejections = ChatResult(request), 0, 0
-        retryable = (openai.RateLimitError, openai.InternalServerError, openai.APITimeoutError,
-                     openai.APIConnectionError, openai.APIResponseValidationError, ValueError)
+        transient = (openai.APIStatusError, openai.APITimeoutError, openai.APIConnectionError,
+                     openai.APIResponseValidationError, ValueError)  # retried when `is_retryable` says so
         while True:
             structured = self.structured_output and request.response_format is not None
             fallback = request.response_format is not None and not structured and request.fallback_messages
@@ -189,7 +195,9 @@ class ChatRunner:
                     f"The server refused the API key from ${self.settings.api_key_env} ({_error_reason(error)}): "
                     "check that variable."
                 ) from None
-            except retryable as error:
+            except transient as error:
+                if not is_retryable(error):  # a 4xx other than 408/409/429: the same request fails the same way
+                    return self._failed(result, _error_reason(error))
                 if retries >= self.settings.max_retries:
                     return self._failed(result, f"{_error_reason(error)} after {retries} retries")
                 retries += 1
@@ -198,8 +206,6 @@ class ChatRunner:
                 if refused:
                     return self._failed(result, refused)
                 continue
-            except openai.APIStatusError as error:
-                return self._failed(result, _error_reason(error))
             self._add_usage(result, completion.usage)
             message = completion.choices[0].message
             try:

@@ -10,9 +10,12 @@ import sys
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from emovit import __version__
+
     from . import data, demo, evaluate, model, train
 
     parser = argparse.ArgumentParser(prog="emovit", description="EmoVIT: emotion instruction tuning on the Hugging Face stack.")
+    parser.add_argument("--version", action="version", version=f"emovit {__version__}")
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for commands in (model, demo, train, data, evaluate):
         commands.add_commands(subparsers)

@@ -1,7 +1,9 @@
-"""`emovit data build|push|export` (and, from `generate.py`, `caption|generate`): emotion instruction data.
+"""`emovit data build|push|export|sample` (and, from `generate.py`, `caption|generate`): emotion instruction data.
 
 Parsers only; each handler imports what it needs, so `emovit --help` stays instant.
 """
+
+import argparse
 
 from dataset_builder.schema import TASKS
 from dataset_builder.sources import SOURCES
@@ -16,6 +18,7 @@ def add_commands(subparsers) -> None:
     add_push_parser(data_commands, "push", "a built dataset folder", "Folder written by `emovit data build`.",
                     "user/emovit-instructions", _push)
     _add_export(data_commands)
+    _add_sample(data_commands)
     generate.add_commands(data_commands)
 
 
@@ -47,6 +50,20 @@ def _add_export(data_commands) -> None:
     export.set_defaults(handler=_export)
 
 
+def _add_sample(data_commands) -> None:
+    sample = data_commands.add_parser(
+        "sample", help="Draw a small EmoSet-layout sample (no download) to try every command on.",
+        description="Writes image/, annotation/, train.json, test.json and captions.jsonl: the layout of EmoSet-118K, "
+                    "with drawn images whose shapes and colours carry the emotion (the sample `emovit demo` uses).",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    sample.add_argument("--out", required=True, help="New (or empty) folder to write the sample into.")
+    sample.add_argument("--images-per-emotion", type=int, nargs=2, default=(100, 25), metavar=("TRAIN", "TEST"),
+                        help="Images per emotion in the train and test splits.")
+    sample.add_argument("--seed", type=int, default=0, help="Seed of the drawing.")
+    sample.set_defaults(handler=_sample)
+
+
 def _build(args) -> int:
     from dataset_builder.build import build_dataset
 
@@ -71,6 +88,22 @@ def _push(args) -> int:
     from emovit.hub import push_dataset
 
     print(f"Pushed {args.folder} to {push_dataset(args.folder, args.repo_id, private=args.private)}")
+    return 0
+
+
+def _sample(args) -> int:
+    from pathlib import Path
+
+    from dataset_builder.sample import write_sample_emoset
+    from modeling_emovit.errors import EmoVITInputError
+
+    out = Path(args.out)
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise EmoVITInputError(f"--out {out} already exists and is not an empty folder; pass a new folder.")
+    sizes = write_sample_emoset(out, *args.images_per_emotion, seed=args.seed)
+    print(f"Wrote an EmoSet-layout sample to {out}: {sizes['train']} train and {sizes['test']} test images, "
+          f"captions in {out / 'captions.jsonl'}.")
+    print(f"Next: emovit data build --source emoset --root {out} --split train --tasks categorical --out DATA")
     return 0
 
 

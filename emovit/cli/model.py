@@ -1,12 +1,20 @@
 """`emovit convert`, `emovit serve` and `emovit push`: model folders in and out (parsers only; handlers import lazily)."""
 
+import argparse
+
 from . import add_push_parser
 
 
 def add_commands(subparsers) -> None:
     convert = subparsers.add_parser(
         "convert", help="Convert a LAVIS blip2_vicuna_instruct (the original EmoVIT release) or blip2_t5_instruct "
-        "checkpoint to a folder."
+        "checkpoint to a folder.",
+        description="Renames the weights of a LAVIS checkpoint (a LAVIS training checkpoint keeps the trained "
+                    "ln_vision, Q-Former, query tokens and projection; the original release pickles the whole model) "
+                    "onto an InstructBLIP base in transformers format and writes a folder that loads with "
+                    "AutoModelForImageTextToText.from_pretrained(OUT, trust_remote_code=True). The checkpoint is read "
+                    "with torch.load(weights_only=True) unless --trust-pickle is given.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     convert.add_argument("--lavis", required=True, help="LAVIS checkpoint file (.pth).")
     convert.add_argument("--base", required=True, help="InstructBLIP folder or Hub id in transformers format "
@@ -19,10 +27,16 @@ def add_commands(subparsers) -> None:
     )
     convert.set_defaults(handler=_convert)
 
-    serve = subparsers.add_parser("serve", help="Serve an EmoVIT folder with OpenAI-compatible chat completions.")
+    serve = subparsers.add_parser(
+        "serve", help="Serve an EmoVIT folder with OpenAI-compatible chat completions.",
+        description="Runs `transformers serve` on one EmoVIT folder: POST /v1/chat/completions with one image and an "
+                    "instruction per request (a request without an image is answered with HTTP 400). Blocks until "
+                    "stopped (Ctrl-C).",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
     serve.add_argument("model", help="EmoVIT folder or Hub id.")
-    serve.add_argument("--host", default="127.0.0.1")
-    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--host", default="127.0.0.1", help="Interface to listen on (0.0.0.0: every interface).")
+    serve.add_argument("--port", type=int, default=8000, help="TCP port.")
     serve.add_argument("--device", default="auto", help="'cpu', 'cuda:0', or 'auto'.")
     serve.set_defaults(handler=_serve)
 

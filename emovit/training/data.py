@@ -2,12 +2,33 @@
 
 Flow: recipe -> `load_train_dataset` -> collator -> trainer. EmoVIT and InstructBLIP train through
 `EmoVITCollator` on `prompt`/`completion` strings; other vision-language models (LLaVA, ...) read the same rows as
-conversations (`as_conversations`) through TRL's own collator and their chat template.
+conversations (`as_conversations`), or the `messages` config as it is, through TRL's own collator and their chat
+template.
 """
 
+from dataset_builder.schema import MESSAGES_CONFIG
 from modeling_emovit.errors import EmoVITInputError
 
 from .collator import REQUIRED_COLUMNS, check_columns
+
+CONVERSATION_COLUMNS = ("images", "messages")  # TRL's conversational vision format (`emovit data build` config `messages`)
+
+
+def is_conversational(dataset) -> bool:
+    """Whether rows are `images` + `messages` conversations (else `image` + `prompt` / `completion`)."""
+    return set(CONVERSATION_COLUMNS) <= set(dataset.column_names)
+
+
+def check_model_reads(dataset, model: str, trust_remote_code: bool = True) -> None:
+    """Refuses conversations for EmoVIT/InstructBLIP, from the model's config alone (before the weights load): TRL's
+    collator renders the whole conversation into the Q-Former's text input, answers included."""
+    from modeling_emovit.loading import EMOVIT_MODEL_TYPES, model_type_of
+
+    if is_conversational(dataset) and model_type_of(model, trust_remote_code) in EMOVIT_MODEL_TYPES:
+        raise EmoVITInputError(
+            f"{model} is an EmoVIT/InstructBLIP model, which trains on prompt/completion rows (dataset_config "
+            f"categorical, conversation, reasoning or all), not on the `messages` conversations."
+        )
 
 
 def load_train_dataset(script_args, mixture_args):
@@ -23,12 +44,15 @@ def load_train_dataset(script_args, mixture_args):
     if not mixture_args.datasets and not script_args.dataset_name:
         raise EmoVITInputError("The recipe names no data: set `dataset_name` (a folder or Hub id) or `datasets`.")
     if not mixture_args.datasets:
-        return load_split(script_args.dataset_name, script_args.dataset_config, split, required=REQUIRED_COLUMNS)
+        conversations = script_args.dataset_config == MESSAGES_CONFIG
+        required = CONVERSATION_COLUMNS if conversations else REQUIRED_COLUMNS
+        return load_split(script_args.dataset_name, script_args.dataset_config, split, required=required)
     dataset = get_dataset(mixture_args)
     if split not in dataset:
         raise EmoVITInputError(f"The dataset mixture has no split {split!r} (it has {', '.join(dataset)}); set dataset_train_split.")
     train = dataset[split]
-    check_columns(train.column_names, f"the dataset mixture, split {split}")
+    if not is_conversational(train):
+        check_columns(train.column_names, f"the dataset mixture, split {split}")
     if len(train) == 0:
         raise EmoVITInputError(f"The dataset mixture's split {split} has no rows; build the dataset first (`emovit data build`).")
     return train

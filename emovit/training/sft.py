@@ -37,6 +37,9 @@ class EmoVITScriptArguments(ScriptArguments):
     text_processor: str = field(default="none", metadata={
         "choices": ["none", "lavis", "release"],
         "help": "lavis: the instruction through LAVIS blip_caption; release: that and 'Complex' deleted from answers."})
+    merge_adapter: bool = field(
+        default=False, metadata={"help": "With use_peft: also write the adapter merged into its base to OUTPUT_DIR/merged."}
+    )
 
 
 def parse_recipe(argv: list[str] | None = None):
@@ -83,17 +86,18 @@ def _refuse_release_options(script_args, model: str) -> None:
 def train(script_args, training_args, model_args, mixture_args) -> dict:
     """Loads the data and the model, trains, saves; returns the training metrics."""
     from datasets import Image
-    from trl import SFTTrainer
 
     from modeling_emovit.loading import load_model_and_processor
     from modeling_emovit.modeling_emovit import EmoVITForConditionalGeneration
 
+    from .card import ModelCardSFTTrainer
     from .collator import EmoVITCollator
-    from .data import as_conversations, load_train_dataset
+    from .data import as_conversations, check_model_reads, is_conversational, load_train_dataset
     from .feature_cache import attach_vision_features
     from .launch import check_launch
     from .augmentation import training_transform
-    from .lora import lora_config
+    from .lora import lora_config, record_base, save_merged
+    from .trackers import check_trackers
     from .trainer import EmoVITSFTTrainer
 
     check_launch(training_args)
@@ -103,11 +107,13 @@ def train(script_args, training_args, model_args, mixture_args) -> dict:
         # language model's non-padding tokens instead (TrainingArguments' "non_padding", which YAML's `true` cannot
         # name: the parser reads this field as a boolean).
         training_args.include_num_input_tokens_seen = "non_padding"
+    check_trackers(training_args)
 
     ###############
     # Load the data (first: a bad dataset is named before a 7B model loads)
     ###############
     train_dataset = load_train_dataset(script_args, mixture_args)
+    check_model_reads(train_dataset, model_args.model_name_or_path, training_args.trust_remote_code)
 
     ###############
     # Load the model
@@ -118,6 +124,8 @@ def train(script_args, training_args, model_args, mixture_args) -> dict:
     is_emovit = isinstance(model, EmoVITForConditionalGeneration)
     if is_emovit and not model_args.use_peft:
         model.freeze_for_instruction_tuning()
+    if model_args.use_peft:  # the adapter's base_model_name_or_path must load
+        record_base(model, processor, model_args.model_name_or_path, training_args.output_dir)
 
     ###############
     # Collate (the model decides how)
@@ -135,13 +143,15 @@ def train(script_args, training_args, model_args, mixture_args) -> dict:
             collator.image_embeds_dtype = model.dtype
     else:
         _refuse_release_options(script_args, model_args.model_name_or_path)
-        # TRL's own collator and chat template, on decoded images
-        train_dataset, collator = as_conversations(train_dataset.cast_column("image", Image())), None
+        # TRL's own collator and chat template, on decoded images (the `messages` config is read as it is)
+        if not is_conversational(train_dataset):
+            train_dataset = as_conversations(train_dataset.cast_column("image", Image()))
+        collator = None
 
     ###############
     # Train
     ###############
-    trainer_class = EmoVITSFTTrainer if is_emovit else SFTTrainer
+    trainer_class = EmoVITSFTTrainer if is_emovit else ModelCardSFTTrainer
     schedule = dict(lr_schedule=script_args.lr_schedule, warmup_start_lr=script_args.warmup_start_lr) if is_emovit else {}
     trainer = trainer_class(
         **schedule,
@@ -152,6 +162,7 @@ def train(script_args, training_args, model_args, mixture_args) -> dict:
         data_collator=collator,
         peft_config=lora_config(model_args) if model_args.use_peft else None,
     )
+    trainer.recipe = (script_args, model_args, mixture_args, len(train_dataset))  # for the model card
     resume = training_args.resume_from_checkpoint
     result = trainer.train(resume_from_checkpoint=True if resume in ("true", "True", "last") else resume)
     metrics = {**result.metrics, "train_samples": len(train_dataset)}
@@ -163,8 +174,11 @@ def train(script_args, training_args, model_args, mixture_args) -> dict:
     # Save
     ###############
     trainer.save_model(training_args.output_dir)  # processor saved beside it (Trainer saves processing_class)
+    trainer.create_model_card()  # README.md: the project's card (the push below writes it again)
     if training_args.push_to_hub:
         trainer.push_to_hub(dataset_name=script_args.dataset_name)
+    if model_args.use_peft and script_args.merge_adapter:
+        save_merged(trainer, processor, f"{training_args.output_dir}/merged")
     trainer.accelerator.wait_for_everyone()
     trainer.end()
     return metrics

@@ -10,14 +10,15 @@ each with its own copy of it); the trainer takes the count out before the forwar
 
 import torch
 from transformers import Trainer
-from trl import SFTTrainer
 
+from .card import ModelCardSFTTrainer
 from .collator import SKIPPED_IMAGES
 from .schedule import lavis_scheduler
 
 
-class EmoVITSFTTrainer(SFTTrainer):
-    """`SFTTrainer` whose loss is `transformers.Trainer.compute_loss` (the model's own `outputs.loss`).
+class EmoVITSFTTrainer(ModelCardSFTTrainer):
+    """`SFTTrainer` (writing the project's model card) whose loss is `transformers.Trainer.compute_loss` (the model's
+    own `outputs.loss`).
 
     `lr_schedule="lavis"` replaces the stock scheduler by LAVIS `linear_warmup_cosine_lr` (`schedule.py`), warming up
     from `warmup_start_lr`.

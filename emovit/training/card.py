@@ -1,0 +1,111 @@
+"""The model card of a training run, written where TRL would write its own (each checkpoint, the end, a push).
+
+Flow: trainer -> checkpoint -> this card -> `emovit eval` adds results -> Hub. TRL's template names no base model
+for a model built in memory ("fine-tuned version of None"), suggests a text-generation pipeline and leaves the
+licence a placeholder; this card (`evaluation.model_card.write_model_card`) says what the model is, what was trained
+and frozen, the recipe's settings, how to load it, and holds only valid Hub metadata.
+"""
+
+from pathlib import Path
+
+from trl import SFTTrainer
+
+from evaluation.model_card import ModelDescription, write_model_card
+from modeling_emovit.loading import TINY_MODEL
+
+# Recipe settings (SFTConfig fields) a card reports, in this order; unset ones are left out.
+CARD_SETTINGS = (
+    "learning_rate", "lr_scheduler_type", "lr_scheduler_kwargs", "warmup_steps", "num_train_epochs", "max_steps",
+    "per_device_train_batch_size", "gradient_accumulation_steps", "optim", "weight_decay", "adam_beta1",
+    "adam_beta2", "max_grad_norm", "bf16", "fp16", "gradient_checkpointing", "seed",
+)
+PEFT_PREFIX = "base_model.model."
+
+
+class ModelCardSFTTrainer(SFTTrainer):
+    """`SFTTrainer` whose README.md is the project's model card; `recipe` is set by `emovit.training.sft.train`."""
+
+    recipe: tuple | None = None  # (script_args, model_args, mixture_args, training rows)
+
+    def create_model_card(self, model_name=None, dataset_name=None, tags=None, **kwargs):
+        if self.recipe is None:
+            return super().create_model_card(model_name=model_name, dataset_name=dataset_name, tags=tags)
+        if self.is_world_process_zero():
+            name = model_name or Path(self.args.output_dir).resolve().name
+            write_model_card(self.args.output_dir, describe_training(self), model_name=name)
+
+
+def describe_training(trainer: ModelCardSFTTrainer, merged: bool = False) -> ModelDescription:
+    """What the card says about the trainer's model: base, trained and frozen parts, data, settings and outcome.
+
+    `merged`: describe the adapter's merged model (full weights) rather than the adapter.
+    """
+    from modeling_emovit.modeling_emovit import EmoVITForConditionalGeneration
+
+    script_args, model_args, mixture_args, rows = trainer.recipe
+    model = trainer.accelerator.unwrap_model(trainer.model)
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    trained, frozen = module_groups(model)
+    adapter = None if merged else lora_settings(model)
+    data = [dataset.path for dataset in mixture_args.datasets] if mixture_args.datasets else [script_args.dataset_name]
+    settings = {name: getattr(value, "value", value) for name in CARD_SETTINGS  # enums by their recipe value
+                if (value := getattr(trainer.args, name)) not in (None, {}, -1)}
+    if trainer.args.max_steps > 0:
+        settings.pop("num_train_epochs", None)  # max_steps decides the length
+    settings["processes"] = trainer.args.world_size
+    if adapter:
+        settings["LoRA target modules"] = f"`{adapter['target_modules']}`"
+    losses = [entry.get("loss", entry.get("train_loss")) for entry in trainer.state.log_history]
+    losses = [loss for loss in losses if loss is not None]
+    outcome = {"optimizer steps": trainer.state.global_step}
+    if losses:
+        outcome["training loss (last logged)"] = round(float(losses[-1]), 4)
+    return ModelDescription(
+        architecture=type(base).__name__.removesuffix("ForConditionalGeneration"),
+        emovit=isinstance(base, EmoVITForConditionalGeneration),
+        base_model=model_args.model_name_or_path,
+        trained=trained,
+        frozen=frozen,
+        adapter=adapter,
+        data=data,
+        data_note=f" (config `{script_args.dataset_config or 'default'}`, split `{script_args.dataset_train_split}`, "
+                  f"{rows} rows)",
+        hyperparameters=settings,
+        results=outcome,
+        license=base_licence(model_args.model_name_or_path),
+    )
+
+
+def module_groups(model) -> tuple[list[str], list[str]]:
+    """Top-level modules with trainable parameters ("qformer (LoRA)" when only LoRA weights train) and without."""
+    groups: dict[str, set[str]] = {}
+    for name, parameter in model.named_parameters():
+        name = name.removeprefix(PEFT_PREFIX)
+        parts = name.split(".")
+        group = parts[1] if parts[0] == "model" and len(parts) > 2 else parts[0]  # LLaVA & co.: model.<tower>.
+        kinds = groups.setdefault(group, set())
+        if parameter.requires_grad:
+            kinds.add("lora" if ".lora_" in name else "full")
+    trained = [f"{group} (LoRA)" if kinds == {"lora"} else group for group, kinds in sorted(groups.items()) if kinds]
+    return trained, sorted(group for group, kinds in groups.items() if not kinds)
+
+
+def lora_settings(model) -> dict | None:
+    """The LoRA settings of a PEFT-wrapped model (None for plain weights)."""
+    config = getattr(model, "peft_config", {}).get("default")
+    if config is None:
+        return None
+    return {"r": config.r, "lora_alpha": config.lora_alpha, "target_modules": config.target_modules}
+
+
+def base_licence(base: str) -> str:
+    """Hub licence id of the trained weights: Apache-2.0 for a tiny random model built here, the base folder's card
+    licence when it has one, else "other" (the card's text says the weights follow the base model's licence)."""
+    if TINY_MODEL.match(base):
+        return "apache-2.0"
+    card = Path(base) / "README.md"
+    if card.is_file():
+        from huggingface_hub import ModelCard
+
+        return ModelCard.load(card).data.license or "other"
+    return "other"
