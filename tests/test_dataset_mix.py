@@ -39,7 +39,8 @@ def test_build_with_the_release_mix_keeps_each_image_to_its_tasks(tmp_path, monk
     report = build_dataset("emoset", tmp_path / "emoset", "train", tmp_path / "out", generations=generations,
                            mix="release")
 
-    assert report.rows == {"all": 8 * (2 + 2 + 1), "categorical": 16, "conversation": 16, "reasoning": 8}
+    assert report.rows == {"all": 8 * (2 + 2 + 1), "categorical": 16, "conversation": 16, "reasoning": 8,
+                           "messages": 8 * 4}  # one conversation per image
     assert report.skipped["image not in the release mix"] == 8
     assert report.skipped["generation for an image not in the release mix"] == 16
     assert report.notes["generation for a task the release mix does not give this image (left out)"] == 8 * 2 * 2 + 8

@@ -291,7 +291,8 @@ def test_the_trained_models_card_names_its_base_data_parts_and_settings_and_take
     assert card.data.license == "other" and "license" not in [str(value) for value in card.data.to_dict().values()]
     text = card.text
     assert str(tmp_path) not in (out / "README.md").read_text() and "None" not in text
-    assert "Trained: `language_projection`, `qformer`, `query_tokens`. Frozen: `language_model`, `vision_model`." in text
+    assert ("Trained: `language_projection`, `qformer`, `query_tokens`, `vision_model.post_layernorm`. "
+            "Frozen: `language_model`, `vision_model except post_layernorm`.") in text
     assert "| learning_rate | 0.001 |" in text and "| max_steps | 2 |" in text and "16 rows" in text
     assert "trust_remote_code=True" in text and "emovit serve" in text and "@inproceedings{xie2024emovit" in text
     results = {"data": "emovit/emoset", "label_space": "emoset", "config": "categorical", "split": "test",

@@ -77,17 +77,29 @@ def describe_training(trainer: ModelCardSFTTrainer, merged: bool = False) -> Mod
 
 
 def module_groups(model) -> tuple[list[str], list[str]]:
-    """Top-level modules with trainable parameters ("qformer (LoRA)" when only LoRA weights train) and without."""
-    groups: dict[str, set[str]] = {}
+    """Modules with trainable parameters and modules without, named at the top level ("qformer (LoRA)" when only
+    LoRA weights train); a top-level module that trains only in part is split one level down (EmoVIT trains the
+    vision encoder's final LayerNorm alone: `vision_model.post_layernorm`, and `vision_model` except it, frozen)."""
+    groups: dict[str, dict[str, set[str]]] = {}
     for name, parameter in model.named_parameters():
         name = name.removeprefix(PEFT_PREFIX)
         parts = name.split(".")
-        group = parts[1] if parts[0] == "model" and len(parts) > 2 else parts[0]  # LLaVA & co.: model.<tower>.
-        kinds = groups.setdefault(group, set())
-        if parameter.requires_grad:
-            kinds.add("lora" if ".lora_" in name else "full")
-    trained = [f"{group} (LoRA)" if kinds == {"lora"} else group for group, kinds in sorted(groups.items()) if kinds]
-    return trained, sorted(group for group, kinds in groups.items() if not kinds)
+        start = 1 if parts[0] == "model" and len(parts) > 2 else 0  # LLaVA & co.: model.<tower>.
+        group, child = parts[start], parts[start + 1] if len(parts) > start + 1 else ""
+        kinds = groups.setdefault(group, {}).setdefault(child, set())
+        kinds.add(("lora" if ".lora_" in name else "full") if parameter.requires_grad else "frozen")
+    trained, frozen = [], []
+    for group, children in sorted(groups.items()):
+        kinds = set().union(*children.values())
+        if "frozen" not in kinds:
+            trained.append(f"{group} (LoRA)" if kinds == {"lora"} else group)
+        elif kinds == {"frozen"}:
+            frozen.append(group)
+        else:
+            parts = sorted(child for child, child_kinds in children.items() if "frozen" not in child_kinds)
+            trained += [f"{group}.{child}" for child in parts]
+            frozen.append(f"{group} except {', '.join(parts)}" if parts else f"{group} (in part)")
+    return trained, frozen
 
 
 def lora_settings(model) -> dict | None:
