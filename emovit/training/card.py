@@ -91,12 +91,14 @@ def module_groups(model) -> tuple[list[str], list[str]]:
     trained, frozen = [], []
     for group, children in sorted(groups.items()):
         kinds = set().union(*children.values())
-        if "frozen" not in kinds:
-            trained.append(f"{group} (LoRA)" if kinds == {"lora"} else group)
-        elif kinds == {"frozen"}:
+        if kinds == {"frozen"}:
             frozen.append(group)
+        elif "full" not in kinds:  # LoRA weights beside frozen ones
+            trained.append(f"{group} (LoRA)")
+        elif "frozen" not in kinds:
+            trained.append(group)
         else:
-            parts = sorted(child for child, child_kinds in children.items() if "frozen" not in child_kinds)
+            parts = sorted(child for child, child_kinds in children.items() if child_kinds == {"full"})
             trained += [f"{group}.{child}" for child in parts]
             frozen.append(f"{group} except {', '.join(parts)}" if parts else f"{group} (in part)")
     return trained, frozen
