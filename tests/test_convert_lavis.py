@@ -203,11 +203,8 @@ def test_a_checkpoint_that_is_not_a_readable_torch_file_is_named(damage, trust_p
         load_lavis_state_dict(path, trust_pickle=trust_pickle)
 
 
-def test_a_base_folder_that_does_not_exist_is_named_and_nothing_is_written(tmp_path, trained_and_base, capsys):
-    from emovit.cli import main
-
-    folder, trained, _ = trained_and_base
-    torch.save(transformers_to_lavis({"query_tokens": trained.query_tokens.data}), tmp_path / "emovit.pth")
+def test_a_base_folder_that_does_not_exist_is_named_and_nothing_is_written(tmp_path, capsys):
+    torch.save({"model": {"query_tokens": torch.zeros(1, 4, 32)}}, tmp_path / "emovit.pth")  # as LAVIS names it
     missing = tmp_path / "no-such-base"
     assert main(["convert", "--lavis", str(tmp_path / "emovit.pth"), "--base", str(missing),
                  "--out", str(tmp_path / "out")]) == 2
