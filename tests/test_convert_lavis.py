@@ -210,5 +210,6 @@ def test_a_base_folder_that_does_not_exist_is_named_and_nothing_is_written(tmp_p
                  "--out", str(tmp_path / "out")]) == 2
     error = capsys.readouterr().err
     assert "Traceback" not in error
-    assert error.strip().splitlines()[-1].startswith(f"emovit convert: --base {missing}: neither an existing local folder")
+    last = error.strip().splitlines()[-1]
+    assert last.startswith(f"emovit convert: --base {missing}: neither an existing local folder")
     assert not (tmp_path / "out").exists()

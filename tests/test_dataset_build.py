@@ -318,7 +318,8 @@ def test_data_sample_writes_an_emoset_layout_that_data_build_reads(tmp_path, cap
 
 
 def _tree(folder) -> dict[str, bytes]:
-    return {path.relative_to(folder).as_posix(): path.read_bytes() for path in sorted(folder.rglob("*")) if path.is_file()}
+    files = sorted(path for path in folder.rglob("*") if path.is_file())
+    return {path.relative_to(folder).as_posix(): path.read_bytes() for path in files}
 
 
 def test_a_split_in_which_no_image_decodes_is_refused_and_leaves_the_output_as_it_was(tmp_path, capsys):
@@ -329,7 +330,8 @@ def test_a_split_in_which_no_image_decodes_is_refused_and_leaves_the_output_as_i
     for _, image, _ in entries:
         (tmp_path / "root" / image).write_bytes(b"not an image")
     assert main(args) == 2  # an earlier build's shards are neither replaced by empty ones nor deleted
-    assert "no image of split 'train' could be read (skipped 8 corrupt, truncated or non-image file)" in capsys.readouterr().err
+    error = capsys.readouterr().err
+    assert "no image of split 'train' could be read (skipped 8 corrupt, truncated or non-image file)" in error
     assert _tree(tmp_path / "out") == before
     assert main(args[:-1] + [str(tmp_path / "new")]) == 2 and not (tmp_path / "new").exists()
 

@@ -162,7 +162,8 @@ def test_image_paths_leading_outside_the_root_are_skipped_and_counted_unless_all
     records, report = _read("imagefolder", root)
     assert [r.id for r in records] == ["a"]
     assert report.skipped == {"path outside --root (read only with --allow-outside-root)": 3}
-    assert report.examples["path outside --root (read only with --allow-outside-root)"] == ["dotdot", "absolute", "symlink"]
+    outside = "path outside --root (read only with --allow-outside-root)"
+    assert report.examples[outside] == ["dotdot", "absolute", "symlink"]
     records, report = _read("imagefolder", root, allow_outside_root=True)
     assert [r.id for r in records] == ["a", "dotdot", "absolute", "symlink"] and report.skipped == {}
 

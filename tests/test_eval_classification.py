@@ -310,7 +310,8 @@ def test_an_undecodable_image_is_skipped_and_counted_and_the_rest_is_scored(mode
     emotions = (EMOTION6 * 2)[:10]
     data = config_folder(tmp_path / "with-an-undecodable-image", "categorical", "test", {
         "id": [f"img{i:03d}" for i in range(10)],
-        "image": [{"bytes": b"not an image" if i == 3 else png_bytes((20 * i, 90, 40)), "path": None} for i in range(10)],
+        "image": [{"bytes": b"not an image" if i == 3 else png_bytes((20 * i, 90, 40)), "path": None}
+                  for i in range(10)],
         "emotion": emotions,
         "label_space": ["emotion6"] * 10,
     })
@@ -353,7 +354,8 @@ def test_a_garbled_prediction_line_is_dropped_counted_and_predicted_again(model_
     assert kept.garbled_lines == 1 and sorted(row["id"] for row in kept.rows) == [f"img{i:03d}" for i in range(10)]
 
 
-@pytest.mark.parametrize("damage", ["truncated weights", "config field of the wrong type", "config without text_config"])
+@pytest.mark.parametrize("damage",
+                         ["truncated weights", "config field of the wrong type", "config without text_config"])
 def test_a_model_that_fails_to_load_writes_nothing_to_out(damage, model_dir, emotion6_data, tmp_path, capsys):
     broken = damaged_copy(model_dir, tmp_path / "broken", damage)
     assert main(eval_args(broken, emotion6_data, tmp_path / "out")) == 2

@@ -119,7 +119,8 @@ def test_a_changed_temperature_or_max_tokens_misses_the_cache(tmp_path):
 def test_two_servers_answering_to_the_same_model_name_do_not_share_cached_answers(tmp_path):
     with ResponseCache(tmp_path / "c.sqlite") as cache:
         with running_openai_server(respond=pairs_reply) as (first_url, first):
-            generate_instructions(make_records(2), openai_backend(first_url, cache), tmp_path / "a.jsonl", progress=False)
+            generate_instructions(make_records(2), openai_backend(first_url, cache), tmp_path / "a.jsonl",
+                                  progress=False)
         with running_openai_server(respond=pairs_reply) as (second_url, second):
             report = generate_instructions(make_records(2), openai_backend(second_url, cache), tmp_path / "b.jsonl",
                                            progress=False)
@@ -262,7 +263,8 @@ def test_batch_token_count_and_cost_include_rejected_replies(tmp_path):
 def test_batch_expired_requests_go_into_the_next_round_and_a_failed_batch_names_its_error(tmp_path):
     settings = ClientSettings(model="gpt-4o-mini", max_rejections=1)
     outcomes = {1: "expired"}  # the first batch runs half its requests before its window ends
-    with running_openai_server(respond=pairs_reply, batch_script=lambda n: outcomes.get(n, "completed")) as (url, stats):
+    batch_script = lambda number: outcomes.get(number, "completed")  # noqa: E731
+    with running_openai_server(respond=pairs_reply, batch_script=batch_script) as (url, stats):
         settings.base_url = url
         report = generate_instructions(make_records(2), BatchBackend(settings, tmp_path / "b1", poll_interval=0.01),
                                        tmp_path / "g.jsonl", progress=False)
