@@ -7,17 +7,36 @@ Each row becomes `{"id", "image", "task", "conversations": [{"from": "human", ..
 import json
 from pathlib import Path
 
+from modeling_emovit.errors import EmoVITInputError
+
 
 def export_emovit_json(dataset_dir, out_json, split: str = "train", images_dir=None, config: str = "all") -> int:
     """Writes a built dataset's rows as EmoVIT JSON (streaming); `images_dir` also receives each image once.
 
-    Returns the number of entries written.
+    Returns the number of entries written. A folder that is not a built dataset (or lacks `config`) is refused in
+    one sentence, and `out_json` appears only once it is complete.
     """
     import datasets
 
-    rows = datasets.load_dataset(str(dataset_dir), config, split=split, streaming=True)
+    try:
+        rows = datasets.load_dataset(str(dataset_dir), config, split=split, streaming=True)
+    except ValueError as error:  # an unknown config or split: datasets lists the available ones
+        raise EmoVITInputError(
+            f"{dataset_dir}: cannot read config {config!r}, split {split!r} ({' '.join(str(error).split())}); pass a "
+            "folder written by `emovit data build`."
+        ) from None
     rows = rows.cast_column("image", datasets.Image(decode=False))
-    images_dir = Path(images_dir) if images_dir else None
+    partial = Path(f"{out_json}.part")
+    try:
+        written = _write_entries(rows, partial, Path(images_dir) if images_dir else None)
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
+    partial.replace(out_json)
+    return written
+
+
+def _write_entries(rows, out_json: Path, images_dir: Path | None) -> int:
     written, saved = 0, set()
     with open(out_json, "w", encoding="utf-8") as handle:
         handle.write("[")

@@ -17,6 +17,12 @@ from pathlib import Path
 from modeling_emovit.errors import EmoVITInputError
 
 
+def json_kind(value) -> str:
+    """What a parsed JSON value is, in JSON's words ("a number", "an object"), for messages about a file's shape."""
+    kinds = {dict: "an object", list: "a list", str: "a string", bool: "a boolean", type(None): "null"}
+    return kinds.get(type(value), "a number")
+
+
 def _object(line: bytes | str) -> dict | None:
     try:
         value = json.loads(line)

@@ -49,6 +49,7 @@ def write_manifests(
     num_shards: int = 1,
     skip_unknown: bool = False,
     mix: dict[str, tuple[str, ...]] | None = None,
+    allow_outside_root: bool = False,
 ) -> list[str]:
     """Reads the source once and writes its records, with their generated pairs, round-robin into JSONL shards.
 
@@ -68,7 +69,8 @@ def write_manifests(
     paths = [folder / f"records-{shard:05d}.jsonl" for shard in range(max(1, num_shards))]
     handles = [open(path, "w", encoding="utf-8") for path in paths]
     try:
-        records = read_records(source, root, split, report, skip_unknown=skip_unknown)
+        records = read_records(source, root, split, report, skip_unknown=skip_unknown,
+                               allow_outside_root=allow_outside_root)
         for number, record in enumerate(mixed(records, mix, index, report) if mix is not None else records):
             generations = index.pop(record.id, {})
             line = {

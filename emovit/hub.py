@@ -8,7 +8,7 @@ huggingface_hub login, never from a file of this package. A missing or refused t
 import contextlib
 from pathlib import Path
 
-from modeling_emovit.errors import EmoVITInputError
+from modeling_emovit.errors import EmoVITInputError, reading
 from modeling_emovit.loading import check_processor_folder
 
 _LOGIN_HINT = "log in with `hf auth login` or set HF_TOKEN"
@@ -19,11 +19,13 @@ DATASET_FILES = ["README.md", "build_report.json", "*/*.parquet"]
 
 @contextlib.contextmanager
 def hub_credentials(repo_id: str):
-    """Runs Hub writes to `repo_id`; a missing, invalid or read-only token raises EmoVITInputError."""
+    """Runs Hub writes to `repo_id`; a missing, invalid or read-only token raises EmoVITInputError (other Hub and
+    connection errors are named "pushing to `repo_id`" for the error boundary)."""
     from huggingface_hub.errors import HfHubHTTPError, LocalTokenNotFoundError
 
     try:
-        yield
+        with reading(f"pushing to {repo_id}"):
+            yield
     except LocalTokenNotFoundError as error:
         raise EmoVITInputError(f"Pushing to {repo_id} needs a Hugging Face token: {_LOGIN_HINT}.") from error
     except HfHubHTTPError as error:

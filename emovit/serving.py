@@ -35,9 +35,13 @@ def serve(model: str, host: str, port: int, device: str) -> None:
     """Serves MODEL on host:port (blocks until stopped)."""
     from transformers.cli.serve import Serve
 
+    from modeling_emovit.errors import reading
+
     register_with_transformers_serve()
     # Started in its thread so that the input-error handler is added before the first request is served.
-    server = Serve(force_model=model, host=host, port=port, device=device, trust_remote_code=True, non_blocking=True)
+    with reading(model):  # a folder that does not load is named by the error boundary
+        server = Serve(force_model=model, host=host, port=port, device=device, trust_remote_code=True,
+                       non_blocking=True)
     server.server.config.app.add_exception_handler(ValueError, bad_request)
     try:
         server._thread.join()

@@ -16,7 +16,7 @@ from modeling_emovit.loading import EMOVIT_MODEL_TYPES, check_processor_folder, 
 from .label_space import resolve_label_space
 from .model_card import display_name, update_model_card
 from .plots import plot_confusion_matrix
-from .predictions import PREDICTIONS_FILE, predict_all, prepare_out, read_predictions
+from .predictions import PREDICTIONS_FILE, check_out, predict_all, prepare_out, read_predictions
 from .scoring import compute_metrics
 from .settings import EvalSettings
 
@@ -58,23 +58,32 @@ def run_eval(settings: EvalSettings, base_model: str | None = None, training_dat
     state = PartialState(cpu=not torch.accelerator.is_available())
     dataset = load_split(settings.data, settings.config, settings.split)
     space = resolve_label_space(dataset, settings.label_space, settings.data)
-    out = prepare_out(settings) if state.is_main_process else Path(settings.out)
-    state.wait_for_everyone()
+    if state.is_main_process:
+        check_out(settings)  # another run's output is refused before the model loads
     model, processor = load_model(settings.model)
+    out = prepare_out(settings) if state.is_main_process else Path(settings.out)  # written once the model loaded
+    state.wait_for_everyone()
     model.to(state.device)
     predictor = _predictor(settings, model, processor, space)
     progress = predict_all(settings, dataset, space, predictor, out)
     if not state.is_main_process:
         return None
+    skipped = {"count": progress.pop("skipped_images"), "ids": progress.pop("skipped_image_ids")}
     rows, _ = read_predictions(out / PREDICTIONS_FILE)
     wanted = set(dataset["id"])
     rows = [row for row in rows.values() if row["id"] in wanted and row["paraphrase"] < settings.paraphrases]
+    if not rows:
+        raise EmoVITInputError(
+            f"{settings.data}: no image of split {settings.split!r} decodes ({skipped['count']} skipped, e.g. "
+            f"{', '.join(skipped['ids'][:3])}); nothing to score."
+        )
     metrics = compute_metrics(rows, space, settings.data, with_scores=settings.mode == "rank")
     results = {
         "task": "classification",
         **asdict(settings),
         "label_space": space.name,
         "num_examples": len(dataset),
+        "skipped_images": skipped,
         "num_processes": state.num_processes,
         "metrics": {k: v for k, v in metrics.items() if k not in ("per_class", "confusion_matrix", "labels")},
         "per_class": metrics["per_class"],

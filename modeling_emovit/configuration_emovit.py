@@ -14,6 +14,7 @@ from .labels import MIKELS_EMOTIONS
 # is frozen).
 INSTRUCTION_TUNED_MODULES = ("vision_model.post_layernorm", "qformer", "query_tokens", "language_projection")
 _CONVERTIBLE_MODEL_TYPES = ("emovit", "instructblip")
+_SUB_CONFIGS = ("vision_config", "qformer_config", "text_config")
 # Every Auto class a saved folder answers to with trust_remote_code=True (transformers records only one per class).
 AUTO_MAP = {
     "AutoConfig": "configuration_emovit.EmoVITConfig",
@@ -54,13 +55,20 @@ class EmoVITConfig(InstructBlipConfig):
 
     @classmethod
     def get_config_dict(cls, pretrained_model_name_or_path, **kwargs):
-        """Reads `config.json`, accepting InstructBLIP configs (converted) and refusing any other model type."""
+        """Reads `config.json`, accepting InstructBLIP configs (converted) and refusing any other model type, or a
+        config without its three sub-configs (the defaults would not match the saved weights)."""
         config_dict, kwargs = super().get_config_dict(pretrained_model_name_or_path, **kwargs)
         model_type = config_dict.get("model_type")
         if model_type not in _CONVERTIBLE_MODEL_TYPES:
             raise EmoVITInputError(
                 f"{pretrained_model_name_or_path}: config.json has model_type {model_type!r}; EmoVIT loads only "
                 f"'emovit' or 'instructblip' checkpoints."
+            )
+        missing = [name for name in _SUB_CONFIGS if not isinstance(config_dict.get(name), dict)]
+        if missing:
+            raise EmoVITInputError(
+                f"{pretrained_model_name_or_path}: config.json lacks {', '.join(missing)} (or has one that is not a "
+                f"JSON object); a saved EmoVIT/InstructBLIP config names all of {', '.join(_SUB_CONFIGS)}."
             )
         config_dict["model_type"] = cls.model_type
         return config_dict, kwargs

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import torch
 
-from .errors import EmoVITInputError
+from .errors import EmoVITInputError, reading
 from .modeling_emovit import EmoVITForConditionalGeneration
 from .processing_emovit import EmoVITProcessor
 
@@ -153,10 +153,19 @@ def lavis_to_transformers(state_dict: dict, source: str = "the checkpoint") -> L
 
 def load_lavis_state_dict(path: str | Path, trust_pickle: bool = False) -> dict:
     """Reads a LAVIS checkpoint with `weights_only=True` unless the caller trusts the file."""
+    # What torch's readers raise for an empty, truncated or foreign file (with weights_only=True, an unpickling
+    # error means a pickled object: refused below).
+    unreadable = (RuntimeError, EOFError, KeyError) + ((pickle.UnpicklingError,) if trust_pickle else ())
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=not trust_pickle)
     except FileNotFoundError:
         raise EmoVITInputError(f"{path}: no such checkpoint file.") from None
+    except unreadable as error:
+        detail = " ".join(str(error).split()).split(". ")[0]
+        raise EmoVITInputError(
+            f"{path}: not a readable PyTorch checkpoint (empty, truncated or another format: "
+            f"{type(error).__name__}{': ' + detail if detail else ''})."
+        ) from None
     except pickle.UnpicklingError:
         raise EmoVITInputError(
             f"{path}: the checkpoint pickles Python objects (the original EmoVIT release pickled a whole LAVIS "
@@ -229,7 +238,8 @@ def convert_lavis_checkpoint(lavis_path, base, out, trust_pickle: bool = False) 
             f"{lavis_path}: {len(lavis.unknown)} keys are not LAVIS blip2_vicuna_instruct/blip2_t5_instruct weights "
             f"(first: {lavis.unknown[:3]})."
         )
-    model = EmoVITForConditionalGeneration.from_pretrained(base)
+    with reading(f"--base {base}"):
+        model = EmoVITForConditionalGeneration.from_pretrained(base)
     _check_language_model(lavis.lavis_model, model, lavis_path, base)
     expected = model.state_dict()
     weights, grown = {}, []
@@ -238,8 +248,10 @@ def convert_lavis_checkpoint(lavis_path, base, out, trust_pickle: bool = False) 
         if added_rows:
             grown.append(key)
     model.load_state_dict(weights, strict=False)
+    with reading(f"--base {base}"):
+        processor = EmoVITProcessor.from_pretrained(base)  # before anything is written to `out`
     model.save_pretrained(out)
-    EmoVITProcessor.from_pretrained(base).save_pretrained(out)
+    processor.save_pretrained(out)
     return {
         "converted": len(weights),
         "from_base": len(expected) - len(weights),

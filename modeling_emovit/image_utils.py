@@ -1,7 +1,10 @@
-"""Opening user images safely: every PIL mode becomes 8-bit RGB; unreadable or hostile files get one clear error.
+"""Opening user images safely: every PIL mode becomes 8-bit RGB, upright; unreadable or hostile files get one
+clear error.
 
-Used by the processor (so `processor(images=...)` accepts grayscale, RGBA, palette, CMYK and 16-bit images) and by
-the dataset builder when it reads source images.
+Used by the processor (so `processor(images=...)` accepts grayscale, RGBA, palette, CMYK and 16-bit images), the
+training collator and evaluation, and by the dataset builder, which stores upright pixels: a photo whose EXIF
+Orientation says "rotate" is seen the same way by every path, as `datasets` and `transformers.image_utils.load_image`
+show it.
 """
 
 import io
@@ -9,9 +12,12 @@ import os
 import warnings
 
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageOps
 
 from .errors import EmoVITInputError
+
+
+ORIENTATION = 0x0112  # the EXIF tag: 1 upright, 2-8 mirrored and/or rotated
 
 
 class InvalidImageError(EmoVITInputError):
@@ -24,10 +30,13 @@ def _name(source) -> str:
     return getattr(source, "filename", None) or getattr(source, "name", None) or "<in-memory image>"
 
 
-def open_image(source: "str | os.PathLike | bytes | Image.Image") -> Image.Image:
-    """Opens a path, encoded bytes or a PIL image and returns a fully decoded 8-bit RGB image."""
+def open_image(source: "str | os.PathLike | bytes | dict | Image.Image") -> Image.Image:
+    """Opens a path, encoded bytes, an undecoded `datasets` image cell ({"bytes", "path"}) or a PIL image and
+    returns a fully decoded, upright 8-bit RGB image."""
     if isinstance(source, Image.Image):
         return ensure_rgb(source)
+    if isinstance(source, dict):
+        source = source.get("bytes") or source.get("path") or b""
     name = _name(source)
     data = io.BytesIO(source) if isinstance(source, bytes) else source
     try:
@@ -47,10 +56,12 @@ def open_image(source: "str | os.PathLike | bytes | Image.Image") -> Image.Image
 
 
 def ensure_rgb(image: Image.Image) -> Image.Image:
-    """Converts any PIL mode to 8-bit RGB: transparency is laid on white, 16/32-bit and float are rescaled."""
+    """Converts any PIL mode to 8-bit RGB, upright: the EXIF orientation is applied (once: the tag goes with it),
+    transparency is laid on white, 16/32-bit and float are rescaled."""
     name = _name(image)
     if 0 in image.size:
         raise InvalidImageError(f"{name}: the image has a side of 0 pixels ({image.size[0]}x{image.size[1]}).")
+    image = upright(image)
     if image.mode == "RGB":
         return image
     if image.mode in ("I", "I;16", "I;16B", "I;16L", "I;16N", "F"):
@@ -60,6 +71,13 @@ def ensure_rgb(image: Image.Image) -> Image.Image:
         canvas = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
         image = Image.alpha_composite(canvas, rgba)
     return image.convert("RGB")
+
+
+def upright(image: Image.Image) -> Image.Image:
+    """The image as it is meant to be seen: EXIF Orientation applied (a copy), or the image itself when upright."""
+    if image.getexif().get(ORIENTATION, 1) in (0, 1):
+        return image
+    return ImageOps.exif_transpose(image)
 
 
 def _rescale_to_8bit(image: Image.Image) -> Image.Image:

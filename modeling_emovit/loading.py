@@ -7,7 +7,7 @@ import json
 import re
 from pathlib import Path
 
-from .errors import EmoVITInputError
+from .errors import EmoVITInputError, reading
 
 # `tiny-random`, `small-random-t5`, ...: a random model built offline (`modeling_emovit.testing.tiny_emovit`).
 TINY_MODEL = re.compile(r"^(?P<size>tiny|small)-random(?:-(?P<text_model>llama|opt|t5))?$")
@@ -50,7 +50,13 @@ def model_type_of(name: str, trust_remote_code: bool = True) -> str:
     from . import register
 
     register()
-    return AutoConfig.from_pretrained(name, trust_remote_code=trust_remote_code).model_type
+    try:
+        with reading(name):
+            return AutoConfig.from_pretrained(name, trust_remote_code=trust_remote_code).model_type
+    except ValueError as error:  # AutoConfig's complaints about config.json itself (no or unknown model_type)
+        if type(error) is not ValueError:  # a decode error, or one already in one sentence: left to the boundary
+            raise
+        raise EmoVITInputError(f"{name}: {' '.join(str(error).split())}") from None
 
 
 def load_model_and_processor(name: str, dtype: str | None = None, trust_remote_code: bool = True, seed: int = 0):
@@ -72,12 +78,14 @@ def load_model_and_processor(name: str, dtype: str | None = None, trust_remote_c
             processor = type(processor).from_pretrained(name)
         return PeftModel.from_pretrained(model, name).merge_and_unload(), processor
     dtype = None if dtype in (None, "auto") else dtype
-    if model_type_of(name, trust_remote_code) in EMOVIT_MODEL_TYPES:
-        from .modeling_emovit import EmoVITForConditionalGeneration
-        from .processing_emovit import EmoVITProcessor
+    with reading(name):  # a truncated weights file, a garbled tokenizer.json, ... is named by the error boundary
+        if model_type_of(name, trust_remote_code) in EMOVIT_MODEL_TYPES:
+            from .modeling_emovit import EmoVITForConditionalGeneration
+            from .processing_emovit import EmoVITProcessor
 
-        return EmoVITForConditionalGeneration.from_pretrained(name, dtype=dtype), EmoVITProcessor.from_pretrained(name)
-    from transformers import AutoModelForImageTextToText, AutoProcessor
+            model = EmoVITForConditionalGeneration.from_pretrained(name, dtype=dtype)
+            return model, EmoVITProcessor.from_pretrained(name)
+        from transformers import AutoModelForImageTextToText, AutoProcessor
 
-    model = AutoModelForImageTextToText.from_pretrained(name, dtype=dtype, trust_remote_code=trust_remote_code)
-    return model, AutoProcessor.from_pretrained(name, trust_remote_code=trust_remote_code)
+        model = AutoModelForImageTextToText.from_pretrained(name, dtype=dtype, trust_remote_code=trust_remote_code)
+        return model, AutoProcessor.from_pretrained(name, trust_remote_code=trust_remote_code)

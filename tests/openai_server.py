@@ -12,6 +12,8 @@ default echoes the last user message. `script` picks a fault per chat request: a
 - "ok": a normal completion with `usage`; "latency" seconds of delay apply to every request.
 - "rate_limit": 429 with `Retry-After: <retry_after>`; "server_error": 500.
 - "timeout": no answer for `hang` seconds (longer than the client's timeout).
+- "drip": a normal completion whose body arrives in 10 pieces over `hang` seconds (each gap shorter than the
+  client's per-read timeout, the whole longer than its deadline).
 - "malformed": 200 with a body that is not JSON; "truncated": a JSON body cut off before its Content-Length.
 - "refusal": `message.refusal` set and no content (structured-output refusal).
 - "refusal_text": content "I'm sorry, but I can't help with that."
@@ -20,7 +22,13 @@ default echoes the last user message. `script` picks a fault per chat request: a
 - "http_NNN": status NNN with an OpenAI-style error body (e.g. "http_404", "http_409").
 
 `stats` counts chat requests (`requests`, `by_fault`, the most answered at once: `max_in_flight`), keeps their bodies (`bodies`) and the Authorization
-headers seen (`authorizations`), and counts batch API calls (`batch_calls`).
+headers seen (`authorizations`), counts batch API calls (`batch_calls`) and the tokens of every line a batch
+answered (`batch_tokens`).
+
+`batch_script(batch_number) -> outcome` (batch_number counts created batches from 1) picks how a batch ends:
+"completed" (the default), "expired" (status expired: the first half of its lines answered, the rest in the
+error file with code `batch_expired`, as the Batch API writes them) or "failed" (status failed, no output, the
+reason in `errors`).
 """
 
 import contextlib
@@ -44,6 +52,7 @@ class ServerStats:
     bodies: list = field(default_factory=list)
     authorizations: set = field(default_factory=set)
     batch_calls: Counter = field(default_factory=Counter)
+    batch_tokens: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
@@ -72,10 +81,12 @@ class _Server(ThreadingHTTPServer):
     daemon_threads = True
     request_queue_size = 256  # listen backlog: the default 5 refuses connections under concurrency 32
 
-    def __init__(self, script, latency, respond, retry_after, hang, structured_output, batch_polls):
+    def __init__(self, script, latency, respond, retry_after, hang, structured_output, batch_polls,
+                 batch_script=None):
         super().__init__(("127.0.0.1", 0), _Handler)
         self.script, self.latency, self.respond = script, latency, respond
         self.retry_after, self.hang, self.structured_output, self.batch_polls = retry_after, hang, structured_output, batch_polls
+        self.batch_script = batch_script or (lambda number: "completed")
         self.stats = ServerStats()
         self.stopping = threading.Event()
         self.files: dict[str, bytes] = {}
@@ -107,19 +118,40 @@ class _Server(ThreadingHTTPServer):
         return 200, _completion(body, content if isinstance(content, str) else json.dumps(content))
 
     def run_batch(self, batch: dict) -> None:
-        """Answer every line of the batch's input file with `respond` (no faults), as the Batch API would."""
-        lines = []
-        for line in self.files[batch["input_file_id"]].decode().splitlines():
-            request = json.loads(line)
+        """Answer the lines of the batch's input file with `respond` (no faults), as the Batch API would, or end
+        the batch as `batch_script` says."""
+        outcome = self.batch_script(list(self.batches).index(batch["id"]) + 1)
+        if outcome == "failed":
+            batch.update(status="failed", errors={"object": "list", "data": [
+                {"code": "invalid_request", "message": "The loopback server refused this batch.", "line": None,
+                 "param": None}]})
+            return
+        requests = [json.loads(line) for line in self.files[batch["input_file_id"]].decode().splitlines()]
+        answered = requests[: len(requests) // 2] if outcome == "expired" else requests
+        lines, expired = [], []
+        for request in answered:
             status, reply = self.chat_reply(request["body"], "ok")
+            self.stats.batch_tokens += reply["usage"]["total_tokens"]
             lines.append(json.dumps({
                 "id": f"batch_req_{uuid.uuid4().hex[:8]}", "custom_id": request["custom_id"],
                 "response": {"status_code": status, "request_id": uuid.uuid4().hex, "body": reply}, "error": None,
             }))
-        output_id = f"file-{uuid.uuid4().hex[:12]}"
-        self.files[output_id] = ("\n".join(lines) + "\n").encode()
-        batch.update(status="completed", output_file_id=output_id,
-                     request_counts={"total": len(lines), "completed": len(lines), "failed": 0})
+        for request in requests[len(answered):]:
+            expired.append(json.dumps({
+                "id": f"batch_req_{uuid.uuid4().hex[:8]}", "custom_id": request["custom_id"], "response": None,
+                "error": {"code": "batch_expired",
+                          "message": "This request could not be executed before the completion window expired."},
+            }))
+        batch.update(status="expired" if expired else "completed", output_file_id=self._store(lines),
+                     error_file_id=self._store(expired),
+                     request_counts={"total": len(requests), "completed": len(lines), "failed": len(expired)})
+
+    def _store(self, lines: list[str]) -> str | None:
+        if not lines:
+            return None
+        file_id = f"file-{uuid.uuid4().hex[:12]}"
+        self.files[file_id] = ("\n".join(lines) + "\n").encode()
+        return file_id
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -194,6 +226,19 @@ class _Handler(BaseHTTPRequestHandler):
             server.stopping.wait(server.hang)
             self.close_connection = True
             return
+        if fault == "drip":
+            data = json.dumps(server.chat_reply(body, "ok")[1]).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            step = -(-len(data) // 10)
+            for start in range(0, len(data), step):
+                self.wfile.write(data[start:start + step])
+                self.wfile.flush()
+                if server.stopping.wait(server.hang / 10):
+                    return
+            return
         if fault in ("malformed", "truncated"):
             data = b"{this is not json" if fault == "malformed" else json.dumps(_completion(body, "cut")).encode()
             self.send_response(200)
@@ -240,7 +285,7 @@ class _Handler(BaseHTTPRequestHandler):
         server.stats.batch_calls["batches.retrieve"] += 1
         batch = server.batches[batch_id]
         batch["polls"] += 1
-        if batch["status"] != "completed":
+        if batch["status"] in ("validating", "in_progress"):
             if batch["polls"] > server.batch_polls:
                 server.run_batch(batch)
             else:
@@ -250,12 +295,13 @@ class _Handler(BaseHTTPRequestHandler):
 
 @contextlib.contextmanager
 def running_openai_server(script=None, latency: float = 0.0, respond=echo, retry_after: float = 0.05,
-                          hang: float = 5.0, structured_output: bool = True, batch_polls: int = 1):
+                          hang: float = 5.0, structured_output: bool = True, batch_polls: int = 1,
+                          batch_script=None):
     """Serve on a free port of 127.0.0.1; yield `(base_url, stats)`; stop the server (and any hung reply) on exit.
 
     `batch_polls`: how many `batches.retrieve` calls answer "in_progress" before a batch completes.
     """
-    server = _Server(script, latency, respond, retry_after, hang, structured_output, batch_polls)
+    server = _Server(script, latency, respond, retry_after, hang, structured_output, batch_polls, batch_script)
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
     try:

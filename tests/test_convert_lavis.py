@@ -190,3 +190,26 @@ def test_keys_from_another_architecture_are_refused(tmp_path, vicuna):
     torch.save({"model": {"text_encoder.weight": torch.zeros(2)}}, tmp_path / "other.pth")
     with pytest.raises(EmoVITInputError, match="not LAVIS blip2_vicuna_instruct/blip2_t5_instruct weights"):
         convert_lavis_checkpoint(tmp_path / "other.pth", folder / "base", tmp_path / "out")
+
+
+@pytest.mark.parametrize("damage", ["truncated", "empty", "text"])
+@pytest.mark.parametrize("trust_pickle", [False, True])
+def test_a_checkpoint_that_is_not_a_readable_torch_file_is_named(damage, trust_pickle, tmp_path):
+    torch.save({"query_tokens": torch.zeros(1, 4, 32)}, tmp_path / "good.pth")
+    whole = (tmp_path / "good.pth").read_bytes()
+    path = tmp_path / f"{damage}.pth"
+    path.write_bytes({"truncated": whole[: len(whole) // 2], "empty": b"", "text": b"hello, not a checkpoint"}[damage])
+    with pytest.raises(EmoVITInputError, match=rf"^{path}: not a readable PyTorch checkpoint \(empty, truncated or "):
+        load_lavis_state_dict(path, trust_pickle=trust_pickle)
+
+
+def test_a_base_folder_that_does_not_exist_is_named_and_nothing_is_written(tmp_path, capsys):
+    torch.save({"model": {"query_tokens": torch.zeros(1, 4, 32)}}, tmp_path / "emovit.pth")  # as LAVIS names it
+    missing = tmp_path / "no-such-base"
+    assert main(["convert", "--lavis", str(tmp_path / "emovit.pth"), "--base", str(missing),
+                 "--out", str(tmp_path / "out")]) == 2
+    error = capsys.readouterr().err
+    assert "Traceback" not in error
+    last = error.strip().splitlines()[-1]
+    assert last.startswith(f"emovit convert: --base {missing}: neither an existing local folder")
+    assert not (tmp_path / "out").exists()

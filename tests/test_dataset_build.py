@@ -315,3 +315,62 @@ def test_data_sample_writes_an_emoset_layout_that_data_build_reads(tmp_path, cap
     assert report.records == 16 and report.total_skipped == 0
     assert main(["data", "sample", "--out", str(sample)]) == 2  # never drawn over an existing folder
     assert "already exists and is not an empty folder" in capsys.readouterr().err
+
+
+def _tree(folder) -> dict[str, bytes]:
+    files = sorted(path for path in folder.rglob("*") if path.is_file())
+    return {path.relative_to(folder).as_posix(): path.read_bytes() for path in files}
+
+
+def test_a_split_in_which_no_image_decodes_is_refused_and_leaves_the_output_as_it_was(tmp_path, capsys):
+    entries = emoset_tree(tmp_path / "root", per_emotion=1)
+    args = ["data", "build", "--source", "emoset", "--root", str(tmp_path / "root"), "--out", str(tmp_path / "out")]
+    assert main(args) == 0
+    before = _tree(tmp_path / "out")
+    for _, image, _ in entries:
+        (tmp_path / "root" / image).write_bytes(b"not an image")
+    assert main(args) == 2  # an earlier build's shards are neither replaced by empty ones nor deleted
+    error = capsys.readouterr().err
+    assert "no image of split 'train' could be read (skipped 8 corrupt, truncated or non-image file)" in error
+    assert _tree(tmp_path / "out") == before
+    assert main(args[:-1] + [str(tmp_path / "new")]) == 2 and not (tmp_path / "new").exists()
+
+
+def test_a_second_build_into_the_same_folder_is_refused_while_the_first_holds_it(tmp_path, capsys):
+    import fcntl
+
+    emoset_tree(tmp_path / "root", per_emotion=1)
+    out = tmp_path / "out"
+    out.mkdir()
+    with open(out / ".emovit-build.lock", "w") as lock:  # what a running `emovit data build` holds
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        code = main(["data", "build", "--source", "emoset", "--root", str(tmp_path / "root"), "--out", str(out)])
+    assert code == 2 and "another `emovit data build` is writing this folder now" in capsys.readouterr().err
+    assert sorted(path.name for path in out.iterdir()) == [".emovit-build.lock"]
+
+
+def test_a_build_works_inside_out_and_removes_work_folders_left_by_a_killed_build(tmp_path, monkeypatch):
+    import tempfile
+
+    emoset_tree(tmp_path / "root", per_emotion=1)
+    out = tmp_path / "out"
+    (out / ".emovit-build-killed" / "cache").mkdir(parents=True)  # what kill -9 left behind
+    (out / ".emovit-build-killed" / "cache" / "shard.arrow").write_bytes(b"x" * 100)
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "system-tmp"))  # /tmp must stay untouched
+    (tmp_path / "system-tmp").mkdir()
+    build_dataset("emoset", tmp_path / "root", "train", out)
+    assert not [path.name for path in out.iterdir() if path.name.startswith(".")]  # no work folder, no lock file
+    assert (out / "all").is_dir() and (out / "README.md").is_file()
+    assert list((tmp_path / "system-tmp").iterdir()) == []
+
+
+def test_the_build_summary_names_images_skipped_for_leading_outside_the_root(tmp_path, capsys):
+    save_image(tmp_path / "outside.jpg")
+    save_image(tmp_path / "data" / "a.jpg")
+    (tmp_path / "data" / "metadata.csv").write_text("file_name,label\na.jpg,awe\n../outside.jpg,fear\n")
+    base = ["data", "build", "--source", "imagefolder", "--root", str(tmp_path / "data"), "--tasks", "categorical"]
+    assert main(base + ["--out", str(tmp_path / "outside-skipped")]) == 0
+    assert "1  path outside --root (read only with --allow-outside-root)" in capsys.readouterr().out
+    assert _rows(tmp_path / "outside-skipped", "categorical")["id"] == ["a"]
+    assert main(base + ["--out", str(tmp_path / "outside-allowed"), "--allow-outside-root"]) == 0
+    assert sorted(_rows(tmp_path / "outside-allowed", "categorical")["id"]) == ["../outside", "a"]

@@ -90,3 +90,58 @@ def test_no_local_token_is_the_same_one_sentence_error():
     with pytest.raises(EmoVITInputError, match=r"^Pushing to emo/instruct needs a Hugging Face token: log in with "):
         with hub_credentials("emo/instruct"):
             raise LocalTokenNotFoundError("Token is required, but no token found.")
+
+
+@pytest.fixture
+def answering_500():
+    """A server on 127.0.0.1 that answers every request with HTTP 500 (a Hub having a bad day)."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    class Failing(BaseHTTPRequestHandler):
+        def _fail(self):
+            self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            body = b'{"error": "Internal Error - We\'re working hard to fix this as soon as possible!"}'
+            self.send_response(500)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        do_GET = do_POST = do_HEAD = do_PUT = _fail
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Failing)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+    thread.join(timeout=5)
+
+
+def _closed_port_endpoint() -> str:
+    import socket
+
+    with socket.socket() as probe:  # a port that was free a moment ago: nothing listens there
+        probe.bind(("127.0.0.1", 0))
+        return f"http://127.0.0.1:{probe.getsockname()[1]}"
+
+
+@pytest.mark.parametrize("hub, expected", [
+    ("unreachable", "emovit data: pushing to emo/instruct: cannot reach http://127.0.0.1:"),
+    ("answering 500", "emovit data: pushing to emo/instruct: the Hub answered HTTP 500 for http://127.0.0.1:"),
+    ("offline mode", "emovit data: pushing to emo/instruct: the Hugging Face Hub cannot be reached with offline "
+                     "mode on (HF_HUB_OFFLINE=1)"),
+])
+def test_push_to_a_hub_that_cannot_take_it_is_one_sentence(hub, expected, tmp_path, request):
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "README.md").write_text("---\nlicense: other\n---\n")
+    endpoint = request.getfixturevalue("answering_500") if hub == "answering 500" else _closed_port_endpoint()
+    env = {**hub_env(endpoint), "HF_HUB_OFFLINE": "1" if hub == "offline mode" else "0"}
+    pushed = _run(["data", "push", str(tmp_path / "out"), "--repo-id", "emo/instruct"], env, tmp_path)
+    assert pushed.returncode == 2 and "Traceback" not in pushed.stderr
+    [line] = pushed.stderr.strip().splitlines()
+    assert line.startswith(expected) and line.endswith("(EMOVIT_DEBUG=1 shows the traceback).")

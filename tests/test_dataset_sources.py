@@ -146,3 +146,78 @@ def test_imagefolder_keeps_a_record_with_a_malformed_object_list_and_notes_it(tm
     assert [(r.id, r.attributes) for r in records] == [("a", {"scene": "park"}), ("b", {"object": ["car"]})]
     assert report.notes == {"unreadable object list (kept, left empty)": 1} and report.skipped == {}
     assert report.examples["unreadable object list (kept, left empty)"] == ["a"]
+
+
+def test_image_paths_leading_outside_the_root_are_skipped_and_counted_unless_allowed(tmp_path):
+    secret = save_image(tmp_path / "outside" / "secret.jpg")  # e.g. a private photo beside the dataset
+    root = tmp_path / "data"
+    save_image(root / "train" / "a.jpg")
+    (root / "train" / "link.jpg").symlink_to(secret)  # a symlink inside the root that points out of it
+    (root / "train" / "metadata.jsonl").write_text("".join(json.dumps(row) + "\n" for row in [
+        {"file_name": "a.jpg", "label": "awe"},
+        {"file_name": "../../outside/secret.jpg", "label": "awe", "id": "dotdot"},
+        {"file_name": str(secret), "label": "awe", "id": "absolute"},
+        {"file_name": "link.jpg", "label": "awe", "id": "symlink"},
+    ]))
+    records, report = _read("imagefolder", root)
+    assert [r.id for r in records] == ["a"]
+    assert report.skipped == {"path outside --root (read only with --allow-outside-root)": 3}
+    outside = "path outside --root (read only with --allow-outside-root)"
+    assert report.examples[outside] == ["dotdot", "absolute", "symlink"]
+    records, report = _read("imagefolder", root, allow_outside_root=True)
+    assert [r.id for r in records] == ["a", "dotdot", "absolute", "symlink"] and report.skipped == {}
+
+    save_image(tmp_path / "fi" / "emotion_dataset" / "awe" / "1.jpg")
+    (tmp_path / "fi" / "train.txt").write_text("awe/1.jpg awe\n../../../outside/secret.jpg amusement\n")
+    records, report = _read("fi", tmp_path / "fi")
+    assert [r.id for r in records] == ["awe/1"] and report.total_skipped == 1
+
+
+def test_emoset_annotation_paths_leading_outside_the_root_are_never_read(tmp_path):
+    entries = emoset_tree(tmp_path / "emoset", per_emotion=1)
+    (tmp_path / "clues.json").write_text(json.dumps({"scene": "a secret from outside the dataset"}))
+    entries[0][2] = "../clues.json"
+    entries[1][2] = str(tmp_path / "clues.json")
+    write_split(tmp_path / "emoset", "train", entries)
+    records, report = _read("emoset", tmp_path / "emoset", allow_outside_root=True)
+    assert len(records) == 6 and report.skipped == {"annotation path leading outside --root": 2}
+    assert all(r.attributes["scene"] == "beach" for r in records)
+
+
+@pytest.mark.parametrize("content, expected", [
+    (b"\xff\xfe not utf-8 \x80", None),
+    (b"5", "expected a JSON list of \\[label, image path, annotation path\\] entries, not a number"),
+    (b'{"amusement": []}', "not an object"),
+])
+def test_an_emoset_split_file_of_the_wrong_encoding_or_shape_is_named(tmp_path, content, expected):
+    emoset_tree(tmp_path, per_emotion=1)
+    (tmp_path / "train.json").write_bytes(content)
+    if expected is None:  # a decode error: the entry point's boundary words it, naming the file
+        from emovit.error_boundary import explain
+
+        with pytest.raises(UnicodeDecodeError) as raised:
+            _read("emoset", tmp_path)
+        assert explain(raised.value).startswith(f"{tmp_path / 'train.json'}: not UTF-8 text (byte 0xff at offset 0)")
+    else:
+        with pytest.raises(EmoVITInputError, match=expected):
+            _read("emoset", tmp_path)
+
+
+def test_emoset_split_entries_of_the_wrong_shape_are_skipped_and_counted(tmp_path):
+    entries = emoset_tree(tmp_path, per_emotion=1)
+    write_split(tmp_path, "train", entries + [[1, 2, 3], ["awe", "image/awe/awe_00200.jpg", None], ["awe"]])
+    records, report = _read("emoset", tmp_path)
+    assert len(records) == 8 and report.skipped == {"malformed split entry": 3}
+
+
+def test_imagefolder_rows_with_non_text_fields_are_skipped_and_counted(tmp_path):
+    save_image(tmp_path / "train" / "a.jpg")
+    (tmp_path / "train" / "metadata.jsonl").write_text("".join(json.dumps(row) + "\n" for row in [
+        {"file_name": "a.jpg", "label": "awe"},
+        {"file_name": 5, "label": "awe"},
+        {"file_name": "a.jpg", "label": ["awe"]},
+        {"file_name": "a.jpg", "label": "awe", "label_space": {"x": 1}},
+    ]))
+    records, report = _read("imagefolder", tmp_path)
+    assert [r.id for r in records] == ["a"]
+    assert report.skipped == {"metadata row with a non-text file_name, label, label_space, caption or split": 3}

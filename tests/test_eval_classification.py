@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 from dataset_trees import config_folder, png_bytes
-from train_helpers import save_tiny_emovit, save_tiny_llava
+from train_helpers import damaged_copy, save_tiny_emovit, save_tiny_llava
 from PIL import Image as PILImage
 
 from emovit.cli import main
@@ -304,3 +304,61 @@ def test_accelerate_launch_shards_the_data_over_two_processes_and_gathers_every_
     one = {row["id"]: row["prediction"] for row in read_rows(single)}
     assert {row["id"]: row["prediction"] for row in read_rows(sharded)} == one  # 10 rows, none twice
     assert len(read_rows(sharded)) == 10
+
+
+def test_an_undecodable_image_is_skipped_and_counted_and_the_rest_is_scored(model_dir, tmp_path, capsys):
+    emotions = (EMOTION6 * 2)[:10]
+    data = config_folder(tmp_path / "with-an-undecodable-image", "categorical", "test", {
+        "id": [f"img{i:03d}" for i in range(10)],
+        "image": [{"bytes": b"not an image" if i == 3 else png_bytes((20 * i, 90, 40)), "path": None}
+                  for i in range(10)],
+        "emotion": emotions,
+        "label_space": ["emotion6"] * 10,
+    })
+
+    out = tmp_path / "out"
+    assert main(eval_args(model_dir, data, out, "--mode", "generate", "--max-new-tokens", "4")) == 0
+    results = json.loads((out / "results.json").read_text())
+    assert results["skipped_images"] == {"count": 1, "ids": ["img003"]} and results["num_examples"] == 10
+    assert sorted(row["id"] for row in read_rows(out)) == [f"img{i:03d}" for i in range(10) if i != 3]
+    printed = capsys.readouterr().out
+    assert "1 undecodable images skipped" in printed
+    unmapped = results["metrics"]["unmapped_rate"]
+    assert f"accuracy {results['metrics']['accuracy']:.4f} (unmapped answers {unmapped:.1%})" in printed
+
+
+def test_a_garbled_run_json_is_refused_and_its_predictions_kept(model_dir, emotion6_data, tmp_path, capsys):
+    out = tmp_path / "out"
+    assert main(eval_args(model_dir, emotion6_data, out)) == 0
+    (out / "run.json").write_text('{"model": "half a fi')
+    before = (out / "predictions.jsonl").read_bytes()
+    assert main(eval_args(model_dir, emotion6_data, out)) == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1] == (
+        f"emovit eval: {out / 'run.json'}: garbled, so the predictions beside it cannot be matched to this run; "
+        "delete the file (or the folder) or pass a new --out.")
+    assert (out / "predictions.jsonl").read_bytes() == before
+
+
+def test_a_garbled_prediction_line_is_dropped_counted_and_predicted_again(model_dir, emotion6_data, tmp_path):
+    out = tmp_path / "out"
+    assert main(eval_args(model_dir, emotion6_data, out)) == 0
+    lines = (out / "predictions.jsonl").read_text().splitlines()
+    lines[2] = "{\"id\": \"img002\", garbled by a disk error"
+    (out / "predictions.jsonl").write_text("\n".join(lines) + "\n")
+    assert main(eval_args(model_dir, emotion6_data, out)) == 0
+    results = json.loads((out / "results.json").read_text())
+    assert results["progress"]["partial_lines_dropped"] == 1 and results["progress"]["computed"] == 1
+    from dataset_builder.jsonl import read_resumable
+
+    kept = read_resumable(out / "predictions.jsonl")  # the garbled line stays, counted on every resume
+    assert kept.garbled_lines == 1 and sorted(row["id"] for row in kept.rows) == [f"img{i:03d}" for i in range(10)]
+
+
+@pytest.mark.parametrize("damage",
+                         ["truncated weights", "config field of the wrong type", "config without text_config"])
+def test_a_model_that_fails_to_load_writes_nothing_to_out(damage, model_dir, emotion6_data, tmp_path, capsys):
+    broken = damaged_copy(model_dir, tmp_path / "broken", damage)
+    assert main(eval_args(broken, emotion6_data, tmp_path / "out")) == 2
+    error = capsys.readouterr().err
+    assert "Traceback" not in error and error.strip().splitlines()[-1].startswith(f"emovit eval: {broken}: ")
+    assert not (tmp_path / "out").exists()

@@ -3,6 +3,7 @@
 import json
 
 from dataset_builder.build import build_dataset
+from dataset_builder.generation import failed_path
 from dataset_trees import emoset_tree, save_image
 from emovit.cli import main
 from modeling_emovit.testing import tiny_emovit
@@ -60,3 +61,42 @@ def test_caption_resume_with_nothing_left_succeeds_without_loading_the_model(tmp
                  "--no-progress", "--out", str(out)]) == 0
     assert "captioned 0, already written 8" in capsys.readouterr().out
     assert len(lines(out)) == 8
+
+
+def test_generate_exits_1_when_every_item_failed(tmp_path, capsys):
+    from openai_server import running_openai_server
+
+    emoset_tree(tmp_path / "emoset", per_emotion=1)
+    out = tmp_path / "g.jsonl"
+    with running_openai_server(script=lambda number, body: "server_error") as (base_url, stats):
+        code = main(["data", "generate", "--root", str(tmp_path / "emoset"), "--base-url", base_url,
+                     "--max-records", "1", "--max-retries", "0", "--no-progress", "--out", str(out)])
+    captured = capsys.readouterr()
+    assert code == 1 and "failed 2" in captured.out
+    assert captured.err.strip().splitlines()[-1] == (
+        f"emovit data generate: all 2 items of this run failed or were skipped (see the summary above); nothing was "
+        f"added to {out}.")
+    assert out.read_text() == "" and len(lines(failed_path(out))) == 2
+
+
+def test_caption_and_generate_report_what_the_source_reader_skipped(tmp_path, capsys):
+    entries = emoset_tree(tmp_path / "emoset", per_emotion=1)
+    (tmp_path / "emoset" / entries[0][1]).unlink()
+    assert main(["data", "generate", "--root", str(tmp_path / "emoset"), "--backend", "rules", "--no-progress",
+                 "--out", str(tmp_path / "g.jsonl")]) == 0
+    assert "skipped: 1 x missing image file" in capsys.readouterr().out
+
+
+def test_caption_resume_counts_a_garbled_line_and_captions_its_image_again(tmp_path, capsys):
+    entries = emoset_tree(tmp_path / "emoset", per_emotion=1)
+    ids = [image.split("/")[-1][:-4] for _, image, _ in entries]
+    out = tmp_path / "captions.jsonl"
+    out.write_text("".join(json.dumps({"id": i, "caption": "a photo", "model": "m"}) + "\n" for i in ids[1:])
+                   + '{"id": "' + ids[0] + '", "capt\x00garbled\n')
+    model, processor = tiny_emovit()
+    model.save_pretrained(tmp_path / "captioner")
+    processor.save_pretrained(tmp_path / "captioner")
+    assert main(["data", "caption", "--root", str(tmp_path / "emoset"), "--model", str(tmp_path / "captioner"),
+                 "--prompt", "Describe the image.", "--max-new-tokens", "2", "--no-progress", "--out", str(out)]) == 0
+    assert "captioned 1, already written 7" in (printed := capsys.readouterr().out)
+    assert "note: 1 x garbled line in the output dropped (its image is captioned again)" in printed

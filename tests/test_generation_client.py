@@ -46,6 +46,16 @@ def test_client_errors_are_not_retried_except_timeout_and_conflict(status, retri
     assert result.ok if retried else result.error == f"http {status}"
 
 
+def test_timeout_is_a_deadline_for_the_whole_reply_even_when_the_server_drips_it():
+    # Each piece arrives 0.3 s after the last (under the 1 s per-read timeout of the SDK); the whole takes 3 s.
+    with running_openai_server(script=["drip"], hang=3.0) as (base_url, stats):
+        started = time.monotonic()
+        [result] = run_chat_requests(requests(1), settings(base_url, timeout=1.0), parse=echo_value)
+        elapsed = time.monotonic() - started
+    assert result.ok and result.value == "item 0" and result.attempts == 2  # the drip was cut, the retry answered
+    assert stats.by_fault["drip"] == 1 and elapsed < 2.5
+
+
 def test_retry_waits_at_least_the_servers_retry_after():
     with running_openai_server(script=["rate_limit"], retry_after=0.4) as (base_url, stats):
         started = time.monotonic()

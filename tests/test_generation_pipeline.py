@@ -116,6 +116,17 @@ def test_a_changed_temperature_or_max_tokens_misses_the_cache(tmp_path):
     assert [body["temperature"] for body in stats.bodies] == [0.2, 0.2, 0.7, 0.7, 0.7, 0.7]
 
 
+def test_two_servers_answering_to_the_same_model_name_do_not_share_cached_answers(tmp_path):
+    with ResponseCache(tmp_path / "c.sqlite") as cache:
+        with running_openai_server(respond=pairs_reply) as (first_url, first):
+            generate_instructions(make_records(2), openai_backend(first_url, cache), tmp_path / "a.jsonl",
+                                  progress=False)
+        with running_openai_server(respond=pairs_reply) as (second_url, second):
+            report = generate_instructions(make_records(2), openai_backend(second_url, cache), tmp_path / "b.jsonl",
+                                           progress=False)
+    assert first.requests == 4 and second.requests == 4 and report.cached == 0
+
+
 def test_a_line_cut_short_by_a_kill_is_dropped_and_written_again(tmp_path):
     out = tmp_path / "generations.jsonl"
     generate_instructions(make_records(2), RulesBackend(), out, tasks=["reasoning"], progress=False)
@@ -206,21 +217,75 @@ def test_batch_backend_submits_request_files_polls_ingests_and_reuses_its_cache(
     assert report.cost is not None  # estimated at the Batch API's half price
 
 
+def killed_while_polling(records, backend, out, monkeypatch) -> None:
+    """A batch run whose process dies after submitting its batch, before the batch completes."""
+
+    async def killed(self, client, batch_id):
+        raise KeyboardInterrupt
+
+    with monkeypatch.context() as patch:
+        patch.setattr(BatchBackend, "_wait", killed)
+        try:
+            generate_instructions(records, backend, out, progress=False)
+        except KeyboardInterrupt:
+            pass
+
+
 def test_batch_run_killed_while_polling_picks_its_batch_up_again_instead_of_resubmitting(tmp_path, monkeypatch):
     out, settings = tmp_path / "generations.jsonl", ClientSettings(model="gpt-4o-mini")
     with running_openai_server(respond=pairs_reply) as (base_url, stats):
         settings.base_url = base_url
-
-        async def killed(self, client, batch_id):
-            raise KeyboardInterrupt  # the process dies after submitting, before the batch completes
-
-        with monkeypatch.context() as patch:
-            patch.setattr(BatchBackend, "_wait", killed)
-            try:
-                generate_instructions(make_records(2), BatchBackend(settings, tmp_path / "batch"), out, progress=False)
-            except KeyboardInterrupt:
-                pass
+        killed_while_polling(make_records(2), BatchBackend(settings, tmp_path / "batch"), out, monkeypatch)
         assert rows(out) == [] and stats.batch_calls["batches.create"] == 1
         report = generate_instructions(make_records(2), BatchBackend(settings, tmp_path / "batch", poll_interval=0.01),
                                        out, progress=False)
     assert report.done == 4 and stats.batch_calls["batches.create"] == 1 and set(keys(out).values()) == {1}
+
+
+def test_batch_token_count_and_cost_include_rejected_replies(tmp_path):
+    def leaks_once(body):  # every first reasoning reply is rejected (it reveals the caption), the second accepted
+        subject = body["messages"][-1]["content"].splitlines()[0]
+        attempts[subject, task_of(body)] += 1
+        if task_of(body) == "reasoning" and attempts[subject, "reasoning"] == 1:
+            return json.dumps({"pairs": [{"question": "Why?", "answer": "The caption says so."}]})
+        return pairs_reply(body)
+
+    attempts = Counter()
+    settings = ClientSettings(model="gpt-4o-mini", max_rejections=1)
+    with running_openai_server(respond=leaks_once) as (base_url, stats):
+        settings.base_url = base_url
+        backend = BatchBackend(settings, tmp_path / "batch", poll_interval=0.01)
+        report = generate_instructions(make_records(3), backend, tmp_path / "g.jsonl", progress=False)
+    assert report.done == 6 and sum(attempts.values()) == 9  # 6 accepted and 3 rejected replies were billed
+    assert report.prompt_tokens + report.completion_tokens == stats.batch_tokens > 0
+
+
+def test_batch_expired_requests_go_into_the_next_round_and_a_failed_batch_names_its_error(tmp_path):
+    settings = ClientSettings(model="gpt-4o-mini", max_rejections=1)
+    outcomes = {1: "expired"}  # the first batch runs half its requests before its window ends
+    batch_script = lambda number: outcomes.get(number, "completed")  # noqa: E731
+    with running_openai_server(respond=pairs_reply, batch_script=batch_script) as (url, stats):
+        settings.base_url = url
+        report = generate_instructions(make_records(2), BatchBackend(settings, tmp_path / "b1", poll_interval=0.01),
+                                       tmp_path / "g.jsonl", progress=False)
+        assert (report.done, report.failed, stats.batch_calls["batches.create"]) == (4, 0, 2)
+        outcomes.update({3: "failed", 4: "failed"})
+        report = generate_instructions(make_records(1), BatchBackend(settings, tmp_path / "b2", poll_interval=0.01),
+                                       tmp_path / "h.jsonl", progress=False)
+    assert report.failures == {
+        "missing from the batch output (batch failed: The loopback server refused this batch.)": 2}
+
+
+def test_a_batch_picked_up_after_a_kill_counts_as_a_round_of_max_rejections(tmp_path, monkeypatch):
+    def always_leaks(body):
+        if task_of(body) == "reasoning":
+            return json.dumps({"pairs": [{"question": "Why?", "answer": "The caption says so."}]})
+        return pairs_reply(body)
+
+    out, settings = tmp_path / "generations.jsonl", ClientSettings(model="gpt-4o-mini", max_rejections=0)
+    with running_openai_server(respond=always_leaks) as (base_url, stats):
+        settings.base_url = base_url
+        killed_while_polling(make_records(1), BatchBackend(settings, tmp_path / "batch"), out, monkeypatch)
+        report = generate_instructions(make_records(1), BatchBackend(settings, tmp_path / "batch", poll_interval=0.01),
+                                       out, progress=False)
+    assert (report.done, report.failed) == (1, 1) and stats.batch_calls["batches.create"] == 1

@@ -328,3 +328,27 @@ def test_emovit_refuses_the_messages_conversations_before_its_weights_load(tmp_p
     })
     with pytest.raises(EmoVITInputError, match="trains on prompt/completion rows"):
         train("--dataset_name", data, "--dataset_config", "messages", "--output_dir", tmp_path / "out")
+
+
+@pytest.mark.parametrize("resume, expected", [
+    ("true", "resume_from_checkpoint true: {out} holds no checkpoint-N folder to resume from"),
+    ("{out}/checkpoint-7", "resume_from_checkpoint {out}/checkpoint-7: no such checkpoint folder."),
+])
+def test_resuming_from_a_checkpoint_that_is_not_there_is_one_sentence(resume, expected, data, tmp_path, capsys):
+    out = tmp_path / "out"
+    argv = ["--config", str(TINY_RECIPE), *FAST, "--dataset_name", str(data), "--output_dir", str(out),
+            "--resume_from_checkpoint", resume.format(out=out)]
+    assert sft.main(argv) == 2
+    error = capsys.readouterr().err
+    assert "Traceback" not in error and error.strip().splitlines()[-1].startswith("sft: " + expected.format(out=out))
+    assert not out.exists()
+
+
+def test_a_recipe_value_of_the_wrong_type_is_one_sentence_not_the_usage(tmp_path, capsys):
+    recipe = tmp_path / "sft.yaml"
+    recipe.write_text(TINY_RECIPE.read_text().replace("max_steps: 60", "max_steps: four"))
+    assert sft.main(["--config", str(recipe)]) == 2
+    assert capsys.readouterr().err.strip().splitlines() == [
+        f"sft: {recipe}: --max_steps/--max-steps: invalid int value: 'four'; see `python recipes/sft.py --help`."]
+    assert sft.main(["--config", str(TINY_RECIPE), "--max_steps", "many"]) == 2
+    assert capsys.readouterr().err.startswith("sft: the command line: --max_steps/--max-steps: invalid int value")

@@ -43,6 +43,24 @@ def save_tiny_emovit(folder, text_model="llama", seed=0) -> Path:
     return Path(folder)
 
 
+def damaged_copy(model: Path, folder: Path, damage: str) -> Path:
+    """A copy of a saved model folder with one defect: "truncated weights" (half of model.safetensors), "config
+    field of the wrong type" (num_query_tokens "four"), "config without text_config", or "none"."""
+    import json
+    import shutil
+
+    folder = Path(shutil.copytree(model, folder))
+    config = json.loads((folder / "config.json").read_text())
+    if damage == "truncated weights":
+        weights = (folder / "model.safetensors").read_bytes()
+        (folder / "model.safetensors").write_bytes(weights[: len(weights) // 2])
+    elif damage == "config field of the wrong type":
+        (folder / "config.json").write_text(json.dumps({**config, "num_query_tokens": "four"}))
+    elif damage == "config without text_config":
+        (folder / "config.json").write_text(json.dumps({k: v for k, v in config.items() if k != "text_config"}))
+    return folder
+
+
 def save_tiny_llava(folder) -> Path:
     """A tiny random LLaVA with a LLaVA-1.5 chat template ("USER: <image>\n... ASSISTANT: ..."), built offline.
 

@@ -143,7 +143,10 @@ class ChatRunner:
         if settings.temperature is not None:
             extra["temperature"] = settings.temperature
         self.stats.requests += 1
-        completion = await self.client.chat.completions.create(model=settings.model, messages=messages, **extra)
+        # The SDK's timeout bounds each socket read only; a server that drips its reply would outlast it.
+        completion = await asyncio.wait_for(
+            self.client.chat.completions.create(model=settings.model, messages=messages, **extra), settings.timeout
+        )
         if not getattr(completion, "choices", None):  # a body that is not a chat completion (malformed JSON)
             raise ValueError("malformed chat completion")
         used = completion.usage.total_tokens if completion.usage else estimate
@@ -175,8 +178,8 @@ class ChatRunner:
         if cached is not None:
             return cached
         result, retries, rejections = ChatResult(request), 0, 0
-        transient = (openai.APIStatusError, openai.APITimeoutError, openai.APIConnectionError,
-                     openai.APIResponseValidationError, ValueError)  # retried when `is_retryable` says so
+        transient = (openai.APIStatusError, openai.APITimeoutError, openai.APIConnectionError,  # retried when
+                     openai.APIResponseValidationError, ValueError, asyncio.TimeoutError)  # `is_retryable` says so
         while True:
             structured = self.structured_output and request.response_format is not None
             fallback = request.response_format is not None and not structured and request.fallback_messages

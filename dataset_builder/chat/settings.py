@@ -20,13 +20,19 @@ class ClientSettings:
     concurrency: int = 8
     rpm: float | None = None
     tpm: float | None = None
-    timeout: float = 60.0
+    timeout: float = 60.0  # seconds: the deadline of one attempt, the whole reply included
     max_retries: int = 6
     max_rejections: int = 2
     backoff_base: float = 0.5
     backoff_max: float = 30.0
     max_tokens: int | None = 1024
     temperature: float | None = None
+
+
+def endpoint(settings: ClientSettings) -> str:
+    """The server the requests go to, as the openai SDK picks it (`base_url`, else $OPENAI_BASE_URL, else OpenAI's):
+    part of every cache key, since two servers may answer to one model name."""
+    return (settings.base_url or os.environ.get("OPENAI_BASE_URL") or "https://api.openai.com/v1").rstrip("/")
 
 
 def api_key_from_env(settings: ClientSettings) -> str:

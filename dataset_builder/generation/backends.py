@@ -7,6 +7,7 @@ statistics; the Batch API backend (`batch.py`) extends the `openai` one.
 import asyncio
 
 from ..chat import ChatRequest, ChatRunner, ChatRunStats, ClientSettings, ResponseCache, content_key
+from ..chat.settings import endpoint
 from . import rules
 from .items import GenerationItem
 from .prompts import PAIRS_RESPONSE_FORMAT, Prompt, load_prompt
@@ -30,8 +31,8 @@ class RulesBackend:
 
 class OpenAIBackend:
     """Chat completions through `client.ChatRunner`: structured output with a text fallback, validation,
-    concurrency, rate limits, retries and the cache (keyed by backend, model, prompt version, task, input and the
-    sampling settings max_tokens and temperature, so changing either asks again).
+    concurrency, rate limits, retries and the cache (keyed by backend, endpoint, model, prompt version, task, input
+    and the sampling settings max_tokens and temperature, so changing any of them asks again).
 
     `prompts` (task -> Prompt) replaces the package's prompts, e.g. the release's (`release_prompts`), whose
     version carries the prompt file's hash and which are sent in text mode, without structured output.
@@ -50,8 +51,8 @@ class OpenAIBackend:
 
     def cache_key(self, item: GenerationItem) -> str:
         settings, prompt = self.settings, self.prompt(item.task)
-        return content_key(self.name, self.model, prompt.version, item.task, prompt.clue(item.record, item.caption),
-                           settings.max_tokens, settings.temperature)
+        return content_key(self.name, endpoint(settings), self.model, prompt.version, item.task,
+                           prompt.clue(item.record, item.caption), settings.max_tokens, settings.temperature)
 
     def request(self, item: GenerationItem) -> ChatRequest:
         prompt = self.prompt(item.task)

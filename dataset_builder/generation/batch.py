@@ -2,9 +2,10 @@
 
 Writes request files (`<out>.batch/requests-<n>.jsonl`, at most 50,000 requests each as the API allows), uploads
 them (`files.create(purpose="batch")`), creates batches for `/v1/chat/completions`, polls them, and ingests the
-output lines through the same parser, validation and cache as the `openai` backend. Rejected replies go into a
-new batch, up to `max_rejections` rounds. Every submitted batch is logged in `<out>.batch/batches.jsonl` before it
-is polled: a run killed while waiting picks its batches up again instead of paying for them twice.
+output lines through the same parser, validation and cache as the `openai` backend. Rejected replies, and
+requests the Batch API did not run in time (`batch_expired`), go into a new batch, up to `max_rejections` rounds.
+Every submitted batch is logged in `<out>.batch/batches.jsonl` (with its round) before it is polled: a run killed
+while waiting picks its batches up again, in the round they belong to, instead of paying for them twice.
 """
 
 import asyncio
@@ -41,15 +42,18 @@ class BatchBackend(OpenAIBackend):
         self.work_dir.mkdir(parents=True, exist_ok=True)
         stats, client = ChatRunStats(), make_client(self.settings)
         pending = {item.custom_id: item for item in items if not self._write_cached(item, writer, stats)}
+        last = self.settings.max_rejections
         try:
-            for batch_id in self._unfinished_batches():
-                await self._ingest(client, batch_id, pending, writer, stats, last_round=False)
-            for round_number in range(self.settings.max_rejections + 1):
+            resumed_round = -1  # a killed run's batches finish their round; the rounds go on from there
+            for batch_id, round_number in self._unfinished_batches(writer):
+                await self._ingest(client, batch_id, pending, writer, stats, last_round=round_number >= last)
+                resumed_round = max(resumed_round, round_number)
+            for round_number in range(resumed_round + 1, last + 1):
                 waiting = list(pending.values())
                 for start in range(0, len(waiting), self.max_requests_per_batch):
-                    batch_id = await self._submit(client, waiting[start:start + self.max_requests_per_batch], stats)
-                    await self._ingest(client, batch_id, pending, writer, stats,
-                                       last_round=round_number == self.settings.max_rejections)
+                    batch_id = await self._submit(client, waiting[start:start + self.max_requests_per_batch], stats,
+                                                  round_number)
+                    await self._ingest(client, batch_id, pending, writer, stats, last_round=round_number == last)
         finally:
             await client.close()
         return stats
@@ -70,10 +74,15 @@ class BatchBackend(OpenAIBackend):
         with open(self.state, "a", encoding="utf-8") as handle:
             append_line(handle, row)
 
-    def _unfinished_batches(self) -> list[str]:
-        rows = read_resumable(self.state).rows
+    def _unfinished_batches(self, writer: OutputWriter) -> list[tuple[str, int]]:
+        """(batch id, round) of each logged batch not yet ingested; garbled log lines are dropped and noted."""
+        logged = read_resumable(self.state)
+        for _ in range(logged.garbled_lines):
+            writer.report.note("garbled line in the batch log dropped", str(self.state))
+        rows = [row for row in logged.rows if isinstance(row.get("batch_id"), str)]
         ingested = {row["batch_id"] for row in rows if row.get("ingested")}
-        return [row["batch_id"] for row in rows if "request_file" in row and row["batch_id"] not in ingested]
+        return [(row["batch_id"], row["round"] if isinstance(row.get("round"), int) else 0) for row in rows
+                if "request_file" in row and row["batch_id"] not in ingested]
 
     def _request_line(self, item: GenerationItem) -> dict:
         request = self.request(item)
@@ -86,7 +95,7 @@ class BatchBackend(OpenAIBackend):
             body["temperature"] = self.settings.temperature
         return {"custom_id": item.custom_id, "method": "POST", "url": "/v1/chat/completions", "body": body}
 
-    async def _submit(self, client, items: list[GenerationItem], stats: ChatRunStats) -> str:
+    async def _submit(self, client, items: list[GenerationItem], stats: ChatRunStats, round_number: int) -> str:
         number = len(list(self.work_dir.glob("requests-*.jsonl")))
         path = self.work_dir / f"requests-{number:04d}.jsonl"
         path.write_text("".join(json.dumps(self._request_line(item)) + "\n" for item in items), "utf-8")
@@ -96,7 +105,7 @@ class BatchBackend(OpenAIBackend):
             input_file_id=uploaded.id, endpoint="/v1/chat/completions", completion_window="24h"
         )
         stats.requests += len(items)
-        self._log({"batch_id": batch.id, "request_file": path.name})
+        self._log({"batch_id": batch.id, "request_file": path.name, "round": round_number})
         return batch.id
 
     async def _wait(self, client, batch_id: str):
@@ -131,7 +140,7 @@ class BatchBackend(OpenAIBackend):
                 continue
             answer = answers.get(custom_id)
             reason = (self._ingest_line(item, answer, writer, stats) if answer
-                      else f"missing from the batch output (batch {batch.status})")
+                      else f"missing from the batch output (batch {batch.status}{_batch_errors(batch)})")
             if reason is None or reason.startswith("http") or last_round:
                 del pending[custom_id]
                 if reason is not None:
@@ -141,6 +150,8 @@ class BatchBackend(OpenAIBackend):
     def _ingest_line(self, item: GenerationItem, line: dict, writer: OutputWriter, stats: ChatRunStats) -> str | None:
         """Validate one output line and write it when accepted; return the reason it was not."""
         response = line.get("response") or {}
+        if (line.get("error") or {}).get("code") == "batch_expired":  # not run in time: the next round asks again
+            return "batch_expired: not run within the batch's completion window"
         if response.get("status_code") != 200:
             error = line.get("error") or (response.get("body") or {}).get("error") or {}
             return f"http {response.get('status_code')}: {error.get('code') or error.get('message', 'error')}"
@@ -155,9 +166,17 @@ class BatchBackend(OpenAIBackend):
             pairs = reply_parser(prompt.pairs)(message.get("content") or "")
         except RejectedOutput as rejection:
             stats.rejections += 1
+            writer.count_tokens(self.model, usage)  # a rejected reply is billed too
             return f"rejected: {rejection}"
         if self.cache is not None:
             self.cache.put(self.cache_key(item), {"content": message["content"], "usage": usage, "model": body.get("model")})
         stats.done += 1
         writer.done(item, pairs, self.model, prompt.version, usage)
         return None
+
+
+def _batch_errors(batch) -> str:
+    """": <messages>" of a batch's own `errors` (why a failed batch failed), or ""."""
+    errors = getattr(getattr(batch, "errors", None), "data", None) or []
+    messages = [error.message or error.code for error in errors if error.message or error.code]
+    return f": {'; '.join(messages)}" if messages else ""

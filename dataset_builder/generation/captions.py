@@ -50,15 +50,21 @@ def _batches(records: Iterable[EmotionRecord], size: int):
 
 def caption_records(records: Iterable[EmotionRecord], model: str, out: str | Path, batch_size: int = 8,
                     prompt: str = "", max_new_tokens: int = 30, max_records: int | None = None,
-                    device: str | None = None, progress: bool = True) -> CaptionReport:
-    """Caption every record not yet in `out`; unreadable images are counted in `report.skipped`."""
+                    device: str | None = None, progress: bool = True,
+                    report: CaptionReport | None = None) -> CaptionReport:
+    """Caption every record not yet in `out`; unreadable images are counted in `report.skipped` (`report` may
+    already hold the source reader's skips), garbled lines of `out` in its notes (their images are captioned
+    again)."""
     from tqdm.auto import tqdm
 
     from modeling_emovit.generation import generate_text
     from modeling_emovit.image_utils import InvalidImageError, open_image
 
-    report = CaptionReport()
-    written = {str(row.get("id")) for row in read_resumable(out).rows}
+    report = report if report is not None else CaptionReport()
+    resumed = read_resumable(out)
+    for _ in range(resumed.garbled_lines):
+        report.note("garbled line in the output dropped (its image is captioned again)", str(out))
+    written = {str(row.get("id")) for row in resumed.rows}
     todo = []
     for record in unique_records(records, max_records, report):
         if record.id in written:

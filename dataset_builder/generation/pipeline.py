@@ -28,10 +28,12 @@ def read_done_keys(out: str | Path, report: GenerationReport) -> set[tuple[str, 
 
 def generate_instructions(records: Iterable[EmotionRecord], backend, out: str | Path, tasks=GENERATED_TASKS,
                           captions: dict[str, str] | None = None, max_records: int | None = None,
-                          prices: dict | None = None, progress: bool = True) -> GenerationReport:
+                          prices: dict | None = None, progress: bool = True,
+                          report: GenerationReport | None = None) -> GenerationReport:
     """Write pairs for every (record, task) not yet in `out` with `backend` (RulesBackend, OpenAIBackend or
-    batch.BatchBackend); return the run's counts. `captions` (id -> caption) replaces `record.caption`."""
-    report = GenerationReport()
+    batch.BatchBackend); return the run's counts (in `report`, which may already hold the source reader's skips).
+    `captions` (id -> caption) replaces `record.caption`."""
+    report = report if report is not None else GenerationReport()
     items = plan_items(records, tasks, read_done_keys(out, report), captions, max_records, report)
     writer = OutputWriter(out, backend.name, report, len(items), prices if prices is not None else load_prices(),
                           backend.batch, progress)

@@ -40,7 +40,7 @@ class OutputWriter:
         self.report.done += 1
         self.report.cached += cached
         if not cached:
-            self._count_tokens(model, usage)
+            self.count_tokens(model, usage)
         self._advance()
 
     def failed(self, item: GenerationItem, reason: str, model: str, usage: dict | None = None) -> None:
@@ -48,10 +48,11 @@ class OutputWriter:
             "id": item.record.id, "task": item.task, "error": reason, "model": model, "backend": self.backend,
         })
         self.report.fail(reason, item.custom_id)
-        self._count_tokens(model, usage or {})
+        self.count_tokens(model, usage or {})
         self._advance()
 
-    def _count_tokens(self, model: str, usage: dict) -> None:
+    def count_tokens(self, model: str, usage: dict) -> None:
+        """Adds a reply's tokens to the run's usage and cost estimate (written, failed or rejected alike)."""
         report = self.report
         report.prompt_tokens += usage.get("prompt_tokens", 0)
         report.completion_tokens += usage.get("completion_tokens", 0)

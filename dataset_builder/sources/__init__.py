@@ -12,9 +12,9 @@ from modeling_emovit.errors import EmoVITInputError
 
 from ..emotions import get_label_space, normalize_emotion
 from ..records import EmotionRecord
-from ..report import BuildReport
+from ..report import BuildReport, ItemReport
 from . import emoset, emotion6, emotionroi, emovit_json, fi, imagefolder, unbiasedemo, webemo
-from .base import Source
+from .base import OUTSIDE_ROOT, Source, inside_root
 
 SOURCES: dict[str, Source] = {
     source.name: source
@@ -45,19 +45,25 @@ def _check_root(root: Path) -> None:
 
 
 def read_records(
-    source: str, root, split: str, report: BuildReport | None = None, *, skip_unknown: bool = False
+    source: str, root, split: str, report: ItemReport | None = None, *, skip_unknown: bool = False,
+    allow_outside_root: bool = False,
 ) -> Iterator[EmotionRecord]:
     """Yields the usable records of one split of a source, labels normalised onto the record's label space.
 
-    Raises EmoVITInputError for a missing or empty root, an unknown label (unless `skip_unknown`), or a split that
-    yields no usable image at all.
+    An image whose path resolves outside the root (`../`, an absolute path, a symlink leading out) is skipped and
+    counted unless `allow_outside_root`. Raises EmoVITInputError for a missing or empty root, an unknown label
+    (unless `skip_unknown`), or a split that yields no usable image at all.
     """
     reader = get_source(source)
     root = Path(root)
     _check_root(root)
+    images_root = root if root.is_dir() else root.parent  # an EmoVIT .json file names images beside it
     report = report if report is not None else BuildReport(source=source, split=split)
     seen: set[str] = set()
     for record in reader.read(root, split, report):
+        if not (allow_outside_root or inside_root(record.image_path, images_root)):
+            report.skip(OUTSIDE_ROOT, record.id)
+            continue
         label = normalize_emotion(record.label, record.label_space)
         if label is None:
             if not skip_unknown:

@@ -9,11 +9,12 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from modeling_emovit.errors import EmoVITInputError
+from modeling_emovit.errors import EmoVITInputError, reading
 
 from ..records import EmotionRecord
 
 IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
+OUTSIDE_ROOT = "path outside --root (read only with --allow-outside-root)"
 
 
 @dataclass(frozen=True)
@@ -30,6 +31,22 @@ class Source:
     read: Callable[..., Iterator[EmotionRecord]]
     generations: Callable[..., Iterator[dict]] | None = None
     label_note: str | None = None
+
+
+def inside_root(path: str | Path, root: Path) -> bool:
+    """Whether `path` resolves (`..` collapsed, symlinks followed) to a place under `root` (resolved too)."""
+    return Path(path).resolve().is_relative_to(root.resolve())
+
+
+def stays_under(relative: str) -> bool:
+    """Whether a path written in a split file stays under the folder it is relative to, as written: not absolute,
+    and no `..` leading out. Symlinks are not followed (a folder the user linked in stays usable)."""
+    depth = 0
+    for part in Path(relative).parts:
+        depth += -1 if part == ".." else 0 if part == "." else 1
+        if depth < 0:
+            return False
+    return not Path(relative).is_absolute()
 
 
 def is_image(path: Path) -> bool:
@@ -52,7 +69,7 @@ def iter_class_folders(folder: Path, source: str, label_space: str, split: str) 
 def read_list_file(path: Path) -> Iterator[tuple[str, str]]:
     """(relative image path, label) from a split list: "path label" or "path,label" lines; a header and blank or #
     lines are ignored; a line with only a path takes the label from the path's first folder."""
-    with open(path, newline="", encoding="utf-8") as handle:
+    with reading(path), open(path, newline="", encoding="utf-8") as handle:
         for row in csv.reader(handle, delimiter="," if path.suffix == ".csv" else " ", skipinitialspace=True):
             row = [cell for cell in row if cell]
             if not row or row[0].startswith("#") or row[0].lower() in {"path", "file_name", "image"}:

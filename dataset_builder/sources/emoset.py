@@ -8,11 +8,12 @@ import json
 from collections.abc import Iterator
 from pathlib import Path
 
-from modeling_emovit.errors import EmoVITInputError
+from modeling_emovit.errors import EmoVITInputError, reading
 
+from ..jsonl import json_kind
 from ..records import EmotionRecord
 from ..schema import CLUE_KEYS
-from .base import Source
+from .base import Source, stays_under
 
 _SPLIT_FILES = {"validation": "val", "dev": "val"}
 LICENSE_NOTE = (
@@ -25,15 +26,21 @@ def read(root: Path, split: str, report) -> Iterator[EmotionRecord]:
     split_file = root / f"{_SPLIT_FILES.get(split, split)}.json"
     if not split_file.is_file():
         raise EmoVITInputError(f"{split_file}: EmoSet split file not found; expected train.json, val.json, test.json.")
-    try:
+    with reading(split_file):
         entries = json.loads(split_file.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as error:
-        raise EmoVITInputError(f"{split_file}: not valid JSON ({error}).") from None
+    if not isinstance(entries, list):
+        raise EmoVITInputError(
+            f"{split_file}: expected a JSON list of [label, image path, annotation path] entries, not "
+            f"{json_kind(entries)}."
+        )
     for entry in entries:
-        if not (isinstance(entry, list) and len(entry) == 3):
+        if not (isinstance(entry, list) and len(entry) == 3 and all(isinstance(cell, str) and cell for cell in entry)):
             report.skip("malformed split entry", str(entry)[:80])
             continue
         label, image_path, annotation_path = entry
+        if not stays_under(annotation_path):
+            report.skip("annotation path leading outside --root", str(entry)[:80])
+            continue
         item_id = Path(image_path).stem
         attributes = _read_annotation(root / annotation_path, item_id, report)
         if attributes is not None:

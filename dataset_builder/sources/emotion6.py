@@ -10,6 +10,8 @@ from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 
+from modeling_emovit.errors import reading
+
 from ..records import EmotionRecord
 from .base import Source, read_class_dataset
 
@@ -23,7 +25,9 @@ def _ground_truth(root: Path, report) -> dict[str, tuple[float, float, dict[str,
     table = {}
     if not path.is_file():
         return table
-    for line in path.read_text(encoding="utf-8").splitlines()[1:]:
+    with reading(path):
+        lines = path.read_text(encoding="utf-8").splitlines()[1:]
+    for line in lines:
         cells = line.split()
         if not cells:
             continue

@@ -11,7 +11,7 @@ import json
 from collections.abc import Iterator
 from pathlib import Path
 
-from modeling_emovit.errors import EmoVITInputError
+from modeling_emovit.errors import EmoVITInputError, reading
 
 from ..records import EmotionRecord
 from ..jsonl import iter_objects
@@ -22,9 +22,12 @@ _FLOAT_KEYS = ("brightness", "colorfulness", "valence", "arousal")
 _TEXT_KEYS = ("scene", "facial_expression", "human_action")
 
 
+_TEXT_COLUMNS = ("file_name", "label", "emotion", "label_space", "caption", "split")
+
+
 def _rows(path: Path, report) -> Iterator[dict]:
     if path.suffix == ".csv":
-        with open(path, newline="", encoding="utf-8") as handle:
+        with reading(path), open(path, newline="", encoding="utf-8") as handle:
             yield from csv.DictReader(handle)
         return
     with open(path, "rb") as handle:
@@ -69,6 +72,9 @@ def read(root: Path, split: str, report) -> Iterator[EmotionRecord]:
         file_name = row.get("file_name")
         if not file_name:
             report.skip("metadata row without file_name", str(row)[:80])
+            continue
+        if any(not isinstance(row.get(key), (str, type(None))) for key in _TEXT_COLUMNS):
+            report.skip("metadata row with a non-text file_name, label, label_space, caption or split", str(row)[:80])
             continue
         item_id = str(row.get("id") or Path(file_name).with_suffix("").as_posix())
         yield EmotionRecord(

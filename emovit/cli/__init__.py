@@ -2,11 +2,11 @@
 
 Each subcommand module only builds its argparse parser at import time; heavy libraries (torch, transformers,
 datasets) are imported inside the handler that needs them, so `emovit --help` answers at once. `main` is the
-error boundary of every command: bad input (`EmoVITInputError`) is one sentence on stderr and exit code 2.
+error boundary of every command (`emovit.error_boundary`): bad input (`EmoVITInputError`) and known library
+failures are one sentence on stderr and exit code 2; `--debug` (or EMOVIT_DEBUG=1) shows the traceback instead.
 """
 
 import argparse
-import sys
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -16,6 +16,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     parser = argparse.ArgumentParser(prog="emovit", description="EmoVIT: emotion instruction tuning on the Hugging Face stack.")
     parser.add_argument("--version", action="version", version=f"emovit {__version__}")
+    parser.add_argument("--debug", action="store_true",
+                        help="Show the full traceback of a failure instead of one sentence (also: EMOVIT_DEBUG=1).")
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for commands in (model, demo, train, data, evaluate):
         commands.add_commands(subparsers)
@@ -32,11 +34,7 @@ def add_push_parser(subparsers, name: str, what: str, folder_help: str, example_
 
 
 def main(argv: list[str] | None = None) -> int:
-    from modeling_emovit.errors import EmoVITInputError
+    from emovit.error_boundary import run_guarded
 
     args = build_parser().parse_args(argv)
-    try:
-        return args.handler(args) or 0
-    except EmoVITInputError as error:
-        print(f"emovit {args.command}: {error}", file=sys.stderr)
-        return 2
+    return run_guarded(f"emovit {args.command}", lambda: args.handler(args), debug=args.debug)

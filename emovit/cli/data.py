@@ -9,6 +9,7 @@ from dataset_builder.schema import TASKS
 from dataset_builder.sources import SOURCES
 
 from . import add_push_parser, generate
+from .generate import ALLOW_OUTSIDE_ROOT_HELP
 
 
 def add_commands(subparsers) -> None:
@@ -37,6 +38,7 @@ def _add_build(data_commands) -> None:
     build.add_argument("--mix", choices=["release"],
                        help="release: the original release's images and tasks per emotion from EmoSet's train.json "
                             "order (reasoning 0-99, conversation 0-999, categorical 1000-5599; --source emoset).")
+    build.add_argument("--allow-outside-root", action="store_true", help=ALLOW_OUTSIDE_ROOT_HELP)
     build.set_defaults(handler=_build)
 
 
@@ -71,7 +73,7 @@ def _build(args) -> int:
     report = build_dataset(
         args.source, args.root, args.split, args.out, generations=args.generations, tasks=tasks,
         num_proc=args.num_proc, skip_unknown=args.skip_unknown, seed=args.seed, paraphrases=args.paraphrase,
-        mix=args.mix,
+        mix=args.mix, allow_outside_root=args.allow_outside_root,
     )
     rows = ", ".join(f"{name} {count}" for name, count in report.rows.items())
     print(f"Wrote {args.out}: {report.records} images; rows: {rows}.")

@@ -60,8 +60,11 @@ def run_eval_command(args: argparse.Namespace) -> int:
     results = run_eval(settings, base_model=args.base_model, training_data=args.training_data)
     if results is not None:
         metrics = results["metrics"]
-        print(f"{results['data']} [{results['label_space']}, {results['mode']}] accuracy {metrics['accuracy']:.4f}, "
-              f"macro-F1 {metrics['macro_f1']:.4f}, polarity accuracy {metrics['polarity_accuracy']:.4f} -> {args.out}")
+        unmapped = f" (unmapped answers {metrics['unmapped_rate']:.1%})" if results["mode"] == "generate" else ""
+        skipped = results["skipped_images"]["count"]
+        print(f"{results['data']} [{results['label_space']}, {results['mode']}] accuracy {metrics['accuracy']:.4f}"
+              f"{unmapped}, macro-F1 {metrics['macro_f1']:.4f}, polarity accuracy {metrics['polarity_accuracy']:.4f}"
+              f"{f', {skipped} undecodable images skipped' if skipped else ''} -> {args.out}")
     return 0
 
 

@@ -1,6 +1,7 @@
 """`emovit data caption` and `emovit data generate` (parsers only; handlers import lazily)."""
 
 import argparse
+import sys
 
 from dataset_builder.schema import GENERATED_TASKS as TASK_NAMES
 from dataset_builder.sources import SOURCES
@@ -14,6 +15,10 @@ def _tasks(value: str) -> list[str]:
     return tasks
 
 
+ALLOW_OUTSIDE_ROOT_HELP = ("Also read images whose path leads outside --root (`../`, absolute paths, symlinks); by "
+                           "default they are skipped and counted.")
+
+
 def _add_source_arguments(parser) -> None:
     parser.add_argument("--source", default="emoset", choices=sorted(SOURCES),
                         help="Dataset layout to read (default: emoset).")
@@ -21,6 +26,7 @@ def _add_source_arguments(parser) -> None:
     parser.add_argument("--split", default="train", help="Split to read (default: train).")
     parser.add_argument("--max-records", type=int, help="Only the first N images.")
     parser.add_argument("--no-progress", action="store_true", help="No progress bar.")
+    parser.add_argument("--allow-outside-root", action="store_true", help=ALLOW_OUTSIDE_ROOT_HELP)
 
 
 def add_commands(data_commands) -> None:
@@ -61,7 +67,8 @@ def add_commands(data_commands) -> None:
     generate.add_argument("--concurrency", type=int, default=8, help="Requests in flight (default: 8).")
     generate.add_argument("--rpm", type=float, help="Client-side limit on requests per minute.")
     generate.add_argument("--tpm", type=float, help="Client-side limit on tokens per minute.")
-    generate.add_argument("--timeout", type=float, default=60.0, help="Seconds per request (default: 60).")
+    generate.add_argument("--timeout", type=float, default=60.0,
+                          help="Deadline of each request attempt, the whole reply included, in seconds (default: 60).")
     generate.add_argument("--max-retries", type=int, default=6, help="Retries on 429/5xx/timeouts (default: 6).")
     generate.add_argument("--backoff-max", type=float, default=30.0,
                           help="Longest wait before a retry, in seconds (default: 30); a server asking for a longer "
@@ -80,22 +87,25 @@ def add_commands(data_commands) -> None:
     generate.set_defaults(handler=run_generate)
 
 
-def _records(args):
+def _records(args, report):
+    """The source's records; what the reader skips (missing images, paths outside --root) is counted in `report`."""
     from dataset_builder.sources import read_records
 
-    return read_records(args.source, args.root, args.split)
+    return read_records(args.source, args.root, args.split, report, allow_outside_root=args.allow_outside_root)
 
 
 def run_caption(args) -> int:
     from dataset_builder.generation import caption_records
+    from dataset_builder.report import CaptionReport
 
-    report = caption_records(
-        _records(args), args.model, args.out, batch_size=args.batch_size, prompt=args.prompt,
+    report = CaptionReport()
+    caption_records(
+        _records(args, report), args.model, args.out, batch_size=args.batch_size, prompt=args.prompt,
         max_new_tokens=args.max_new_tokens, max_records=args.max_records, device=args.device,
-        progress=not args.no_progress,
+        progress=not args.no_progress, report=report,
     )
     print(report.summary())
-    return 0
+    return _nothing_produced(args, report.done + report.resumed, report.total_skipped)
 
 
 def make_backend(args, cache):
@@ -132,17 +142,29 @@ def run_generate(args) -> int:
     from dataset_builder.chat import ResponseCache
     from dataset_builder.generation import generate_instructions, read_captions
     from dataset_builder.generation.pricing import load_prices
+    from dataset_builder.report import GenerationReport
 
     captions = read_captions(args.captions) if args.captions else None
     prices = load_prices(args.prices)
     cache = ResponseCache(args.cache) if args.cache and args.backend != "rules" else None
+    report = GenerationReport()
     try:
-        report = generate_instructions(
-            _records(args), make_backend(args, cache), args.out, tasks=args.tasks, captions=captions,
-            max_records=args.max_records, prices=prices, progress=not args.no_progress,
+        generate_instructions(
+            _records(args, report), make_backend(args, cache), args.out, tasks=args.tasks, captions=captions,
+            max_records=args.max_records, prices=prices, progress=not args.no_progress, report=report,
         )
     finally:
         if cache is not None:
             cache.close()
     print(report.summary())
-    return 0
+    return _nothing_produced(args, report.done + report.resumed, report.failed)
+
+
+def _nothing_produced(args, written: int, lost: int) -> int:
+    """Exit code 1 (and a sentence on stderr) when the output holds nothing and every item was lost, so that a
+    script notices a run that produced nothing at all."""
+    if written or not lost:
+        return 0
+    print(f"emovit data {args.data_command}: all {lost} items of this run failed or were skipped (see the summary "
+          f"above); nothing was added to {args.out}.", file=sys.stderr)
+    return 1

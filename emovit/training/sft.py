@@ -10,10 +10,11 @@ projection trained with the causal-LM loss on the answer tokens; other vision-la
 
 import sys
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from trl import DatasetMixtureConfig, ModelConfig, ScriptArguments, SFTConfig, TrlParser
 
-from modeling_emovit.errors import EmoVITInputError
+from modeling_emovit.errors import EmoVITInputError, reading
 
 
 @dataclass
@@ -43,13 +44,24 @@ class EmoVITScriptArguments(ScriptArguments):
 
 
 def parse_recipe(argv: list[str] | None = None):
-    """`(script_args, training_args, model_args, mixture_args)` from `--config recipe.yaml` plus flags."""
+    """`(script_args, training_args, model_args, mixture_args)` from `--config recipe.yaml` plus flags.
+
+    A value of the wrong type (`max_steps: four`), an unknown key, a recipe that is not YAML or a setting that
+    TrainingArguments refuses is one `EmoVITInputError` naming the recipe or the command line.
+    """
+    argv = sys.argv[1:] if argv is None else list(argv)
+    recipe = argv[argv.index("--config") + 1] if "--config" in argv[:-1] else "the command line"
     parser = TrlParser((EmoVITScriptArguments, SFTConfig, ModelConfig, DatasetMixtureConfig))
-    *parsed, unknown_in_recipe, unknown_flags = parser.parse_args_and_config(
-        argv, return_remaining_strings=True, separate_remaining_strings=True
-    )
-    argv = sys.argv[1:] if argv is None else argv
-    recipe = argv[argv.index("--config") + 1] if "--config" in argv else "the command line"
+    parser.error = lambda message: _refuse_value(message, recipe, argv)  # instead of usage text and exit 2
+    try:
+        with reading(recipe):
+            *parsed, unknown_in_recipe, unknown_flags = parser.parse_args_and_config(
+                argv, return_remaining_strings=True, separate_remaining_strings=True
+            )
+    except (EmoVITInputError, UnicodeDecodeError):  # already one sentence, or the boundary's to translate
+        raise
+    except ValueError as error:  # TrainingArguments' own checks, or a recipe that is not a mapping
+        raise EmoVITInputError(f"{recipe}: {' '.join(str(error).split())}") from None
     unknown = [item[2:] for item in unknown_in_recipe + unknown_flags if item.startswith("--")]
     if unknown:
         raise EmoVITInputError(
@@ -83,6 +95,35 @@ def _refuse_release_options(script_args, model: str) -> None:
         )
 
 
+def _refuse_value(message: str, recipe: str, argv: list[str]):
+    """argparse's complaint ("argument --max_steps: invalid int value: 'four'") as one sentence naming its source."""
+    flag = message.split(":", 1)[0].removeprefix("argument ").split("/")[0].strip()
+    source = "the command line" if flag in argv else recipe
+    raise EmoVITInputError(f"{source}: {message.removeprefix('argument ')}; see `python recipes/sft.py --help`.")
+
+
+def checkpoint_to_resume(training_args):
+    """What `resume_from_checkpoint` names: None, or an existing checkpoint folder (`true`/`last`: the newest
+    `checkpoint-N` in output_dir); refuses, before anything loads, a folder that is not there."""
+    from transformers.trainer_utils import get_last_checkpoint
+
+    resume = training_args.resume_from_checkpoint
+    if resume in (None, "", "false", "False"):
+        return None
+    if resume in ("true", "True", "last"):
+        output_dir = Path(training_args.output_dir)
+        last = get_last_checkpoint(str(output_dir)) if output_dir.is_dir() else None
+        if last is None:
+            raise EmoVITInputError(
+                f"resume_from_checkpoint {resume}: {output_dir} holds no checkpoint-N folder to resume from; drop "
+                "the flag to start afresh, or name a checkpoint folder."
+            )
+        return last
+    if not Path(resume).is_dir():
+        raise EmoVITInputError(f"resume_from_checkpoint {resume}: no such checkpoint folder.")
+    return resume
+
+
 def train(script_args, training_args, model_args, mixture_args) -> dict:
     """Loads the data and the model, trains, saves; returns the training metrics."""
     from datasets import Image
@@ -108,6 +149,7 @@ def train(script_args, training_args, model_args, mixture_args) -> dict:
         # name: the parser reads this field as a boolean).
         training_args.include_num_input_tokens_seen = "non_padding"
     check_trackers(training_args)
+    resume = checkpoint_to_resume(training_args)
 
     ###############
     # Load the data (first: a bad dataset is named before a 7B model loads)
@@ -163,8 +205,7 @@ def train(script_args, training_args, model_args, mixture_args) -> dict:
         peft_config=lora_config(model_args) if model_args.use_peft else None,
     )
     trainer.recipe = (script_args, model_args, mixture_args, len(train_dataset))  # for the model card
-    resume = training_args.resume_from_checkpoint
-    result = trainer.train(resume_from_checkpoint=True if resume in ("true", "True", "last") else resume)
+    result = trainer.train(resume_from_checkpoint=resume)
     metrics = {**result.metrics, "train_samples": len(train_dataset)}
     trainer.log_metrics("train", metrics)
     trainer.save_metrics("train", metrics)  # train_results.json
@@ -185,13 +226,19 @@ def train(script_args, training_args, model_args, mixture_args) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Parses the recipe and trains; bad input is one sentence on stderr and exit code 2."""
-    try:
+    """Parses the recipe and trains; bad input and known library failures are one sentence on stderr and exit
+    code 2 (`emovit.error_boundary`); `--debug` or EMOVIT_DEBUG=1 shows the traceback instead."""
+    from emovit.error_boundary import run_guarded
+
+    argv = sys.argv[1:] if argv is None else list(argv)
+    debug = "--debug" in argv
+    argv = [item for item in argv if item != "--debug"]
+
+    def run() -> int:
         train(*parse_recipe(argv))
-    except EmoVITInputError as error:
-        print(f"sft: {error}", file=sys.stderr)
-        return 2
-    return 0
+        return 0
+
+    return run_guarded("sft", run, debug=debug)
 
 
 if __name__ == "__main__":
