@@ -1,19 +1,57 @@
 """Loading one split of a built dataset (`emovit data build` output or its Hub id) for training and evaluation,
-with one-sentence errors instead of the library's tracebacks."""
+with one-sentence errors instead of the library's tracebacks.
+
+A local folder with a dataset card is read through its card's `configs` block as Parquet files named by absolute
+path: datasets 5.2 caches a local folder's Arrow copy under a name that two different folders can share (two
+folders both called `data` with the same layout), and would then hand one folder's rows to the other. Absolute file
+names give each folder, and each rebuild of it, a cache of its own.
+"""
+
+from pathlib import Path
 
 from modeling_emovit.errors import EmoVITInputError
 
 
-def load_split(data: str, config: str, split: str, required=("id", "image", "emotion")):
-    """`datasets.load_dataset(data, config, split=split)`, refusing a missing dataset, an empty split or missing
-    `required` columns by name."""
+def local_parquet_files(folder: Path, config: str | None, split: str) -> list[str] | None:
+    """Absolute Parquet paths of `config`/`split` as the folder's card lists them; None for a folder without a card
+    `configs` block (read then as `load_dataset(folder)` would)."""
+    from huggingface_hub import DatasetCard
+
+    card = folder / "README.md"
+    configs = DatasetCard.load(card).data.to_dict().get("configs") if card.is_file() else None
+    if not configs:
+        return None
+    by_name = {entry["config_name"]: entry for entry in configs}
+    name = config or next((entry["config_name"] for entry in configs if entry.get("default")), configs[0]["config_name"])
+    if name not in by_name:
+        raise EmoVITInputError(f"{folder}: no config {name!r}; its configs are {', '.join(by_name)}.")
+    patterns = {entry["split"]: entry["path"] for entry in by_name[name]["data_files"]}
+    if split not in patterns:
+        raise EmoVITInputError(f"{folder}: config {name!r} has no split {split!r}; its splits are {', '.join(patterns)}.")
+    paths = patterns[split] if isinstance(patterns[split], list) else [patterns[split]]
+    return sorted(str(path.resolve()) for pattern in paths for path in folder.glob(pattern))
+
+
+def _load(data: str, config: str | None, split: str):
     import datasets
 
+    folder = Path(data)
+    files = local_parquet_files(folder, config, split) if folder.is_dir() else None
+    if files is None:
+        return datasets.load_dataset(data, config, split=split)
+    if not files:
+        raise ValueError("corresponds to no data")
+    return datasets.load_dataset("parquet", data_files={split: files}, split=split)
+
+
+def load_split(data: str, config: str | None, split: str, required=("id", "image", "emotion")):
+    """One split of a dataset folder or Hub id, refusing a missing dataset, an unknown config or split, an empty
+    split or missing `required` columns by name."""
     empty = EmoVITInputError(
         f"{data}: split {split!r} of config {config!r} is empty; build one with examples (`emovit data build`)."
     )
     try:
-        dataset = datasets.load_dataset(data, config, split=split)
+        dataset = _load(data, config, split)
     except ValueError as error:  # unknown config or split (datasets lists the available ones), or no rows at all
         if "corresponds to no data" in str(error):
             raise empty from None

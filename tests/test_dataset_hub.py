@@ -145,3 +145,16 @@ def test_push_to_a_hub_that_cannot_take_it_is_one_sentence(hub, expected, tmp_pa
     assert pushed.returncode == 2 and "Traceback" not in pushed.stderr
     [line] = pushed.stderr.strip().splitlines()
     assert line.startswith(expected) and line.endswith("(EMOVIT_DEBUG=1 shows the traceback).")
+
+
+def test_two_local_folders_of_the_same_name_and_layout_load_their_own_rows(tmp_path):
+    """datasets 5.2 caches a local folder by a name two folders can share; load_split must not mix them up."""
+    from dataset_builder.loading import load_split
+    from dataset_trees import config_folder, png_bytes
+
+    rows = lambda ids: {"id": ids, "image": [{"bytes": png_bytes((9, 9, 9)), "path": None}] * len(ids),  # noqa: E731
+                        "emotion": ["awe"] * len(ids)}
+    config_folder(tmp_path / "a" / "data", "categorical", "test", rows(["a1", "a2"]))
+    config_folder(tmp_path / "b" / "data", "categorical", "test", rows(["b1", "b2", "b3"]))
+    assert load_split(str(tmp_path / "a" / "data"), "categorical", "test")["id"] == ["a1", "a2"]
+    assert load_split(str(tmp_path / "b" / "data"), "categorical", "test")["id"] == ["b1", "b2", "b3"]
