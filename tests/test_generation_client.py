@@ -113,6 +113,15 @@ def test_second_run_with_the_cache_sends_no_request(tmp_path):
     assert [r.value for r in second] == [r.value for r in first] and all(r.cached for r in second)
 
 
+def test_a_second_server_with_the_same_model_name_does_not_share_the_first_ones_cached_replies(tmp_path):
+    with ResponseCache(tmp_path / "cache.sqlite") as cache:
+        with running_openai_server() as (first_url, first):
+            run_chat_requests(requests(2), settings(first_url), parse=echo_value, cache=cache)
+        with running_openai_server() as (second_url, second):
+            replies = run_chat_requests(requests(2), settings(second_url), parse=echo_value, cache=cache)
+    assert first.requests == second.requests == 2 and not any(reply.cached for reply in replies)
+
+
 def test_concurrency_bounds_the_requests_in_flight():
     with running_openai_server(latency=0.15) as (base_url, stats):
         started = time.monotonic()

@@ -23,7 +23,7 @@ What is this module's own, and why (openai 3.57 checked):
 - Structured output: a request with `response_format` whose server answers 400/422 (no `json_schema` support)
   is sent again as `fallback_messages` without it, and so is every later request of the run.
 - Cache: content-addressed by the request's `cache_key` (the caller's, made with `content_key`), by default the
-  SHA-256 of model, messages, response format, max_tokens and temperature: whatever changes the reply changes the
+  SHA-256 of endpoint, model, messages, response format, max_tokens and temperature: whatever changes the reply changes the
   key. Only accepted replies are stored, so a re-run sends nothing for what is done.
 """
 
@@ -40,7 +40,7 @@ from modeling_emovit.errors import EmoVITInputError
 from .cache import ResponseCache, content_key
 from .limits import TokenBucket
 from .requests import ChatRequest, ChatResult, RejectedOutput
-from .settings import ClientSettings, api_key_from_env
+from .settings import ClientSettings, api_key_from_env, endpoint
 
 logger = logging.getLogger(__name__)
 LOGGED_WAIT = 5.0  # seconds: waits longer than this are logged, so a slow run says why
@@ -112,7 +112,8 @@ class ChatRunner:
     def cache_key(self, request: ChatRequest) -> str:
         settings = self.settings
         return request.cache_key or content_key(
-            settings.model, request.messages, request.response_format, settings.max_tokens, settings.temperature
+            endpoint(settings), settings.model, request.messages, request.response_format, settings.max_tokens,
+            settings.temperature,
         )
 
     def _from_cache(self, request: ChatRequest, key: str) -> ChatResult | None:
