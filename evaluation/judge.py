@@ -190,15 +190,22 @@ def _run(requests, settings, cache_path: Path):
         return run_chat_requests(requests, settings, cache=cache)
 
 
+def _caption(batch, position: int) -> str:
+    return batch["caption"][position] if "caption" in batch.column_names else ""
+
+
 def run_judged_task(task: str, model: str, data: str, out: str, config: str | None, split: str, judge,
                     batch_size: int = 8, max_new_tokens: int = 256, rules: ReviewRules = DEFAULT_RULES) -> dict:
     """Generates the model's answers, has them judged, writes predictions.jsonl and results.json to `out`.
 
     `judge`: a `dataset_builder.chat.ClientSettings` for the judge model; `rules`: the reasoning judge's rules.
     """
+    from datasets import Image
+
     from modeling_emovit.generation import generate_text
 
     from .harness import load_model
+    from .predictions import decoded_images
 
     if task not in ("reasoning", "humor"):
         raise EmoVITInputError(f"--task must be classification, reasoning or humor, not {task!r}.")
@@ -211,15 +218,20 @@ def run_judged_task(task: str, model: str, data: str, out: str, config: str | No
     if task == "humor":
         _check_humor_references(dataset["completion"], data, config)
     network, processor = load_model(model)
-    items = []
+    dataset = dataset.cast_column("image", Image(decode=False))  # decoded per batch: a bad image is skipped
+    items, skipped = [], {}
     for start in range(0, len(dataset), batch_size):
         batch = dataset.select(range(start, min(start + batch_size, len(dataset))))
-        questions = list(batch["prompt"]) if task == "reasoning" else [HUMOR_INSTRUCTION] * len(batch)
-        answers = generate_text(network, processor, list(batch["image"]), questions, max_new_tokens)
-        contexts = batch["caption"] if "caption" in batch.column_names else [""] * len(batch)
+        images, kept, bad = decoded_images(batch["id"], batch["image"])
+        skipped |= bad
+        rows = [{key: batch[key][k] for key in ("id", "prompt", "completion")} | {"caption": _caption(batch, k)}
+                for k in kept]
+        questions = [row["prompt"] if task == "reasoning" else HUMOR_INSTRUCTION for row in rows]
+        answers = generate_text(network, processor, images, questions, max_new_tokens) if images else []
         items += [
-            {"id": i, "question": q, "reference": r, "answer": a, "context": c or "(no description)"}
-            for i, q, r, a, c in zip(batch["id"], questions, batch["completion"], answers, contexts)
+            {"id": row["id"], "question": q, "reference": row["completion"], "answer": a,
+             "context": row["caption"] or "(no description)"}
+            for row, q, a in zip(rows, questions, answers)
         ]
     folder = Path(out)
     folder.mkdir(parents=True, exist_ok=True)
@@ -228,7 +240,8 @@ def run_judged_task(task: str, model: str, data: str, out: str, config: str | No
     with (folder / "predictions.jsonl").open("w", encoding="utf-8") as file:
         file.writelines(json.dumps(item) + "\n" for item in items)
     results = {"task": task, "model": model, "data": data, "config": config, "split": split,
-               "judge_model": judge.model, "num_examples": len(items), "metrics": judged}
+               "judge_model": judge.model, "num_examples": len(items), "metrics": judged,
+               "skipped_images": len(skipped), "skipped_image_ids": sorted(skipped)[:20]}
     if task == "reasoning":
         results["judge_rules"] = rules.source
     (folder / "results.json").write_text(json.dumps(results, indent=2))

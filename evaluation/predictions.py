@@ -103,20 +103,28 @@ def _predict_batch(batch: list[tuple[int, int]], dataset, prompts: list[str], pr
     for paraphrase in sorted({p for p, _ in batch}):
         indices = [i for p, i in batch if p == paraphrase]
         examples = dataset.select(indices)
-        images, kept = [], []
-        for example_id, reference, cell in zip(examples["id"], examples["emotion"], examples["image"]):
-            try:
-                images.append(open_image(cell))
-                kept.append((example_id, reference))
-            except InvalidImageError as error:
-                rows.append({"id": example_id, "paraphrase": paraphrase, "skipped": str(error)})
+        images, kept, skipped = decoded_images(examples["id"], examples["image"])
+        rows += [{"id": example_id, "paraphrase": paraphrase, "skipped": reason} for example_id, reason in skipped.items()]
         predictions = predictor.predict(images, prompts[paraphrase]) if images else []
         rows += [
-            {"id": example_id, "paraphrase": paraphrase, "reference": reference, "prediction": prediction.label,
-             "answer": prediction.answer, "scores": prediction.scores}
-            for (example_id, reference), prediction in zip(kept, predictions)
+            {"id": examples["id"][k], "paraphrase": paraphrase, "reference": examples["emotion"][k],
+             "prediction": prediction.label, "answer": prediction.answer, "scores": prediction.scores}
+            for k, prediction in zip(kept, predictions)
         ]
     return rows
+
+
+def decoded_images(ids: list[str], cells: list) -> tuple[list, list[int], dict[str, str]]:
+    """The images among undecoded `{"bytes", "path"}` cells that decode, the positions they came from, and
+    id -> reason for those that do not (skipped and counted, never fatal)."""
+    images, kept, skipped = [], [], {}
+    for position, (example_id, cell) in enumerate(zip(ids, cells)):
+        try:
+            images.append(open_image(cell))
+            kept.append(position)
+        except InvalidImageError as error:
+            skipped[example_id] = str(error)
+    return images, kept, skipped
 
 
 def _append(path: Path, rows: list[dict], done: dict) -> None:

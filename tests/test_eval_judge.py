@@ -142,3 +142,18 @@ def test_a_rule_json_without_the_entry_is_one_sentence(model_dir, tmp_path, caps
                  "--judge-rules", str(tmp_path / "rule.json")])
     error = capsys.readouterr().err
     assert code == 2 and "llava_bench_complex" in error and len(error.strip().splitlines()) == 1
+
+
+def test_an_undecodable_image_is_skipped_and_counted_while_the_others_are_judged(model_dir, tmp_path):
+    data = config_folder(tmp_path / "data", "reasoning", "test", {
+        "id": ["r0", "r1", "r2"],
+        "image": [{"bytes": png_bytes((10, 120, 200)), "path": None}, {"bytes": b"not an image", "path": None},
+                  {"bytes": png_bytes((90, 120, 200)), "path": None}],
+        "caption": ["a dog"] * 3, "prompt": ["Why amused?"] * 3,
+        "completion": [f"REFERENCE answer {i}" for i in range(3)],
+    })
+    with running_openai_server(respond=lambda body: "8 6\nFine.") as (base_url, stats):
+        assert judged_eval(model_dir, data, tmp_path / "out", "reasoning", base_url) == 0
+    results = json.loads((tmp_path / "out" / "results.json").read_text())
+    assert results["skipped_images"] == 1 and results["skipped_image_ids"] == ["r1"]
+    assert results["num_examples"] == 2 and stats.requests == 2
