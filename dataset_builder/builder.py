@@ -16,7 +16,7 @@ from modeling_emovit.errors import EmoVITInputError
 from modeling_emovit.image_utils import InvalidImageError
 
 from .emotions import get_label_space
-from .images import encoded_image
+from .images import CheckedImages
 from .instructions import CATEGORICAL_PARAPHRASES, categorical_answer, categorical_instruction, choose_paraphrase
 from .report import BuildReport
 from .schema import CITATION, MESSAGES_CONFIG, TASKS, config_features
@@ -94,6 +94,7 @@ class EmoVITInstructBuilder(datasets.GeneratorBasedBuilder):
 
     def _manifest_rows(self, manifest: str, report: BuildReport):
         config = self.config
+        images = CheckedImages(manifest)  # decoded by the first config, reused by the others
         with open(manifest, encoding="utf-8") as handle:
             for line in handle:
                 record = json.loads(line)
@@ -101,7 +102,7 @@ class EmoVITInstructBuilder(datasets.GeneratorBasedBuilder):
                 if not instructions:
                     continue
                 try:
-                    image = encoded_image(record["image_path"], record["id"].replace("/", "_"))
+                    image = images.image(record["id"], record["image_path"], record["id"].replace("/", "_"))
                 except (InvalidImageError, OSError):
                     report.skip("corrupt, truncated or non-image file", record["id"])
                     continue

@@ -108,6 +108,25 @@ def test_images_are_embedded_and_cmyk_becomes_rgb(emoset_build):
     assert awe["bytes"] == (root / "image/awe/awe_00200.jpg").read_bytes()
 
 
+def test_each_image_is_decoded_once_per_build_and_every_config_holds_the_same_bytes(emoset_build, tmp_path, monkeypatch):
+    import dataset_builder.images
+
+    root, gens, _, _ = emoset_build
+    decoded = []
+    opened = dataset_builder.images.open_image
+    monkeypatch.setattr(dataset_builder.images, "open_image", lambda data: decoded.append(data) or opened(data))
+    out = tmp_path / "out"
+    report = build_dataset("emoset", root, "train", out, generations=gens, skip_unknown=True)
+
+    assert len(report.rows) == 5 and len(decoded) == 16  # 5 configs, 16 readable-or-not images, one decode each
+    assert report.skipped["corrupt, truncated or non-image file"] == 1  # the truncated one, counted once
+    cells = {config: {row["id"]: row["image"]["bytes"] for row in
+                      _rows(out, config).cast_column("image", datasets.Image(decode=False))}
+             for config in ("all", "categorical", "conversation")}
+    assert cells["categorical"]["amusement_00001"] == cells["all"]["amusement_00001"]  # the re-encoded CMYK
+    assert all(cells["all"][image] == cell for config in cells for image, cell in cells[config].items())
+
+
 def test_card_declares_configs_features_counts_and_licence(emoset_build):
     card = (emoset_build[2] / "README.md").read_text()
     metadata = yaml.safe_load(card.split("---")[1])
