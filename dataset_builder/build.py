@@ -165,11 +165,16 @@ def build_dataset(
         eligible = {task: _images_given(task, manifests) for task in GENERATED_TASKS}
         report_dir = work / "reports"
         report_dir.mkdir()
-        for name in ("all", *tasks, MESSAGES_CONFIG):
+        # With one task, `all` holds exactly that task's rows: its shards are copied rather than written again.
+        names = [*tasks, MESSAGES_CONFIG] if len(tasks) == 1 else ["all", *tasks, MESSAGES_CONFIG]
+        for name in names:  # the first one reports, and decodes each image for the others (images.CheckedImages)
             report.rows[name] = _build_config(
                 name, tasks, manifests, split, work, num_proc, seed, paraphrases,
-                str(report_dir) if name == "all" else None,
+                str(report_dir) if name == names[0] else None,
             )
+        if len(tasks) == 1:
+            shutil.copytree(work / "parquet" / tasks[0], work / "parquet" / "all")
+            report.rows = {"all": report.rows[tasks[0]], **report.rows}
         for path in sorted(report_dir.glob("*.json")):
             report.merge(json.loads(path.read_text()))
         if report.records == 0:

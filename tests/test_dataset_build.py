@@ -393,3 +393,12 @@ def test_the_build_summary_names_images_skipped_for_leading_outside_the_root(tmp
     assert _rows(tmp_path / "outside-skipped", "categorical")["id"] == ["a"]
     assert main(base + ["--out", str(tmp_path / "outside-allowed"), "--allow-outside-root"]) == 0
     assert sorted(_rows(tmp_path / "outside-allowed", "categorical")["id"]) == ["../outside", "a"]
+
+
+def test_a_single_task_build_gives_all_the_same_rows_as_its_task(tmp_path):
+    emoset_tree(tmp_path / "root", per_emotion=1)
+    report = build_dataset("emoset", tmp_path / "root", "train", tmp_path / "out", tasks=("categorical",))
+    assert report.rows == {"all": 8, "categorical": 8, "messages": 8}
+    every, categorical = _rows(tmp_path / "out", "all"), _rows(tmp_path / "out", "categorical")
+    assert every.features == categorical.features
+    assert every.remove_columns("image").to_list() == categorical.remove_columns("image").to_list()
