@@ -31,14 +31,14 @@ class EmoVITSFTTrainer(ModelCardSFTTrainer):
         self.lr_schedule, self.warmup_start_lr = lr_schedule, warmup_start_lr
 
     def create_scheduler(self, num_training_steps: int, optimizer=None):
-        if self.lr_schedule != "lavis" or self.lr_scheduler is not None:
-            return super().create_scheduler(num_training_steps, optimizer)
-        # optimizer steps per epoch, as the training loop counts them (`num_update_steps_per_epoch`)
-        steps_per_epoch = self.set_initial_training_values(self.args, self.get_train_dataloader())[1]
-        self.lr_scheduler = lavis_scheduler(
-            self.args, optimizer or self.optimizer, num_training_steps, steps_per_epoch, self.warmup_start_lr
-        )
-        self._created_lr_scheduler = True  # as Trainer.create_scheduler: rebuilt by the next train()
+        created_here = self.lr_scheduler is None  # not one the caller passed in
+        super().create_scheduler(num_training_steps, optimizer)  # also Trainer's bookkeeping for the next train()
+        if self.lr_schedule == "lavis" and created_here:
+            # optimizer steps per epoch, as the training loop counts them (`num_update_steps_per_epoch`)
+            steps_per_epoch = self.set_initial_training_values(self.args, self.get_train_dataloader())[1]
+            self.lr_scheduler = lavis_scheduler(
+                self.args, optimizer or self.optimizer, num_training_steps, steps_per_epoch, self.warmup_start_lr
+            )
         return self.lr_scheduler
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
