@@ -44,6 +44,8 @@ def serve(model: str, host: str, port: int, device: str) -> None:
                        non_blocking=True)
     server.server.config.app.add_exception_handler(ValueError, bad_request)
     try:
+        # transformers 5.24's Serve has no public way to wait for a non-blocking server; its thread is `_thread`
+        # (tests/test_serving.py runs a real server through this line).
         server._thread.join()
     except KeyboardInterrupt:
         server.kill_server()
