@@ -1,17 +1,21 @@
 """Emotion label spaces of the visual emotion datasets, a free-text normaliser onto them, and their polarity.
 
 Sits between the source readers (which see folder names, CSV cells or model answers) and the records: every label
-that reaches a record is one of its label space's `labels`. Sources: Mikels et al. 2005 (EmoSet, FI), Ekman
-(EmotionROI; Emotion6, whose images sit in six emotion folders: its per-image distributions add a neutral bin, kept
-with the records, but neutral is never an image's label, so it is no candidate), Panda et al. ECCV 2018
-(UnbiasedEmo; WEBEmo's 25 fine classes under Parrott-style primaries, see `WEBEMO_HIERARCHY`).
+that reaches a record is one of its label space's `labels`. The spaces themselves (labels by polarity, WEBEmo's
+hierarchy) live in `modeling_emovit.labels`, which a saved model's emotion pipeline also reads.
 """
 
 import re
 from dataclasses import dataclass
 
 from modeling_emovit.errors import EmoVITInputError
-from modeling_emovit.labels import MIKELS_EMOTIONS
+from modeling_emovit.labels import (  # noqa: F401  (WEBEmo names re-exported for the WEBEmo reader)
+    LABEL_SPACE_POLARITIES,
+    WEBEMO_HIERARCHY,
+    WEBEMO_PRIMARY_OF,
+    label_space_labels,
+    webemo_polarity,
+)
 
 
 @dataclass(frozen=True)
@@ -23,60 +27,10 @@ class LabelSpace:
     polarity: dict[str, str]
 
 
-def _space(name: str, positive: tuple, negative: tuple, neutral: tuple = ()) -> LabelSpace:
-    labels = tuple(sorted(positive + negative + neutral))
-    polarity = {label: "positive" for label in positive}
-    polarity |= {label: "negative" for label in negative}
-    polarity |= {label: "neutral" for label in neutral}
-    return LabelSpace(name, labels, polarity)
-
-
-_MIKELS_POSITIVE = ("amusement", "awe", "contentment", "excitement")
-_MIKELS_NEGATIVE = tuple(label for label in MIKELS_EMOTIONS if label not in _MIKELS_POSITIVE)
-# EmotionROI (Peng et al. 2016) and most visual-emotion work count surprise with joy as positive.
-_EKMAN_POSITIVE = ("joy", "surprise")
-_EKMAN_NEGATIVE = ("anger", "disgust", "fear", "sadness")
-
-# WEBEmo (Panda et al. 2018): 25 fine classes under primaries under 2 polarities. Names as in the paper; the
-# release's folder typos ("cheerfullness", "irritabilty") are mapped back by the normaliser below.
-# UNVERIFIED 7-class level: the WEBEmo release's own category.txt has SIX level-2 classes (anger, fear, joy, love,
-# sadness, surprise) with confusion under sadness; the 7 classes here (confusion on its own) follow later
-# third-party work, and no text by EmoVIT's or WEBEmo's authors defining a 7-class level was found. Treat
-# `webemo-7` results as comparable only to work that uses the same split.
-WEBEMO_HIERARCHY: dict[str, tuple[str, ...]] = {
-    "anger": ("disgust", "envy", "exasperation", "irritability", "rage"),
-    "confusion": ("confusion",),
-    "fear": ("horror", "nervousness"),
-    "joy": ("cheerfulness", "contentment", "enthrallment", "optimism", "pride", "relief", "zest"),
-    "love": ("affection", "gratitude", "lust"),
-    "sadness": ("disappointment", "neglect", "sadness", "shame", "suffering", "sympathy"),
-    "surprise": ("surprise",),
-}
-_WEBEMO_POSITIVE_PRIMARIES = ("joy", "love", "surprise")
-WEBEMO_PRIMARY_OF = {fine: primary for primary, fines in WEBEMO_HIERARCHY.items() for fine in fines}
-
-
-def webemo_polarity(primary: str) -> str:
-    return "positive" if primary in _WEBEMO_POSITIVE_PRIMARIES else "negative"
-
-
-def _webemo_space(name: str, level: str) -> LabelSpace:
-    """level: "fine" (25 classes) or "primary" (7 classes)."""
-    labels = WEBEMO_PRIMARY_OF if level == "fine" else {primary: primary for primary in WEBEMO_HIERARCHY}
-    positive = tuple(label for label, primary in labels.items() if webemo_polarity(primary) == "positive")
-    negative = tuple(label for label, primary in labels.items() if webemo_polarity(primary) == "negative")
-    return _space(name, positive, negative)
-
-
 LABEL_SPACES: dict[str, LabelSpace] = {
-    "emoset": _space("emoset", _MIKELS_POSITIVE, _MIKELS_NEGATIVE),
-    "fi": _space("fi", _MIKELS_POSITIVE, _MIKELS_NEGATIVE),
-    "emotionroi": _space("emotionroi", _EKMAN_POSITIVE, _EKMAN_NEGATIVE),
-    "emotion6": _space("emotion6", _EKMAN_POSITIVE, _EKMAN_NEGATIVE),
-    "unbiasedemo": _space("unbiasedemo", ("joy", "love", "surprise"), ("anger", "fear", "sadness")),
-    "webemo-2": _space("webemo-2", ("positive",), ("negative",)),
-    "webemo-7": _webemo_space("webemo-7", "primary"),
-    "webemo-25": _webemo_space("webemo-25", "fine"),
+    name: LabelSpace(name, label_space_labels(name),
+                     {label: polarity for polarity, labels in groups.items() for label in labels})
+    for name, groups in LABEL_SPACE_POLARITIES.items()
 }
 
 

@@ -6,10 +6,11 @@ from the generation JSONL instead (dataset_builder.generation).
 
 import hashlib
 
-# Index 0 is EmoVIT's instruction as released, byte for byte: no space after the colon, two before "Predict".
+from modeling_emovit.labels import EMOVIT_INSTRUCTION, categorical_answer, join_options  # noqa: F401  (re-exported)
+
+# Index 0 is EmoVIT's instruction as released (`modeling_emovit.labels`, which a saved model's pipeline reads too).
 CATEGORICAL_PARAPHRASES: list[str] = [
-    "Please select the emotion closest to the image from the following options:{options} (Do not provide answers "
-    "outside of the candidates options.) Please answer in the following format:  Predict emotion:",
+    EMOVIT_INSTRUCTION,
     "Which of these emotions does the image evoke most strongly: {options}? Choose only from these options and "
     "answer in the format: Predict emotion: <emotion>",
     "Look at the image and pick the single emotion it conveys best among {options}. Answer with one of the "
@@ -21,21 +22,9 @@ CATEGORICAL_PARAPHRASES: list[str] = [
 ]
 
 
-def join_options(labels) -> str:
-    """EmoVIT's candidate list: "a, b, ... and z"."""
-    labels = list(labels)
-    if len(labels) < 2:
-        return "".join(labels)
-    return ", ".join(labels[:-1]) + " and " + labels[-1]
-
-
 def categorical_instruction(labels, paraphrase: int = 0) -> str:
     """The instruction listing `labels` as candidates; paraphrase 0 is EmoVIT's own template."""
     return CATEGORICAL_PARAPHRASES[paraphrase].format(options=join_options(labels))
-
-
-def categorical_answer(label: str) -> str:
-    return f"Predict emotion: {label}"
 
 
 def choose_paraphrase(record_id: str, seed: int, n: int) -> int:
