@@ -108,7 +108,8 @@ def _predict_batch(batch: list[tuple[int, int]], dataset, prompts: list[str], pr
         predictions = predictor.predict(images, prompts[paraphrase]) if images else []
         rows += [
             {"id": examples["id"][k], "paraphrase": paraphrase, "reference": examples["emotion"][k],
-             "prediction": prediction.label, "answer": prediction.answer, "scores": prediction.scores}
+             "prediction": prediction.label, "answer": prediction.answer, "scores": prediction.scores,
+             "log_likelihoods": prediction.log_likelihoods}
             for k, prediction in zip(kept, predictions)
         ]
     return rows

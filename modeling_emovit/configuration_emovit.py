@@ -34,6 +34,10 @@ class EmoVITConfig(InstructBlipConfig):
         Modules or parameters (dotted paths, e.g. `vision_model.post_layernorm`) left trainable by
         `freeze_for_instruction_tuning()`; defaults to what LAVIS trains: the vision encoder's final LayerNorm
         (LAVIS `ln_vision`), the Q-Former, the query tokens and the language projection.
+    emotion_calibration (`dict`, *optional*):
+        How rank scores become probabilities, fitted on a validation split by `emovit eval --calibrate-on`:
+        `{"temperature": T, "bias": {label: b} or None, "labels": [...], "fitted_on": "..."}` (see
+        `calibration_emovit`); None: the softmax of the raw log-likelihoods.
 
     An InstructBLIP `config.json` (model_type `instructblip`) loads into this class unchanged, so
     `EmoVITForConditionalGeneration.from_pretrained("Salesforce/instructblip-vicuna-7b")` starts EmoVIT training.
@@ -43,6 +47,7 @@ class EmoVITConfig(InstructBlipConfig):
 
     emotion_labels: list[str] | None = None
     trainable_modules: list[str] | None = None
+    emotion_calibration: dict | None = None
 
     def __post_init__(self, **kwargs):
         self.emotion_labels = list(self.emotion_labels or MIKELS_EMOTIONS)

@@ -7,7 +7,8 @@ What differs from transformers' InstructBLIP, and why:
   only the vision encoder's final LayerNorm (LAVIS `ln_vision`), the Q-Former, the query tokens and the language
   projection train;
 - `image_embeds` (the frozen vision encoder's output before that trained LayerNorm) may replace `pixel_values`, for
-  the vision-feature cache.
+  the vision-feature cache;
+- `save_pretrained` also saves the image-emotion-classification pipeline (its code and `custom_pipelines`).
 """
 
 import logging
@@ -156,6 +157,15 @@ class EmoVITForConditionalGeneration(EmoVITMixin, InstructBlipForConditionalGene
             )
             kwargs["mm_encoder_outputs"] = {"image": features}
         return super().forward(pixel_values=pixel_values, qformer_input_ids=qformer_input_ids, **kwargs)
+
+    def save_pretrained(self, save_directory, *args, **kwargs):
+        """transformers' save, plus config.json's `custom_pipelines` entry for "image-emotion-classification": the
+        relative import below makes transformers copy `pipeline_emovit.py` (and the scorer it imports) beside the
+        weights, so `pipeline(..., trust_remote_code=True)` finds it."""
+        from .pipeline_emovit import CUSTOM_PIPELINES
+
+        self.config.custom_pipelines = {task: dict(entry) for task, entry in CUSTOM_PIPELINES.items()}
+        return super().save_pretrained(save_directory, *args, **kwargs)
 
 
 # save_pretrained copies this file (and its relative imports) beside the weights and records it in `auto_map`.

@@ -1,4 +1,5 @@
-"""Emotion calibration metric: expected calibration error (ECE) and top-k accuracy from per-label probabilities.
+"""Emotion calibration metric: expected calibration error (ECE), Brier score, negative log-likelihood and top-k
+accuracy from per-label probabilities.
 
 A stand-alone `evaluate` module: it imports no emovit code and shares none with its sibling modules (it repeats
 their few lines of input checking by design), so it can be published on its own. Offline:
@@ -9,12 +10,15 @@ their few lines of input checking by design), so it can be published on its own.
 import datasets
 import evaluate
 import numpy as np
+from sklearn.metrics import brier_score_loss
+from sklearn.metrics import log_loss
 from sklearn.metrics import top_k_accuracy_score
 
 _DESCRIPTION = """
 Expected calibration error over equal-width confidence bins of the top-1 probability,
 ECE = sum_b |B_b| / N * |accuracy(B_b) - mean confidence(B_b)| (Guo et al., 2017), and top-k accuracy, the share of
-examples whose reference is among the k most probable labels.
+examples whose reference is among the k most probable labels. Brier score: mean over examples of
+sum_c (p_c - y_c)^2 (range [0, 2] for any number of labels); NLL: mean of -log p(reference).
 """
 
 _KWARGS_DESCRIPTION = """
@@ -25,11 +29,11 @@ Args:
     top_k: the k values for top-k accuracy (default (1, 3, 5); k above the number of labels is skipped).
     labels: the label list (id order), needed only for string references.
 Returns:
-    ece, mean_confidence, and top_{k}_accuracy for each k (floats).
+    ece, brier, nll, mean_confidence, and top_{k}_accuracy for each k (floats).
 Example:
     >>> metric = evaluate.load("evaluation/metrics/emotion_calibration")
     >>> metric.compute(predictions=[[0.9, 0.1], [0.6, 0.4]], references=[0, 1], top_k=[1])
-    {'ece': 0.35, 'mean_confidence': 0.75, 'top_1_accuracy': 0.5}
+    {'ece': 0.35, 'brier': 0.37, 'nll': 0.5108..., 'mean_confidence': 0.75, 'top_1_accuracy': 0.5}
 """
 
 _CITATION = """
@@ -66,11 +70,13 @@ class EmotionCalibration(evaluate.Metric):
         probabilities = np.asarray(predictions, dtype=np.float64)
         probabilities = probabilities / probabilities.sum(axis=1, keepdims=True)
         truth = np.asarray(_reference_ids(references, labels, self.name))
+        classes = list(range(probabilities.shape[1]))
         results = {
             "ece": _expected_calibration_error(probabilities, truth, n_bins),
+            "brier": float(brier_score_loss(truth, probabilities, labels=classes, scale_by_half=False)),
+            "nll": float(log_loss(truth, probabilities, labels=classes)),
             "mean_confidence": float(probabilities.max(axis=1).mean()),
         }
-        classes = list(range(probabilities.shape[1]))
         # scikit-learn scores two classes by the second column's probability alone.
         scores = probabilities[:, 1] if len(classes) == 2 else probabilities
         for k in top_k:

@@ -1,0 +1,24 @@
+"""Per-label probabilities from candidate log-likelihoods, through the calibration stored in the model config.
+
+`config.emotion_calibration`, written by `emovit eval --mode rank --calibrate-on VAL_DATA`, holds
+`{"temperature": T, "bias": {label: b} or None, "labels": [...], "fitted_on": "..."}`; the probabilities are
+softmax(log_likelihood / T + bias) over the candidates (temperature scaling, Guo et al., ICML 2017). A temperature
+never changes which label ranks first. The biases were fitted for one candidate list in one order (the options the
+instruction names), so they apply only when the candidates are exactly `labels`; any other list gets the temperature
+alone. Used by rank evaluation and the image-emotion-classification pipeline; saved beside the weights as remote code.
+"""
+
+from collections.abc import Sequence
+
+import torch
+
+
+def emotion_probabilities(log_likelihoods: torch.Tensor, labels: Sequence[str], calibration: dict | None) -> torch.Tensor:
+    """`(batch, num_labels)` probabilities (rows sum to 1) from `(batch, num_labels)` candidate log-likelihoods."""
+    logits = log_likelihoods.double()
+    if calibration:
+        logits = logits / float(calibration["temperature"])
+        bias = calibration.get("bias")
+        if bias and list(labels) == list(calibration.get("labels") or ()):
+            logits = logits + torch.tensor([bias[label] for label in labels], dtype=logits.dtype, device=logits.device)
+    return logits.softmax(dim=-1)
