@@ -13,6 +13,7 @@ from dataset_builder.loading import load_split
 from modeling_emovit.errors import EmoVITInputError
 from modeling_emovit.loading import EMOVIT_MODEL_TYPES, check_processor_folder, load_model_and_processor, model_type_of
 
+from .calibration import calibrate, calibration_results
 from .label_space import resolve_label_space
 from .model_card import display_name, update_model_card
 from .plots import plot_confusion_matrix
@@ -22,6 +23,7 @@ from .settings import EvalSettings
 
 RESULTS_FILE = "results.json"
 CONFUSION_MATRIX_FILE = "confusion_matrix.png"
+RELIABILITY_DIAGRAM_FILE = "reliability_diagram.png"
 
 
 def load_model(model: str):
@@ -64,6 +66,7 @@ def run_eval(settings: EvalSettings, base_model: str | None = None, training_dat
     out = prepare_out(settings) if state.is_main_process else Path(settings.out)  # written once the model loaded
     state.wait_for_everyone()
     model.to(state.device)
+    fit = calibrate(settings, model, processor, space) if settings.calibrate_on else None
     predictor = _predictor(settings, model, processor, space)
     progress = predict_all(settings, dataset, space, predictor, out)
     if not state.is_main_process:
@@ -90,6 +93,10 @@ def run_eval(settings: EvalSettings, base_model: str | None = None, training_dat
         "confusion_matrix": {"labels": metrics["labels"], "counts": metrics["confusion_matrix"]},
         "progress": {**progress, "images_per_second": _rate(progress)},
     }
+    calibration = getattr(model.config, "emotion_calibration", None) if settings.mode == "rank" else None
+    if calibration:
+        results["calibration"] = calibration_results(rows, space, calibration, fit, out / RELIABILITY_DIAGRAM_FILE,
+                                                     f"{Path(settings.data).name} ({space.name})")
     (out / RESULTS_FILE).write_text(json.dumps(results, indent=2))
     plot_confusion_matrix(
         metrics["confusion_matrix"], metrics["labels"], out / CONFUSION_MATRIX_FILE,

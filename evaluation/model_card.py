@@ -33,12 +33,15 @@ CARD_METRICS = [
     ("polarity_accuracy", "accuracy", "Polarity accuracy"),
     ("unmapped_rate", "unmapped_rate", "Unmapped answers"),
     ("ece", "ece", "Expected calibration error"),
+    ("brier", "brier", "Brier score"),
+    ("nll", "nll", "Negative log-likelihood"),
     ("top_3_accuracy", "accuracy", "Top-3 accuracy"),
     ("instruction_sensitivity", "instruction_sensitivity", "Instruction sensitivity"),
     ("relative_score", "relative_score", "Reasoning relative score (LLM judge)"),
     ("preference_rate", "preference_rate", "Humour preference rate (LLM judge)"),
 ]
 TABLE_START, TABLE_END = "<!-- emovit-eval-start -->", "<!-- emovit-eval-end -->"
+CALIBRATION_START, CALIBRATION_END = "<!-- emovit-calibration-start -->", "<!-- emovit-calibration-end -->"
 NO_RESULTS = "Not evaluated yet: `emovit eval --model THIS_FOLDER ...` adds results here and to the `model-index`."
 TAGS = ["emovit", "emotion", "visual-emotion-analysis", "image-text-to-text"]
 
@@ -148,6 +151,7 @@ def update_model_card(
         body = f"{card.text.rstrip()}\n\n## Evaluation\n\n{TABLE_START}\n{TABLE_END}\n"
     else:
         body = card.text
+    body = with_calibration_section(body, results)
     card = ModelCard(f"---\n{data.to_yaml()}\n---\n{_with_table(body, data.eval_results)}")
     card.save(path)
     return card
@@ -300,3 +304,41 @@ def display_name(name: str) -> str:
 def _dataset_id(data: str) -> str:
     """A Hub dataset id as given; for a local folder, its name (the card must not leak local paths)."""
     return display_name(data)
+
+
+def with_calibration_section(body: str, results: list[dict]) -> str:
+    """The card body with a "Calibration" section for the last result that reports one (rank mode with a fitted
+    calibration): the temperature, whether per-label biases were kept, and ECE/Brier/NLL/accuracy before and after.
+    Replaces the section an earlier evaluation wrote, else follows the evaluation results; the body is unchanged when
+    no result reports calibration."""
+    calibrated = [result for result in results if result.get("calibration")]
+    if not calibrated:
+        return body
+    result = calibrated[-1]
+    calibration = result["calibration"]
+    rows = [f"| {name} | {f['ece']:.4f} | {f['brier']:.4f} | {f['nll']:.4f} | {f['accuracy']:.4f} |"
+            for name, f in (("softmax of the log-likelihoods", calibration["before"]), ("calibrated", calibration["after"]))]
+    section = "\n".join([
+        CALIBRATION_START,
+        "## Calibration",
+        "",
+        f"Rank-mode probabilities are temperature-scaled (T = {calibration['temperature']:.4g}; per-label biases "
+        f"{'kept' if calibration['bias_kept'] else 'not kept: they did not lower the cross-validated NLL'}), fitted on "
+        f"{calibration['fitted_on']}. Measured on {_dataset_id(result['data'])} ({result['split']}, "
+        f"{result['num_examples']} images, {result['label_space']}):",
+        "",
+        "| probabilities | ECE (15 bins) | Brier | NLL | accuracy |",
+        "|---|---|---|---|---|",
+        *rows,
+        "",
+        'The `image-emotion-classification` pipeline (`pipeline("image-emotion-classification", model=..., '
+        "trust_remote_code=True)`) returns the calibrated probabilities.",
+        CALIBRATION_END,
+    ])
+    if CALIBRATION_START in body and CALIBRATION_END in body:
+        head, rest = body.split(CALIBRATION_START, 1)
+        return head + section + rest.split(CALIBRATION_END, 1)[1]
+    if TABLE_END in body:  # right after the evaluation results
+        head, rest = body.split(TABLE_END, 1)
+        return f"{head}{TABLE_END}\n\n{section}{rest}"
+    return body.rstrip("\n") + "\n\n" + section + "\n"

@@ -44,3 +44,32 @@ def _matrix_panel(figure, axes, values, labels, name: str, format_value, limits=
             luminance = 0.2126 * red + 0.7152 * green + 0.0722 * blue
             axes.text(c, r, format_value(value), ha="center", va="center", fontsize=8,
                       color="white" if luminance < 0.5 else "black")
+
+
+def plot_reliability_diagram(points: dict, path: Path, title: str, n_bins: int = 15) -> None:
+    """Accuracy against confidence over `n_bins` equal-width bins, one panel per variant (e.g. before/after
+    calibration); `points[name] = (top-1 confidence array, correct array)`. The diagonal is perfect calibration."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    edges = np.linspace(0.0, 1.0, n_bins + 1)
+    figure, panels = plt.subplots(1, len(points), figsize=(4 * len(points), 4), squeeze=False)
+    for axes, (name, (confidence, correct)) in zip(panels[0], points.items()):
+        bins = np.clip(np.ceil(np.asarray(confidence) * n_bins).astype(int) - 1, 0, n_bins - 1)
+        filled = [b for b in range(n_bins) if (bins == b).any()]
+        accuracy = [np.asarray(correct)[bins == b].mean() for b in filled]
+        axes.bar(edges[filled], accuracy, width=1 / n_bins, align="edge", edgecolor="black", label="accuracy")
+        axes.plot([0, 1], [0, 1], linestyle="--", color="grey", label="perfect calibration")
+        axes.set_xlim(0, 1)
+        axes.set_ylim(0, 1)
+        axes.set_xlabel("confidence (top-1 probability)")
+        axes.set_ylabel("accuracy")
+        axes.set_title(f"{name} ({len(confidence)} images)")
+        axes.legend(loc="lower right", fontsize=8)
+    figure.suptitle(title)
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    plt.close(figure)

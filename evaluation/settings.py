@@ -19,6 +19,8 @@ class EvalSettings:
     batch_size: int = 8
     max_new_tokens: int | None = None  # generate mode; default: longest candidate answer + 4 (release preset: 256)
     generation: str = "default"  # generate mode: a GENERATION_PRESETS name ("release": the release's LAVIS decoding)
+    calibrate_on: str | None = None  # rank mode: fit the probabilities' calibration on this dataset's split first
+    calibrate_split: str = "validation"
 
     def identity(self) -> dict:
         """What must match for `out` to be resumed: every setting but `out` and the batch size."""
@@ -34,5 +36,7 @@ class EvalSettings:
 
         if self.generation not in GENERATION_PRESETS:
             raise EmoVITInputError(f"--generation must be one of {', '.join(GENERATION_PRESETS)}, not {self.generation!r}.")
+        if self.calibrate_on and self.mode != "rank":
+            raise EmoVITInputError("--calibrate-on calibrates rank-mode probabilities: use it with --mode rank.")
         if self.batch_size < 1:
             raise EmoVITInputError(f"--batch-size must be at least 1, not {self.batch_size}.")

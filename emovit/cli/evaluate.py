@@ -31,6 +31,10 @@ def add_commands(subparsers) -> None:
     evaluate.add_argument("--generation", choices=["default", "release"], default="default",
                           help="generate mode: default (greedy, answer-length budget) or release (the original "
                                "release's LAVIS decoding: greedy, 256 new tokens, repetition penalty 5.0 on them).")
+    evaluate.add_argument("--calibrate-on", metavar="VAL_DATA",
+                          help="Rank mode: fit a temperature (and per-label biases if they earn their keep) on this "
+                          "dataset's --calibrate-split first and store it in the model folder's config.json.")
+    evaluate.add_argument("--calibrate-split", default="validation", help="Split of --calibrate-on (default: validation).")
     evaluate.add_argument("--base-model", help="Model card: the base model id (e.g. Salesforce/instructblip-vicuna-7b).")
     evaluate.add_argument("--training-data", help="Model card: the training dataset id.")
     judge = evaluate.add_argument_group("LLM judge (--task reasoning|humor); the API key comes from $OPENAI_API_KEY")
@@ -56,6 +60,7 @@ def run_eval_command(args: argparse.Namespace) -> int:
         model=args.model, data=args.data, out=args.out, config=args.config or "categorical", split=args.split,
         label_space=args.label_space, mode=args.mode, paraphrases=args.paraphrases, batch_size=args.batch_size,
         max_new_tokens=args.max_new_tokens, generation=args.generation,
+        calibrate_on=args.calibrate_on, calibrate_split=args.calibrate_split,
     )
     results = run_eval(settings, base_model=args.base_model, training_data=args.training_data)
     if results is not None:
@@ -65,6 +70,8 @@ def run_eval_command(args: argparse.Namespace) -> int:
         print(f"{results['data']} [{results['label_space']}, {results['mode']}] accuracy {metrics['accuracy']:.4f}"
               f"{unmapped}, macro-F1 {metrics['macro_f1']:.4f}, polarity accuracy {metrics['polarity_accuracy']:.4f}"
               f"{f', {skipped} undecodable images skipped' if skipped else ''} -> {args.out}")
+        if "calibration" in results:
+            print(format_calibration(results["calibration"]))
     return 0
 
 
@@ -89,3 +96,14 @@ def run_judged_command(args: argparse.Namespace) -> int:
         update_model_card(args.model, [results], base_model=args.base_model, datasets=args.training_data)
     print(f"{args.task}: {json.dumps(results['metrics'])} -> {args.out}")
     return 0
+
+
+def format_calibration(calibration: dict) -> str:
+    """Before/after calibration figures of a rank run, one line each."""
+    lines = [f"calibration (T = {calibration['temperature']:.3g}, per-label biases "
+             f"{'kept' if calibration['bias_kept'] else 'not kept'}; fitted on {calibration['fitted_on']}):"]
+    for name in ("before", "after"):
+        figures = calibration[name]
+        lines.append(f"  {name:<6} ECE {figures['ece']:.4f}  Brier {figures['brier']:.4f}  NLL {figures['nll']:.4f}  "
+                     f"accuracy {figures['accuracy']:.4f}")
+    return "\n".join(lines)
