@@ -11,8 +11,10 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 LAYERS = ["modeling_emovit", "dataset_builder", "evaluation", "emovit"]
-# What `register_for_auto_class` copies beside the weights, with their relative imports.
-REMOTE_CODE = ["configuration_emovit.py", "modeling_emovit.py", "processing_emovit.py"]
+# What `register_for_auto_class` (and `EmoVITForConditionalGeneration.save_pretrained`, for the emotion pipeline)
+# copies beside the weights, with their relative imports.
+REMOTE_CODE = ["configuration_emovit.py", "modeling_emovit.py", "processing_emovit.py", "pipeline_emovit.py",
+               "scoring_emovit.py", "calibration_emovit.py", "labels.py"]
 
 
 def imported_packages(path: Path) -> set[str]:

@@ -1,0 +1,105 @@
+"""`emovit eval --mode rank --calibrate-on VAL_DATA`: a temperature (and biases only when they earn their keep)
+fitted on a validation split, stored in the model config, used by rank mode and the pipeline, reported before/after."""
+
+import json
+import random
+
+import numpy as np
+import pytest
+import torch
+from dataset_trees import config_folder, png_bytes
+from huggingface_hub import ModelCard
+
+from emovit.cli import main
+from evaluation.calibration import fit_calibration
+from modeling_emovit.testing import tiny_emovit
+
+EMOTION6 = ["anger", "disgust", "fear", "joy", "neutral", "sadness", "surprise"]
+
+
+def synthetic_scores(temperature: float, bias, rows: int = 3000, seed: int = 0):
+    """Log-likelihoods whose calibrated probabilities are softmax(ll / T + bias): labels drawn from that softmax."""
+    rng = np.random.default_rng(seed)
+    true_logits = rng.normal(0, 2, (rows, len(bias)))
+    labels = np.array([rng.choice(len(bias), p=np.exp(z - np.logaddexp.reduce(z))) for z in true_logits])
+    return (true_logits - np.asarray(bias)) * temperature, labels
+
+
+def test_the_fitted_temperature_is_the_one_that_generated_the_labels():
+    log_likelihoods, labels = synthetic_scores(temperature=4.0, bias=[0.0] * 5)
+    calibration, report = fit_calibration(log_likelihoods, labels, list("abcde"), "synthetic")
+    assert calibration["temperature"] == pytest.approx(4.0, rel=0.1)
+    assert calibration["bias"] is None and report["bias_kept"] is False  # no label bias to find: not kept
+
+
+def test_per_label_biases_are_kept_only_when_cross_validation_shows_they_help():
+    bias = [1.5, 0.0, -1.5, 0.0, 0.5]
+    log_likelihoods, labels = synthetic_scores(temperature=2.0, bias=bias)
+    calibration, report = fit_calibration(log_likelihoods, labels, list("abcde"), "synthetic")
+    assert report["bias_kept"] is True
+    assert report["cross_validated_nll"]["temperature_and_bias"] < report["cross_validated_nll"]["temperature"]
+    fitted = np.array([calibration["bias"][label] for label in "abcde"])
+    np.testing.assert_allclose(fitted, np.array(bias) - np.mean(bias), atol=0.25)
+    assert calibration["temperature"] == pytest.approx(2.0, rel=0.1)
+
+
+def emotion6_split(folder, split, count, seed):
+    rng = random.Random(seed)
+    return config_folder(folder, "categorical", split, {
+        "id": [f"{split}{i:03d}" for i in range(count)],
+        "image": [{"bytes": png_bytes(tuple(rng.randrange(256) for _ in range(3))), "path": None} for _ in range(count)],
+        "emotion": [EMOTION6[i % len(EMOTION6)] for i in range(count)],
+        "label_space": ["emotion6"] * count,
+    })
+
+
+@pytest.fixture(scope="module")
+def overconfident_model(tmp_path_factory):
+    """A random tiny EmoVIT whose LM head is scaled up 30x: near-one-hot probabilities, right about 1 time in 7."""
+    folder = tmp_path_factory.mktemp("overconfident")
+    model, processor = tiny_emovit("llama", seed=0)
+    with torch.no_grad():
+        model.language_model.lm_head.weight.mul_(30.0)
+    model.save_pretrained(folder)
+    processor.save_pretrained(folder)
+    return folder
+
+
+def test_calibrating_an_overconfident_model_lowers_its_ece_and_keeps_its_accuracy(overconfident_model, tmp_path, capsys):
+    val, test = emotion6_split(tmp_path / "val", "validation", 35, 1), emotion6_split(tmp_path / "test", "test", 35, 2)
+    out = tmp_path / "out"
+
+    assert main(["eval", "--model", str(overconfident_model), "--data", str(test), "--out", str(out),
+                 "--calibrate-on", str(val), "--batch-size", "16"]) == 0
+
+    results = json.loads((out / "results.json").read_text())
+    calibration = results["calibration"]
+    before, after = calibration["before"], calibration["after"]
+    assert before["ece"] > 0.5 and after["ece"] < before["ece"] / 3
+    assert after["nll"] < before["nll"] and after["brier"] < before["brier"]
+    assert after["accuracy"] == before["accuracy"] == results["metrics"]["accuracy"]
+    assert calibration["temperature"] > 1 and calibration["fitted_on"] == "val (validation, 35 images)"
+    assert results["metrics"]["ece"] == pytest.approx(after["ece"])  # the run's own probabilities are calibrated
+    stored = json.loads((overconfident_model / "config.json").read_text())["emotion_calibration"]
+    assert stored["temperature"] == calibration["temperature"] and stored["labels"] == EMOTION6
+    assert (out / "reliability_diagram.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert len((out / "calibration" / "predictions.jsonl").read_text().splitlines()) == 35
+    printed = capsys.readouterr().out
+    assert f"before ECE {before['ece']:.4f}" in printed and f"after  ECE {after['ece']:.4f}" in printed
+    card = ModelCard.load(overconfident_model / "README.md").text
+    assert "## Calibration" in card and f"{after['ece']:.4f}" in card and str(tmp_path) not in card
+
+    # A later run without --calibrate-on reads the stored calibration from the folder.
+    again = tmp_path / "again"
+    assert main(["eval", "--model", str(overconfident_model), "--data", str(test), "--out", str(again)]) == 0
+    rows = [json.loads(line) for line in (again / "predictions.jsonl").read_text().splitlines()]
+    raw = torch.tensor([[row["log_likelihoods"][label] for label in EMOTION6] for row in rows], dtype=torch.float64)
+    expected = (raw / stored["temperature"]).softmax(-1)
+    assert torch.tensor([[row["scores"][label] for label in EMOTION6] for row in rows]).double() == pytest.approx(expected)
+
+
+def test_calibrate_on_in_generate_mode_is_refused_in_one_sentence(overconfident_model, tmp_path, capsys):
+    data = emotion6_split(tmp_path / "test", "test", 7, 3)
+    code = main(["eval", "--model", str(overconfident_model), "--data", str(data), "--out", str(tmp_path / "out"),
+                 "--mode", "generate", "--calibrate-on", str(data)])
+    assert code == 2 and "--calibrate-on calibrates rank-mode probabilities" in capsys.readouterr().err
