@@ -67,3 +67,18 @@ def test_get_image_features_from_pixels_equals_transformers_5_24_instructblip():
         ours = model.get_image_features(**arguments).pooler_output
         parents = InstructBlipForConditionalGeneration.get_image_features(model, **arguments).pooler_output
     assert torch.equal(ours, parents)
+
+
+def test_transformers_5_24_serve_has_no_probability_route_and_exposes_its_app_only_from_start_server():
+    """Why `emovit.serving` adds /v1/emotions from a `Serve.start_server` override, reading `_model_manager` and
+    `_generation_state`: chat completions drop `logprobs`, and in blocking mode `Serve.__init__` runs the server
+    before returning, so only `start_server` (called by `__init__` in non-blocking mode) sees the built app."""
+    import inspect
+
+    from transformers.cli import serve
+    from transformers.cli.serving import chat_completion
+
+    assert "logprobs" in chat_completion.UNUSED_CHAT_COMPLETION_FIELDS
+    source = inspect.getsource(serve.Serve.__init__)
+    assert "self.start_server()" in source and "self.server.run()" in source
+    assert "self._model_manager = ModelManager(" in source and "self._generation_state = GenerationState(" in source

@@ -1,17 +1,21 @@
-"""Specification of `emovit serve`: a real `transformers serve` process on loopback answers chat with an image."""
+"""Specification of `emovit serve`: a real `transformers serve` process on loopback answers chat with an image, and
+per-label emotion probabilities at /v1/emotions from the same scorer and calibration as the pipeline."""
 
 import base64
 import io
+import json
 import socket
 import subprocess
 import sys
 import time
 
+import httpx2
 import openai
 import pytest
 from openai import OpenAI
 from PIL import Image
 
+from modeling_emovit.pipeline_emovit import ImageEmotionClassificationPipeline
 from modeling_emovit.testing import tiny_emovit
 
 
@@ -33,11 +37,20 @@ def _wait_until_up(client: OpenAI, process, seconds: float = 90) -> None:
     raise TimeoutError("emovit serve did not start within 90 s")
 
 
+def _data_url(image: Image.Image) -> str:
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
+
+
 @pytest.fixture(scope="module")
 def served(tmp_path_factory):
-    """`emovit serve` on a saved tiny EmoVIT: (client, model name), the server stopped after the module."""
+    """`emovit serve FOLDER` in its own process; a calibration is stored in the folder's config, as
+    `emovit eval --calibrate-on` leaves it."""
     folder = tmp_path_factory.mktemp("served")
     model, processor = tiny_emovit("llama")
+    model.config.emotion_calibration = {"temperature": 0.7, "bias": None, "labels": list(model.config.emotion_labels),
+                                        "fitted_on": "test"}
     model.save_pretrained(folder)
     processor.save_pretrained(folder)
     port = _free_port()
@@ -48,22 +61,18 @@ def served(tmp_path_factory):
     try:
         client = OpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key="unused", max_retries=0, timeout=60)
         _wait_until_up(client, process)
-        yield client, str(folder)
+        yield folder, client, model, processor
     finally:
         process.terminate()
         process.wait(timeout=30)
 
 
 def test_served_model_answers_an_openai_chat_request_with_an_image(served):
-    client, model = served
-    buffer = io.BytesIO()
-    Image.new("RGB", (32, 32), (200, 20, 20)).save(buffer, format="PNG")
-    image_url = "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
-
+    folder, client, _, _ = served
     reply = client.chat.completions.create(
-        model=model,
+        model=str(folder),
         messages=[{"role": "user", "content": [
-            {"type": "image_url", "image_url": {"url": image_url}},
+            {"type": "image_url", "image_url": {"url": _data_url(Image.new("RGB", (32, 32), (200, 20, 20)))}},
             {"type": "text", "text": "What emotion does this image evoke?"},
         ]}],
         max_tokens=4,
@@ -73,9 +82,43 @@ def test_served_model_answers_an_openai_chat_request_with_an_image(served):
 
 
 def test_a_request_without_an_image_is_answered_400_with_a_sentence(served):
-    client, model = served
+    folder, client, _, _ = served
     with pytest.raises(openai.BadRequestError) as refused:
-        client.chat.completions.create(model=model, messages=[{"role": "user", "content": "How does it feel?"}],
+        client.chat.completions.create(model=str(folder), messages=[{"role": "user", "content": "How does it feel?"}],
                                        max_tokens=4)
     assert refused.value.status_code == 400
     assert "send one image with the instruction" in refused.value.message
+
+
+def test_emotions_route_returns_the_pipelines_calibrated_probabilities(served):
+    folder, client, model, processor = served
+    images = [Image.new("RGB", (32, 32), (200, 20, 20)), Image.new("RGB", (32, 32), (20, 20, 200))]
+
+    # Through the openai client's own HTTP stack (its base URL, headers and errors); the SDK has no typed method.
+    reply = client.post("/emotions", cast_to=httpx2.Response,
+                        body={"image": [_data_url(image) for image in images], "candidate_labels": "emotion6"})
+    single = client.post("/emotions", cast_to=httpx2.Response, body={"image": _data_url(images[0]), "top_k": 2})
+
+    served_emotions = json.loads(reply.content)["emotions"]
+    local = ImageEmotionClassificationPipeline(model=model, processor=processor)  # config carries the calibration
+    for image, answer in zip(images, served_emotions):
+        expected = local(image, candidate_labels="emotion6")
+        assert [e["label"] for e in answer] == [e["label"] for e in expected]
+        assert [e["score"] for e in answer] == pytest.approx([e["score"] for e in expected], abs=1e-6)
+        assert sum(e["score"] for e in answer) == pytest.approx(1.0)
+    top = json.loads(single.content)["emotions"]
+    assert len(top) == 2 and {e["label"] for e in top} <= set(model.config.emotion_labels)
+
+
+@pytest.mark.parametrize("body, status, message", [
+    ({"image": "/etc/passwd"}, 422, "data: or http(s) URL"),  # never a path on the server's disk
+    ({"image": "data:image/png;base64,AAAA", "logprobs": True}, 422, "Unexpected fields"),
+    ({"image": "data:image/png;base64,AAAA"}, 400, ""),  # not an image
+    ({"image": "RED", "candidate_labels": "no-such-space"}, 400, "not a label-space name"),
+])
+def test_emotions_route_refuses_bad_requests_by_field(served, body, status, message):
+    _, client, _, _ = served
+    if body["image"] == "RED":
+        body = {**body, "image": _data_url(Image.new("RGB", (32, 32), (200, 20, 20)))}
+    response = httpx2.post(str(client.base_url) + "emotions", json=body, timeout=60)
+    assert response.status_code == status and message in response.text
