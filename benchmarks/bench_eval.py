@@ -1,26 +1,28 @@
-"""Benchmark of `emovit eval`: rank vs generate mode (images/s, accuracy), and rank at batch 1 vs 16.
+"""Benchmark of the two `emovit eval` modes: rank (both scorer strategies) vs generate, at 8 and 25 candidate labels.
 
-    .venv/bin/python benchmarks/bench_eval.py [--steps 40] [--test-images 96]
+    .venv/bin/python benchmarks/bench_eval.py [--steps 40] [--test-images 96] [--rounds 3]
 
 A small EmoVIT (size "small", Llama-style LM) is briefly fitted on a synthetic 8-emotion task (each emotion its own
-colour, with noise), then evaluated on the same held-in test split in one run. Expect rank to be faster than
-generate (one LM forward per image instead of one per answer token) and never to produce an unparseable answer.
+colour, with noise), then every variant predicts the same held-in test images through the predictors `emovit eval`
+uses (images decoded beforehand, so only the model's work is timed): rank with the packed and the expanded scorer
+strategy and generate, with EmoSet's 8 labels and WEBEmo's 25 as candidates, at batch 16, plus packed rank at batch 1.
+Variants run one after the other in every round (interleaved); the table prints min / median images/s over rounds,
+and the ratios are per-round ratios (median). Goals: rank at 25 labels >= 1.5x the images/s of generate; going
+from 8 to 25 labels slows rank by at most 1.3x.
 """
 
 import argparse
 import random
-import tempfile
 import time
-from io import BytesIO
-from pathlib import Path
 
 import numpy as np
 import torch
+from interleave import interleaved, machine_load, median, min_median
 from PIL import Image
 
 from dataset_builder.emotions import get_label_space
 from dataset_builder.instructions import categorical_answer, categorical_instruction
-from evaluation.harness import EvalSettings, run_eval
+from evaluation.predictors import GeneratePredictor, RankPredictor
 from modeling_emovit.testing import tiny_emovit
 
 SPACE = get_label_space("emoset")
@@ -53,47 +55,65 @@ def fit(model, processor, steps: int, rng: random.Random) -> float:
     return time.perf_counter() - started
 
 
-def write_test_split(folder: Path, count: int, rng: random.Random) -> Path:
-    from datasets import Dataset
-    from datasets import Image as ImageFeature
-
-    def encoded(label):
-        buffer = BytesIO()
-        noisy_image(label, rng).save(buffer, format="PNG")
-        return {"bytes": buffer.getvalue(), "path": None}
-
-    labels = [SPACE.labels[i % len(SPACE.labels)] for i in range(count)]
-    (folder / "categorical").mkdir(parents=True)
-    Dataset.from_dict({"id": [f"t{i:04d}" for i in range(count)], "image": [encoded(l) for l in labels],
-                       "emotion": labels, "label_space": ["emoset"] * count}).cast_column(
-        "image", ImageFeature()).to_parquet(str(folder / "categorical" / "test-00000-of-00001.parquet"))
-    (folder / "README.md").write_text("---\nconfigs:\n- config_name: categorical\n  data_files:\n  - split: test\n"
-                                      "    path: categorical/test-*.parquet\n---\n")
-    return folder
+def measure(predictor, images, labels, batch: int, space) -> dict:
+    """Predicts every image in batches of `batch` with `space`'s instruction; images/s, accuracy, unmapped."""
+    prompt = categorical_instruction(space.labels)
+    started = time.perf_counter()
+    predictions = [p for start in range(0, len(images), batch) for p in predictor.predict(images[start:start + batch], prompt)]
+    seconds = time.perf_counter() - started
+    return {"images_per_second": len(images) / seconds,
+            "accuracy": sum(p.label == l for p, l in zip(predictions, labels)) / len(labels),
+            "unmapped": sum(p.label is None for p in predictions) / len(labels)}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=40)
     parser.add_argument("--test-images", type=int, default=96)
+    parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
     torch.set_num_threads(2)
     rng = random.Random(0)
-    work = Path(tempfile.mkdtemp(prefix="bench-eval-"))
     model, processor = tiny_emovit("llama", size="small", seed=0, emotion_labels=SPACE.labels)
     seconds = fit(model, processor, args.steps, rng)
-    model.save_pretrained(work / "model")
-    processor.save_pretrained(work / "model")
-    data = write_test_split(work / "data", args.test_images, rng)
-    print(f"fitted size 'small' (llama) for {args.steps} steps of 16 in {seconds:.0f} s; "
-          f"{args.test_images} held-in test images, 8 emotions, 2 CPU threads")
-    print(f"{'mode':<10}{'batch':>6}{'images/s':>10}{'accuracy':>10}{'unmapped':>10}")
-    for mode, batch in (("rank", 16), ("rank", 1), ("generate", 16)):
-        results = run_eval(EvalSettings(model=str(work / "model"), data=str(data), out=str(work / f"{mode}-{batch}"),
-                                        mode=mode, batch_size=batch))
-        metrics = results["metrics"]
-        print(f"{mode:<10}{batch:>6}{results['progress']['images_per_second']:>10.1f}"
-              f"{metrics['accuracy']:>10.3f}{metrics['unmapped_rate']:>10.3f}")
+    labels = [SPACE.labels[i % len(SPACE.labels)] for i in range(args.test_images)]
+    images = [noisy_image(label, rng) for label in labels]
+    spaces = {8: SPACE, 25: get_label_space("webemo-25")}
+    variants = {}
+    for count, space in spaces.items():
+        for strategy in ("packed", "expanded"):
+            ranker = RankPredictor(model, processor, space, strategy=strategy)
+            variants[f"rank {strategy} {count} 16"] = lambda n, p=ranker, s=space: measure(p, images, labels, 16, s)
+        generator = GeneratePredictor(model, processor, space)
+        variants[f"generate - {count} 16"] = lambda n, p=generator, s=space: measure(p, images, labels, 16, s)
+    variants["rank packed 8 1"] = lambda n: measure(RankPredictor(model, processor, SPACE), images, labels, 1, SPACE)
+    with torch.no_grad():
+        measure(RankPredictor(model, processor, SPACE), images[:16], labels[:16], 16, SPACE)  # warm-up
+    print(f"fitted size 'small' (llama) for {args.steps} steps of 16 in {seconds:.0f} s; {args.test_images} held-in "
+          f"test images; {torch.get_num_threads()} torch threads; {args.rounds} interleaved rounds")
+    print(f"before: {machine_load()}")
+    with torch.no_grad():
+        results = interleaved(variants, args.rounds)
+    print(f"after: {machine_load()}\n")
+    print("| mode | scorer | labels | batch | images/s (min / median) | accuracy (8 labels) | unmapped |")
+    print("|---|---|---:|---:|---|---:|---:|")
+    for name, rows in results.items():
+        mode, strategy, count, batch = name.split()
+        accuracy = f"{rows[0]['accuracy']:.3f}" if count == "8" else "-"
+        print(f"| {mode} | {strategy} | {count} | {batch} | {min_median(r['images_per_second'] for r in rows)} | "
+              f"{accuracy} | {rows[0]['unmapped']:.3f} |")
+
+    def ratio(a: str, b: str) -> float:
+        return median(x["images_per_second"] / y["images_per_second"] for x, y in zip(results[a], results[b]))
+
+    print()
+    for count in spaces:
+        print(f"{count} labels: rank (packed) / generate images/s {ratio(f'rank packed {count} 16', f'generate - {count} 16'):.2f}x; "
+              f"packed / expanded {ratio(f'rank packed {count} 16', f'rank expanded {count} 16'):.2f}x")
+    for strategy in ("packed", "expanded"):
+        print(f"rank ({strategy}) slow-down from 8 to 25 labels: {ratio(f'rank {strategy} 8 16', f'rank {strategy} 25 16'):.2f}x")
+    print(f"generate slow-down from 8 to 25 labels: {ratio('generate - 8 16', 'generate - 25 16'):.2f}x")
+    print(f"rank (packed) batch 16 / batch 1: {ratio('rank packed 8 16', 'rank packed 8 1'):.2f}x")
 
 
 if __name__ == "__main__":

@@ -93,30 +93,37 @@ def caption_for(emotion: str, colour: str, count: int, image: Image.Image) -> st
 
 
 def write_sample_emoset(root, train_per_emotion: int = 100, test_per_emotion: int = 25, seed: int = 0,
-                        size: int = 64) -> dict[str, int]:
-    """Writes image/, annotation/, train.json, test.json and captions.jsonl under `root`; returns split sizes."""
+                        size: int = 64, val_per_emotion: int = 0) -> dict[str, int]:
+    """Writes image/, annotation/, train.json, test.json (val.json with `val_per_emotion`) and captions.jsonl under
+    `root`; returns split sizes. Validation images come from their own random stream, so adding them leaves the
+    train and test images as they were for the same seed."""
     root = Path(root)
-    rng = random.Random(seed)
-    splits = {"train": [], "test": []}
+    rng, val_rng = random.Random(seed), random.Random(f"{seed}:validation")
+    splits = {"train": [], "test": [], **({"val": []} if val_per_emotion else {})}
     captions = []
     for emotion in MIKELS_EMOTIONS:
         (root / "image" / emotion).mkdir(parents=True, exist_ok=True)
         (root / "annotation" / emotion).mkdir(parents=True, exist_ok=True)
-        for index in range(train_per_emotion + test_per_emotion):
-            item_id = f"{emotion}_{index:05d}"
-            image, colour, count = draw_emotion_image(emotion, rng, size)
-            image_path, annotation_path = f"image/{emotion}/{item_id}.jpg", f"annotation/{emotion}/{item_id}.json"
-            image.save(root / image_path, quality=95)
-            annotation = {
-                "emotion": emotion, "brightness": brightness(image), "colorfulness": colorfulness(image),
-                "scene": STYLES[emotion][4], "object": [STYLES[emotion][0]] * count,
-            }
-            (root / annotation_path).write_text(json.dumps(annotation))
-            split = "train" if index < train_per_emotion else "test"
-            splits[split].append([emotion, image_path, annotation_path])
-            captions.append({"id": item_id, "caption": caption_for(emotion, colour, count, image)})
+        for index in range(train_per_emotion + test_per_emotion + val_per_emotion):
+            split = "train" if index < train_per_emotion else "test" if index < train_per_emotion + test_per_emotion else "val"
+            entry, caption = _write_item(root, emotion, f"{emotion}_{index:05d}", val_rng if split == "val" else rng, size)
+            splits[split].append(entry)
+            captions.append(caption)
     for split, entries in splits.items():
         (root / f"{split}.json").write_text(json.dumps(entries))
     with open(root / "captions.jsonl", "w") as handle:
         handle.writelines(json.dumps(line) + "\n" for line in captions)
     return {split: len(entries) for split, entries in splits.items()}
+
+
+def _write_item(root: Path, emotion: str, item_id: str, rng: random.Random, size: int) -> tuple[list[str], dict]:
+    """Draws one image, writes it and its annotation; returns its split-file entry and its caption line."""
+    image, colour, count = draw_emotion_image(emotion, rng, size)
+    image_path, annotation_path = f"image/{emotion}/{item_id}.jpg", f"annotation/{emotion}/{item_id}.json"
+    image.save(root / image_path, quality=95)
+    annotation = {
+        "emotion": emotion, "brightness": brightness(image), "colorfulness": colorfulness(image),
+        "scene": STYLES[emotion][4], "object": [STYLES[emotion][0]] * count,
+    }
+    (root / annotation_path).write_text(json.dumps(annotation))
+    return [emotion, image_path, annotation_path], {"id": item_id, "caption": caption_for(emotion, colour, count, image)}

@@ -22,8 +22,10 @@ default echoes the last user message. `script` picks a fault per chat request: a
 - "http_NNN": status NNN with an OpenAI-style error body (e.g. "http_404", "http_409").
 
 `stats` counts chat requests (`requests`, `by_fault`, the most answered at once: `max_in_flight`), keeps their bodies (`bodies`) and the Authorization
-headers seen (`authorizations`), counts batch API calls (`batch_calls`) and the tokens of every line a batch
-answered (`batch_tokens`).
+headers seen (`authorizations`), when each arrived and was answered (`arrivals`, `replies`: `time.monotonic()`),
+counts batch API calls (`batch_calls`) and the tokens of every line a batch answered (`batch_tokens`).
+`GET /v1/stats` returns the request count and those times, so a client in another process can measure the
+server-side span of a run (`python tests/openai_server.py --latency 0.1` serves until killed, printing its base URL).
 
 `batch_script(batch_number) -> outcome` (batch_number counts created batches from 1) picks how a batch ends:
 "completed" (the default), "expired" (status expired: the first half of its lines answered, the rest in the
@@ -51,6 +53,8 @@ class ServerStats:
     by_fault: Counter = field(default_factory=Counter)
     bodies: list = field(default_factory=list)
     authorizations: set = field(default_factory=set)
+    arrivals: list = field(default_factory=list)
+    replies: list = field(default_factory=list)
     batch_calls: Counter = field(default_factory=Counter)
     batch_tokens: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -178,6 +182,11 @@ class _Handler(BaseHTTPRequestHandler):
         server: _Server = self.server
         if self.path in ("/health", "/v1/health"):
             return self._send_json(200, {"status": "ok"})
+        if self.path == "/v1/stats":
+            stats = server.stats
+            with stats.lock:
+                return self._send_json(200, {"requests": stats.requests, "arrivals": list(stats.arrivals),
+                                             "replies": list(stats.replies)})
         if self.path.startswith("/v1/batches/"):
             return self._retrieve_batch(self.path.rsplit("/", 1)[1])
         if self.path.startswith("/v1/files/") and self.path.endswith("/content"):
@@ -209,11 +218,13 @@ class _Handler(BaseHTTPRequestHandler):
             number = stats.requests
             stats.bodies.append(body)
             stats.authorizations.add(self.headers.get("Authorization", ""))
+            stats.arrivals.append(time.monotonic())
         try:
             self._answer_chat(body, number)
         finally:
             with stats.lock:
                 stats.in_flight -= 1
+                stats.replies.append(time.monotonic())
 
     def _answer_chat(self, body: dict, number: int) -> None:
         server: _Server = self.server
@@ -311,3 +322,17 @@ def running_openai_server(script=None, latency: float = 0.0, respond=echo, retry
         server.shutdown()
         server.server_close()
         thread.join(timeout=5)
+
+
+if __name__ == "__main__":  # a server in its own process, for benchmarks: prints its base URL, serves until killed
+    import argparse
+    import sys
+
+    from generation_fixtures import pairs_reply
+
+    parser = argparse.ArgumentParser(description="Loopback OpenAI-compatible server answering instruction pairs.")
+    parser.add_argument("--latency", type=float, default=0.1)
+    args = parser.parse_args()
+    with running_openai_server(respond=pairs_reply, latency=args.latency) as (base_url, _):
+        print(base_url, flush=True)
+        sys.stdin.read()  # until the parent closes our stdin (or kills us)

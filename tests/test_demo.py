@@ -3,13 +3,15 @@
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from generation_fixtures import pairs_reply
 from huggingface_hub import ModelCard
 from openai_server import running_openai_server
 
-DEMO = [sys.executable, "-m", "emovit", "demo", "--steps", "6", "--base-steps", "4", "--images-per-emotion", "4", "2"]
+DEMO = [sys.executable, "-m", "emovit", "demo", "--steps", "6", "--base-steps", "4", "--images-per-emotion", "4", "2",
+        "--val-images-per-emotion", "2"]
 
 LOAD_WITHOUT_PACKAGE = """
 import importlib.abc, sys
@@ -39,13 +41,32 @@ def test_demo_runs_every_stage_and_prints_the_summary(demo_output):
     state = json.loads((out / "demo_state.json").read_text())
     assert list(state) == ["sample", "instructions", "dataset", "base", "eval_base_rank", "eval_base_generate",
                            "emovit", "eval_emovit_rank", "eval_emovit_generate"]
-    assert state["sample"] == {"train": 32, "test": 16}
+    assert state["sample"] == {"train": 32, "test": 16, "val": 16}
     assert state["instructions"]["done"] == 64 and state["instructions"]["failed"] == 0  # 32 images x 2 tasks
     assert "rank acc" in stdout and "emovit" in stdout
     for name in ("eval_base_rank", "eval_emovit_generate"):
         assert 0.0 <= state[name]["accuracy"] <= 1.0
     results = json.loads((out / "eval" / "emovit-rank" / "results.json").read_text())
     assert results["metrics"]["accuracy"] == state["eval_emovit_rank"]["accuracy"]
+
+
+@pytest.mark.slow
+def test_demo_calibrates_rank_probabilities_on_its_held_out_validation_split(demo_output):
+    out, stdout = demo_output
+    calibration = json.loads((out / "eval" / "emovit-rank" / "results.json").read_text())["calibration"]
+    assert calibration["fitted_on"] == "validation (validation, 16 images)"
+    assert calibration["before"]["accuracy"] == calibration["after"]["accuracy"] or calibration["bias_kept"]
+    validation_ids = {json.loads(line)["id"] for line in
+                      (out / "eval" / "emovit-rank" / "calibration" / "predictions.jsonl").read_text().splitlines()}
+    test_ids = {json.loads(line)["id"] for line in
+                (out / "eval" / "emovit-rank" / "predictions.jsonl").read_text().splitlines()}
+    train = json.loads((out / "emoset" / "train.json").read_text())
+    assert len(validation_ids) == 16 and not validation_ids & test_ids
+    assert not {Path(image).stem for _, image, _ in train} & validation_ids  # never trained on
+    assert f"{calibration['after']['ece']:.3f}" in stdout and "held-out validation" in stdout
+    assert json.loads((out / "emovit" / "config.json").read_text())["emotion_calibration"]["temperature"] == (
+        calibration["temperature"])
+    assert "## Calibration" in ModelCard.load(out / "emovit" / "README.md").text
 
 
 @pytest.mark.slow

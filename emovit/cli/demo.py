@@ -9,6 +9,8 @@ def add_commands(subparsers) -> None:
     demo.add_argument("--seed", type=int, default=0)
     demo.add_argument("--images-per-emotion", type=int, nargs=2, default=(100, 25), metavar=("TRAIN", "TEST"),
                       help="Size of the drawn sample (default: 100 train and 25 test images per emotion).")
+    demo.add_argument("--val-images-per-emotion", type=int, default=25,
+                      help="Held-out validation images per emotion, used only to calibrate rank probabilities.")
     demo.add_argument("--backend", choices=("rules", "openai"), default=None,
                       help="Instruction generation backend (default: openai when OPENAI_API_KEY or --base-url is set).")
     demo.add_argument("--model", default=None, help="Model for the openai backend.")
@@ -24,5 +26,5 @@ def _demo(args) -> int:
     backend = args.backend or ("openai" if os.environ.get("OPENAI_API_KEY") or args.base_url else "rules")
     run_demo(args.out, steps=args.steps, base_steps=args.base_steps, seed=args.seed,
              per_emotion=tuple(args.images_per_emotion), backend=backend,
-             model=args.model, base_url=args.base_url)
+             model=args.model, base_url=args.base_url, val_per_emotion=args.val_images_per_emotion)
     return 0

@@ -1,5 +1,8 @@
 """`emovit demo`: sample -> instructions -> dataset -> base -> EmoVIT (`-m emovit.training.sft`) -> evaluation -> summary.
 
+The sample has three disjoint splits: train (the only one the models learn from), test (every reported figure) and
+a held-out validation split that only calibrates the EmoVIT's rank probabilities (`emovit eval --calibrate-on`).
+
 Every stage records its result in `OUT/demo_state.json` when it finishes, so an interrupted demo resumes at the
 first unfinished stage (whose partial output is removed first); instruction generation resumes by itself.
 """
@@ -110,18 +113,26 @@ def _train_emovit(base: Path, data: Path, out: Path, steps: int, seed: int) -> d
     return {"first_loss": losses[0], "last_loss": losses[-1]}
 
 
-def _evaluate(model: Path, data: Path, out: Path, mode: str, base_model: str | None) -> dict:
+def _evaluate(model: Path, data: Path, out: Path, mode: str, base_model: str | None, calibrate_on: Path | None = None) -> dict:
     from evaluation.harness import EvalSettings, run_eval
 
     results = run_eval(
-        EvalSettings(model=str(model), data=str(data), out=str(out), mode=mode, label_space="emoset", batch_size=16),
+        EvalSettings(model=str(model), data=str(data), out=str(out), mode=mode, label_space="emoset", batch_size=16,
+                     calibrate_on=str(calibrate_on) if calibrate_on else None),
         base_model=base_model, training_data=None,
     )
-    return {"accuracy": results["metrics"]["accuracy"], "unmapped": results["metrics"]["unmapped_rate"]}
+    summary = {"accuracy": results["metrics"]["accuracy"], "unmapped": results["metrics"]["unmapped_rate"]}
+    if "calibration" in results:
+        figures = ("ece", "brier", "nll", "accuracy")
+        calibration = results["calibration"]
+        summary["calibration"] = {"temperature": calibration["temperature"], "bias_kept": calibration["bias_kept"],
+                                  **{when: {k: calibration[when][k] for k in figures} for when in ("before", "after")}}
+    return summary
 
 
 def run_demo(out, steps: int = 300, base_steps: int = 200, seed: int = 0, per_emotion: tuple[int, int] = (100, 25),
-             backend: str = "rules", model: str | None = None, base_url: str | None = None) -> dict:
+             backend: str = "rules", model: str | None = None, base_url: str | None = None,
+             val_per_emotion: int = 25) -> dict:
     """Runs every stage into `out` and returns the summary (also printed)."""
     from dataset_builder.sample import write_sample_emoset
     from emovit.demo.base import pretrain_base
@@ -129,12 +140,13 @@ def run_demo(out, steps: int = 300, base_steps: int = 200, seed: int = 0, per_em
     run = DemoRun(Path(out))
     root, generations = run.out / "emoset", run.out / "generations.jsonl"
     backend = instruction_backend(backend, model, base_url, run.out / "generation-cache.sqlite")
-    data_train, data_test = run.out / "data" / "train", run.out / "data" / "test"
+    data_train, data_test, data_val = run.out / "data" / "train", run.out / "data" / "test", run.out / "data" / "validation"
     base, emovit = run.out / "base", run.out / "emovit"
-    run.stage("sample", [root], lambda: write_sample_emoset(root, *per_emotion, seed=seed))
+    run.stage("sample", [root], lambda: write_sample_emoset(root, *per_emotion, seed=seed, val_per_emotion=val_per_emotion))
     run.stage("instructions", [], lambda: _generate(root, generations, backend))
-    run.stage("dataset", [data_train, data_test], lambda: {
-        "train": _build(root, "train", data_train, generations), "test": _build(root, "test", data_test, None)})
+    run.stage("dataset", [data_train, data_test, data_val], lambda: {
+        "train": _build(root, "train", data_train, generations), "test": _build(root, "test", data_test, None),
+        **({"validation": _build(root, "validation", data_val, None)} if val_per_emotion else {})})
     labels = list(MIKELS_EMOTIONS)
     run.stage("base", [base], lambda: _loss_summary(
         pretrain_base(_records(root, "train"), labels, base, steps=base_steps, seed=seed)))
@@ -146,8 +158,10 @@ def run_demo(out, steps: int = 300, base_steps: int = 200, seed: int = 0, per_em
     for mode in ("rank", "generate"):
         evaluations[f"emovit_{mode}"] = run.stage(
             f"eval_emovit_{mode}", [run.out / "eval" / f"emovit-{mode}"],
-            lambda: _evaluate(emovit, data_test, run.out / "eval" / f"emovit-{mode}", mode, str(base)))
-    summary = {"training": training, "evaluation": evaluations, "test_images": run.state["sample"]["test"], "paths": {
+            lambda: _evaluate(emovit, data_test, run.out / "eval" / f"emovit-{mode}", mode, str(base),
+                              data_val if mode == "rank" and val_per_emotion else None))
+    summary = {"training": training, "evaluation": evaluations, "test_images": run.state["sample"]["test"],
+               "validation_images": run.state["sample"].get("val", 0), "paths": {
         "sample": str(root), "generations": str(generations), "dataset": str(data_train.parent),
         "base": str(base), "model": str(emovit), "model_card": str(emovit / "README.md"), "eval": str(run.out / "eval")}}
     print(format_summary(summary))
@@ -168,6 +182,15 @@ def format_summary(summary: dict) -> str:
     for name in ("base", "emovit"):
         rank, generate = evaluation[f"{name}_rank"]["accuracy"], evaluation[f"{name}_generate"]["accuracy"]
         lines.append(f"{name:<10}{rank:>10.1%}{generate:>14.1%}{CHANCE:>9.1%}")
+    calibration = evaluation["emovit_rank"].get("calibration")
+    if calibration:
+        lines.append(f"EmoVIT rank probabilities, calibrated on the {summary['validation_images']} held-out validation "
+                     f"images (T = {calibration['temperature']:.3g}, per-label biases "
+                     f"{'kept' if calibration['bias_kept'] else 'not kept'}), on the test split:")
+        lines.append(f"{'':<10}{'ECE':>8}{'Brier':>8}{'NLL':>8}{'accuracy':>10}")
+        for when in ("before", "after"):
+            f = calibration[when]
+            lines.append(f"{when:<10}{f['ece']:>8.3f}{f['brier']:>8.3f}{f['nll']:>8.3f}{f['accuracy']:>10.1%}")
     lines.append(f"EmoVIT training loss: {training['first_loss']:.3f} (first log) -> {training['last_loss']:.3f} (last)")
     lines.extend(f"{key:>12}: {path}" for key, path in summary["paths"].items())
     return "\n".join(lines)

@@ -1,0 +1,35 @@
+"""Shared by the benchmark scripts: interleaved repetitions (A B A B ...), min and median, and the machine's load.
+
+Every figure in benchmarks/RESULTS.md comes from variants measured in the same run, one after the other within
+each round, over several rounds, so that a burst of load from other processes hits every variant alike; the min
+is the least disturbed measurement, the median the typical one, and the load average is printed beside each table.
+"""
+
+import os
+import statistics
+from typing import Callable
+
+
+def machine_load() -> str:
+    one, five, fifteen = os.getloadavg()
+    return f"load average {one:.2f} / {five:.2f} / {fifteen:.2f} (1 / 5 / 15 min) on {os.cpu_count()} CPUs"
+
+
+def interleaved(variants: dict[str, Callable[[int], dict]], rounds: int) -> dict[str, list[dict]]:
+    """Runs each variant once per round (called with the round number), in the same order every round; returns every
+    variant's per-round results."""
+    results = {name: [] for name in variants}
+    for number in range(rounds):
+        for name, run in variants.items():
+            results[name].append(run(number))
+    return results
+
+
+def min_median(values) -> str:
+    """"min / median" of a list of numbers, for a table cell."""
+    values = list(values)
+    return f"{min(values):.3g} / {statistics.median(values):.3g}"
+
+
+def median(values) -> float:
+    return statistics.median(list(values))
