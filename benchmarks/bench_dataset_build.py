@@ -1,10 +1,11 @@
 """Dataset build throughput (images/s at --num-proc 1 and 2) and peak memory at 1,000 vs 10,000 images.
 
-    .venv/bin/python benchmarks/bench_dataset_build.py [--small 1000] [--large 10000] [--size 64]
+    .venv/bin/python benchmarks/bench_dataset_build.py [--small 1000] [--large 10000] [--size 64] [--rounds 3]
 
 Generates an image folder of noisy 64x64 JPEGs, then runs each build in a fresh child process and reads its peak
 resident memory (the child's and its workers'), so one measurement cannot inflate the next. Builds the categorical
-and all configs (no generations). Memory should stay flat as the dataset grows: images are streamed to Parquet.
+and all configs (no generations). The four settings run one after the other in every round (interleaved); the table prints
+min / median over rounds. Memory should stay flat as the dataset grows: images are streamed to Parquet.
 """
 
 import argparse
@@ -18,6 +19,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from interleave import interleaved, machine_load, min_median
 from PIL import Image
 
 MIKELS = ("amusement", "anger", "awe", "contentment", "disgust", "excitement", "fear", "sadness")
@@ -59,6 +61,7 @@ def main() -> None:
     parser.add_argument("--small", type=int, default=1000)
     parser.add_argument("--large", type=int, default=10000)
     parser.add_argument("--size", type=int, default=64)
+    parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -74,12 +77,17 @@ def main() -> None:
             print(f"generated {count} {args.size}x{args.size} JPEGs in {time.perf_counter() - start:.1f} s")
         code = "import resource, dataset_builder.builder; print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)"
         baseline = float(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout)
-        print(f"peak MiB after importing the builder alone (datasets, transformers, torch): {baseline:.0f}")
-        print(f"{'images':>7} {'num_proc':>8} {'seconds':>8} {'images/s':>9} {'peak MiB':>9}")
-        for count, num_proc in ((args.small, 1), (args.small, 2), (args.large, 1), (args.large, 2)):
-            result = measure(folders[count], num_proc, work)
-            rate = result["images"] / result["seconds"]
-            print(f"{result['images']:>7} {num_proc:>8} {result['seconds']:>8.1f} {rate:>9.0f} {result['peak_mib']:>9.0f}")
+        print(f"peak MiB after importing the builder alone: {baseline:.0f}; {args.rounds} interleaved rounds; "
+              f"{machine_load()}")
+        settings = [(count, num_proc) for count in (args.small, args.large) for num_proc in (1, 2)]
+        results = interleaved({setting: (lambda n, c=setting[0], p=setting[1]: measure(folders[c], p, work))
+                               for setting in settings}, args.rounds)
+        print(f"{machine_load()}\n")
+        print("| images | num-proc | images/s (min / median) | peak MiB (min / median) |")
+        print("|---:|---:|---|---|")
+        for (count, num_proc), rows in results.items():
+            print(f"| {count:,} | {num_proc} | {min_median(r['images'] / r['seconds'] for r in rows)} | "
+                  f"{min_median(r['peak_mib'] for r in rows)} |")
 
 
 if __name__ == "__main__":

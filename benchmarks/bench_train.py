@@ -1,9 +1,13 @@
 """Training throughput on CPU: the recipe (EmoVITSFTTrainer + EmoVITCollator) vs a plain loop over transformers'
 InstructBlipForConditionalGeneration with a padding collator, with vs without the vision-feature cache; achieved
 FLOP/s against this machine's measured matmul FLOP/s, and peak memory. Same "small" model (hidden 128, image 64,
-patch 8, 16 queries), same data, EmoVIT's policy (ViT and LM frozen). Figures are printed; one run each.
+patch 8, 16 queries), same data, EmoVIT's policy (ViT and LM frozen).
 
-    .venv/bin/python benchmarks/bench_train.py [--steps 30] [--batch 16]
+    .venv/bin/python benchmarks/bench_train.py [--steps 30] [--batch 16] [--rounds 3]
+
+The three settings run one after the other in every round (interleaved); the table prints min / median samples/s
+over rounds and the median of the per-round ratios to the plain loop. At this size the vision encoder is a small
+part of a step, so the cache can save little; at EmoVIT's real size it is measured by bench_gpu_real_size.py.
 """
 
 import argparse
@@ -13,6 +17,7 @@ import time
 from io import BytesIO
 
 import torch
+from interleave import interleaved, machine_load, median, min_median
 from PIL import Image as PILImage
 from torch.utils.flop_counter import FlopCounterMode
 from transformers import TrainerCallback
@@ -101,16 +106,16 @@ def flops_of_a_step(batch):
     inputs = EmoVITCollator(processor)(rows)
     with FlopCounterMode(display=False) as counter:
         model(**inputs).loss.backward()
-    start = time.perf_counter()
-    for _ in range(5):
-        model(**inputs).loss.backward()
-    seconds = (time.perf_counter() - start) / 5
-    with torch.no_grad():
+    steps, visions = [], []
+    for _ in range(5):  # interleaved: a whole step, then the vision encoder's forward alone
         start = time.perf_counter()
-        for _ in range(5):
+        model(**inputs).loss.backward()
+        steps.append(time.perf_counter() - start)
+        with torch.no_grad():
+            start = time.perf_counter()
             model.vision_model(pixel_values=inputs["pixel_values"])
-        vision_seconds = (time.perf_counter() - start) / 5
-    return counter.get_total_flops(), seconds, vision_seconds
+            visions.append(time.perf_counter() - start)
+    return counter.get_total_flops(), steps, visions
 
 
 def matmul_flops(size=1024, repeats=30):
@@ -126,28 +131,33 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=30)
     parser.add_argument("--batch", type=int, default=16)
+    parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
     data = dataset(args.batch * 4)
-    print(f"torch threads: {torch.get_num_threads()}; batch {args.batch}; {args.steps} steps (3 warm-up left out)")
+    print(f"torch threads: {torch.get_num_threads()}; batch {args.batch}; {args.steps} steps (3 warm-up left out); "
+          f"{args.rounds} interleaved rounds; {machine_load()}")
 
-    flops, step_seconds, vision_seconds = flops_of_a_step(args.batch)
+    flops, steps, visions = flops_of_a_step(args.batch)
     peak = matmul_flops()
-    print(f"vision encoder forward: {vision_seconds * 1e3:.0f} ms of a {step_seconds * 1e3:.0f} ms forward+backward "
-          f"({vision_seconds / step_seconds:.0%})")
-    print(f"achieved: {flops / step_seconds / 1e9:.1f} GFLOP/s ({flops / 1e9:.2f} GFLOP per step) vs measured fp32 "
-          f"matmul {peak / 1e9:.1f} GFLOP/s = {flops / step_seconds / peak:.1%} of the machine's limit")
+    print(f"vision encoder forward: {min_median(v * 1e3 for v in visions)} ms (min / median of 5) of a "
+          f"{min_median(s * 1e3 for s in steps)} ms forward+backward ({min(visions) / min(steps):.0%} of the fastest)")
+    print(f"achieved: {flops / min(steps) / 1e9:.1f} GFLOP/s at the fastest step ({flops / 1e9:.2f} GFLOP per step) vs "
+          f"measured fp32 matmul {peak / 1e9:.1f} GFLOP/s = {flops / min(steps) / peak:.1%} of the machine's limit")
 
-    plain = run_plain_loop(data, args.batch, args.steps)
-    recipe = run_recipe(data, args.batch, args.steps)
     with tempfile.TemporaryDirectory() as folder:
         model, processor = tiny_emovit(size="small", seed=0)
         cache = cache_vision_features(model, processor, data, folder, batch_size=args.batch)
-        cached = run_recipe(data, args.batch, args.steps, cache=cache)
-    print("\n| setting | samples/s | vs plain loop |")
+        results = interleaved({
+            "plain loop, InstructBLIP + padding collator": lambda n: run_plain_loop(data, args.batch, args.steps),
+            "recipe (EmoVITSFTTrainer)": lambda n: run_recipe(data, args.batch, args.steps),
+            "recipe + vision-feature cache": lambda n: run_recipe(data, args.batch, args.steps, cache=cache),
+        }, args.rounds)
+    plain = results["plain loop, InstructBLIP + padding collator"]
+    print(f"\n{machine_load()}\n")
+    print("| setting | samples/s (min / median) | vs plain loop (median of per-round ratios) |")
     print("|---|---|---|")
-    for name, value in (("plain loop, InstructBLIP + padding collator", plain), ("recipe (EmoVITSFTTrainer)", recipe),
-                        ("recipe + vision-feature cache", cached)):
-        print(f"| {name} | {value:.1f} | {value / plain:.2f}x |")
+    for name, values in results.items():
+        print(f"| {name} | {min_median(values)} | {median(v / p for v, p in zip(values, plain)):.2f}x |")
     print(f"\npeak resident memory of this process: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB")
 
 

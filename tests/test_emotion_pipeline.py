@@ -9,6 +9,7 @@ import sys
 import pytest
 import torch
 from PIL import Image
+from remote_code import WITHOUT_EMOVIT
 
 from modeling_emovit.labels import MIKELS_EMOTIONS, categorical_answer, emovit_instruction, label_space_labels
 from modeling_emovit.pipeline_emovit import ImageEmotionClassificationPipeline
@@ -94,13 +95,8 @@ def test_the_stored_calibration_turns_scores_into_probabilities(saved):
     assert [temperature_only[label] for label in labels[::-1]] == pytest.approx((reversed_raw / 0.5).softmax(-1).tolist(), rel=1e-5)
 
 
-REMOTE_PIPELINE = """
-import importlib.abc, json, sys
-class BlockProjectPackages(importlib.abc.MetaPathFinder):
-    def find_spec(self, name, path=None, target=None):
-        if name.split(".")[0] in {"modeling_emovit", "emovit", "dataset_builder", "evaluation"}:
-            raise ImportError("the emovit package must not be importable here: " + name)
-sys.meta_path.insert(0, BlockProjectPackages())
+REMOTE_PIPELINE = WITHOUT_EMOVIT + """
+import json
 from transformers import pipeline
 classify = pipeline("image-emotion-classification", model=sys.argv[1], trust_remote_code=True)
 print(type(classify).__module__)

@@ -7,6 +7,7 @@ import sys
 import pytest
 import torch
 from PIL import Image
+from remote_code import WITHOUT_EMOVIT
 from transformers import AutoConfig, AutoModel, AutoModelForImageTextToText, AutoProcessor, pipeline
 
 import modeling_emovit
@@ -54,13 +55,8 @@ def test_saved_folder_lists_every_auto_class_and_carries_its_code(tmp_path):
     assert isinstance(AutoModel.from_pretrained(tmp_path), EmoVITModel)
 
 
-REMOTE_LOAD = """
-import importlib.abc, sys, torch
-class BlockProjectPackages(importlib.abc.MetaPathFinder):
-    def find_spec(self, name, path=None, target=None):
-        if name.split(".")[0] in {"modeling_emovit", "emovit", "dataset_builder", "evaluation"}:
-            raise ImportError("the emovit package must not be importable here: " + name)
-sys.meta_path.insert(0, BlockProjectPackages())
+REMOTE_LOAD = WITHOUT_EMOVIT + """
+import torch
 from transformers import AutoModelForImageTextToText, AutoProcessor
 folder = sys.argv[1]
 model = AutoModelForImageTextToText.from_pretrained(folder, trust_remote_code=True)
