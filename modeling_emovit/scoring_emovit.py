@@ -41,7 +41,7 @@ def split_common_prefix(candidates: Sequence[Sequence[int]]) -> tuple[list[int],
 def candidate_log_likelihoods(
     model, prefix_inputs: dict, candidates: Sequence[Sequence[int]], language_model=None, strategy: str = DEFAULT_STRATEGY
 ) -> torch.Tensor:
-    """`(batch, num_candidates)` float32 log-likelihoods of each candidate token sequence after the shared prefix.
+    """`(batch, num_candidates)` log-likelihoods (float32 or wider) of each candidate after the shared prefix.
 
     prefix_inputs: `model`'s inputs for the prefix, `input_ids` `(batch, prefix_len)` identical in every row (an
         `attention_mask`, if given, must be all ones), plus the images (`pixel_values`, ...).
@@ -52,36 +52,45 @@ def candidate_log_likelihoods(
     if strategy not in STRATEGIES:
         raise ValueError(f"strategy must be one of {STRATEGIES}, not {strategy!r}.")
     language_model = language_model if language_model is not None else model.language_model
-    input_ids = prefix_inputs["input_ids"]
-    mask = prefix_inputs.get("attention_mask")
-    if mask is not None and not bool(mask.all()) or not bool((input_ids == input_ids[:1]).all()):
+    input_ids, mask = prefix_inputs["input_ids"], prefix_inputs.get("attention_mask")
+    if (mask is not None and not bool(mask.all())) or not bool((input_ids == input_ids[:1]).all()):
         raise ValueError("The prefix must be the same unpadded token sequence in every row (images may differ).")
     common, suffixes = split_common_prefix(candidates)
-    device = input_ids.device
-    common_ids = torch.tensor(common, dtype=torch.long, device=device)
     encoder_decoder = bool(getattr(language_model.config, "is_encoder_decoder", False))
-    if encoder_decoder:
-        start = torch.tensor([language_model.config.decoder_start_token_id], device=device)
-        outputs = model(**prefix_inputs, decoder_input_ids=torch.cat([start, common_ids]).expand(len(input_ids), -1),
-                        use_cache=True)
-    else:
-        extended = {**prefix_inputs, "input_ids": torch.cat([input_ids, common_ids.expand(len(input_ids), -1)], dim=1)}
-        if mask is not None:
-            extended["attention_mask"] = torch.ones_like(extended["input_ids"])
-        outputs = model(**extended, use_cache=True, logits_to_keep=len(common) + 1)
-    # The last len(common) + 1 positions predict the common tokens, then each candidate's first own token.
-    log_probs = outputs.logits[:, -(len(common) + 1):].float().log_softmax(dim=-1)
-    common_score = log_probs[:, :-1].gather(-1, common_ids.expand(len(input_ids), -1).unsqueeze(-1)).sum((1, 2))
-    first = log_probs[:, -1]  # (batch, vocab)
-    cache, lm_outputs = _cache_and_lm_outputs(outputs)
+    common_score, first, cache, lm_outputs = _prefix(model, language_model, prefix_inputs, common, encoder_decoder)
     if encoder_decoder:
         rest = _expanded(language_model, cache, suffixes, lm_outputs.encoder_last_hidden_state)
     elif strategy == "packed":
         rest = _packed(language_model, cache, suffixes, cache.get_seq_length())
     else:
         rest = _expanded(language_model, cache, suffixes)
-    first_tokens = torch.tensor([s[0] for s in suffixes], device=device)
+    first_tokens = torch.tensor([s[0] for s in suffixes], device=input_ids.device)
     return common_score[:, None] + first[:, first_tokens] + rest
+
+
+def _prefix(model, language_model, prefix_inputs: dict, common: list[int], encoder_decoder: bool):
+    """One forward over the prefix and the common answer tokens: (their log-likelihood `(batch,)`, log-probs of each
+    candidate's first own token `(batch, vocab)`, the KV cache, the LM's outputs)."""
+    input_ids, mask = prefix_inputs["input_ids"], prefix_inputs.get("attention_mask")
+    common_ids = torch.tensor(common, dtype=torch.long, device=input_ids.device).expand(len(input_ids), -1)
+    if encoder_decoder:
+        start = torch.full((len(input_ids), 1), language_model.config.decoder_start_token_id, device=input_ids.device)
+        outputs = model(**prefix_inputs, decoder_input_ids=torch.cat([start, common_ids], dim=1), use_cache=True)
+    else:
+        extended = {**prefix_inputs, "input_ids": torch.cat([input_ids, common_ids], dim=1)}
+        if mask is not None:
+            extended["attention_mask"] = torch.ones_like(extended["input_ids"])
+        outputs = model(**extended, use_cache=True, logits_to_keep=len(common) + 1)
+    # The last len(common) + 1 positions predict the common tokens, then each candidate's first own token.
+    log_probs = _log_softmax(outputs.logits[:, -(len(common) + 1):])
+    common_score = log_probs[:, :-1].gather(-1, common_ids.unsqueeze(-1)).sum((1, 2))
+    cache, lm_outputs = _cache_and_lm_outputs(outputs)
+    return common_score, log_probs[:, -1], cache, lm_outputs
+
+
+def _log_softmax(logits: torch.Tensor) -> torch.Tensor:
+    """Over the vocabulary, in float32 at least (bf16/fp16 logits lose the small differences between answers)."""
+    return logits.to(torch.promote_types(logits.dtype, torch.float32)).log_softmax(dim=-1)
 
 
 def _cache_and_lm_outputs(outputs):
@@ -111,8 +120,8 @@ def _packed(language_model, cache, suffixes: list[list[int]], prefix_length: int
         cache=cache,
         logits_to_keep=predicting,
     ).logits  # (batch, len(predicting), vocab)
-    token_scores = logits.float().log_softmax(-1).gather(-1, tokens[predicting + 1].expand(batch, -1).unsqueeze(-1))
-    return scores.index_add_(1, owner[predicting], token_scores.squeeze(-1))
+    token_scores = _log_softmax(logits).gather(-1, tokens[predicting + 1].expand(batch, -1).unsqueeze(-1)).squeeze(-1)
+    return scores.to(token_scores.dtype).index_add_(1, owner[predicting], token_scores)
 
 
 def _expanded(language_model, cache, suffixes: list[list[int]], encoder_states=None) -> torch.Tensor:
@@ -130,7 +139,7 @@ def _expanded(language_model, cache, suffixes: list[list[int]], encoder_states=N
     ids_key = "decoder_input_ids" if encoder_states is not None else "input_ids"
     logits = language_model(**{ids_key: padded[:, :-1].repeat(batch, 1)}, cache=cache, **kwargs).logits
     targets = padded[:, 1:].repeat(batch, 1)
-    token_scores = logits.float().log_softmax(-1).gather(-1, targets.unsqueeze(-1)).squeeze(-1)  # (B*C, W-1)
+    token_scores = _log_softmax(logits).gather(-1, targets.unsqueeze(-1)).squeeze(-1)  # (B*C, W-1)
     lengths = torch.tensor([len(s) for s in suffixes], device=device).repeat(batch)
     real = torch.arange(width - 1, device=device) < (lengths[:, None] - 1)
     return (token_scores * real).sum(-1).view(batch, count)

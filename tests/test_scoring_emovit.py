@@ -44,8 +44,9 @@ def test_batched_candidate_scores_equal_one_forward_per_candidate(text_model):
                                   for image in IMAGES], dtype=torch.float64)
 
     for strategy in STRATEGIES:
-        batched = candidate_log_likelihoods(model, dict(inputs), answers, strategy=strategy).double()
+        batched = candidate_log_likelihoods(model, dict(inputs), answers, strategy=strategy)
         assert batched.shape == (len(IMAGES), len(LABELS))
+        assert batched.dtype == torch.float64  # the model's own precision, not rounded to float32
         torch.testing.assert_close(batched, reference, atol=1e-5, rtol=0)
 
 
