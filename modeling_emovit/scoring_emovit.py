@@ -102,9 +102,11 @@ def _cache_and_lm_outputs(outputs):
 def _packed(language_model, cache, suffixes: list[list[int]], prefix_length: int) -> torch.Tensor:
     """`(batch, C)`: log p of every suffix token after the first, all candidates packed into one row per image."""
     batch, device = _any_key(cache).shape[0], _any_key(cache).device
-    owner = torch.tensor([c for c, s in enumerate(suffixes) for _ in s], device=device)  # (T,) candidate of each token
-    step = torch.tensor([t for s in suffixes for t in range(len(s))], device=device)  # (T,) position in its candidate
-    predicting = torch.tensor([i for i, t in enumerate(step.tolist()) if t + 1 < len(suffixes[owner[i]])], device=device)
+    layout = [(c, t, len(s)) for c, s in enumerate(suffixes) for t in range(len(s))]  # (candidate, step, its length)
+    owner = torch.tensor([c for c, _, _ in layout], device=device)  # (T,) candidate of each packed token
+    step = torch.tensor([t for _, t, _ in layout], device=device)  # (T,) position within its candidate
+    # Packed positions whose next token belongs to the same candidate: their logits are scored.
+    predicting = torch.tensor([i for i, (_, t, n) in enumerate(layout) if t + 1 < n], device=device, dtype=torch.long)
     scores = torch.zeros(batch, len(suffixes), device=device)
     if len(predicting) == 0:  # single-token suffixes: the prefix forward scored everything
         return scores
