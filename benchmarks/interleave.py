@@ -1,8 +1,10 @@
 """Shared by the benchmark scripts: interleaved repetitions (A B A B ...), min and median, and the machine's load.
 
 Every figure in benchmarks/RESULTS.md comes from variants measured in the same run, one after the other within
-each round, over several rounds, so that a burst of load from other processes hits every variant alike; the min
-is the least disturbed measurement, the median the typical one, and the load average is printed beside each table.
+each round, over several rounds, so that a burst of load from other processes hits every variant alike; the best
+(least disturbed) and the median measurement are printed, and the load average beside each table. On a shared
+machine CPU time (`time.process_time`, one torch thread) moves far less with other processes' load than wall time,
+so speeds are given per CPU-second as well.
 """
 
 import os
@@ -26,9 +28,15 @@ def interleaved(variants: dict[str, Callable[[int], dict]], rounds: int) -> dict
 
 
 def min_median(values) -> str:
-    """"min / median" of a list of numbers, for a table cell."""
+    """"min / median" of a list of numbers (times, sizes), for a table cell."""
     values = list(values)
     return f"{min(values):.3g} / {statistics.median(values):.3g}"
+
+
+def max_median(values) -> str:
+    """"max / median" of a list of rates (the best and the typical round), for a table cell."""
+    values = list(values)
+    return f"{max(values):.3g} / {statistics.median(values):.3g}"
 
 
 def median(values) -> float:
