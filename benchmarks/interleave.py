@@ -27,16 +27,21 @@ def interleaved(variants: dict[str, Callable[[int], dict]], rounds: int) -> dict
     return results
 
 
+def number(value: float) -> str:
+    """Three significant digits, without exponents: 0.995, 12.5, 213, 1,480."""
+    return f"{value:,.0f}" if abs(value) >= 100 else f"{value:.3g}"
+
+
 def min_median(values) -> str:
     """"min / median" of a list of numbers (times, sizes), for a table cell."""
     values = list(values)
-    return f"{min(values):.3g} / {statistics.median(values):.3g}"
+    return f"{number(min(values))} / {number(statistics.median(values))}"
 
 
 def max_median(values) -> str:
     """"max / median" of a list of rates (the best and the typical round), for a table cell."""
     values = list(values)
-    return f"{max(values):.3g} / {statistics.median(values):.3g}"
+    return f"{number(max(values))} / {number(statistics.median(values))}"
 
 
 def median(values) -> float:
