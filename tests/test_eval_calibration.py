@@ -14,7 +14,7 @@ from emovit.cli import main
 from evaluation.calibration import fit_calibration
 from modeling_emovit.testing import tiny_emovit
 
-EMOTION6 = ["anger", "disgust", "fear", "joy", "neutral", "sadness", "surprise"]
+EMOTION6 = ["anger", "disgust", "fear", "joy", "sadness", "surprise"]
 
 
 def synthetic_scores(temperature: float, bias, rows: int = 3000, seed: int = 0):
@@ -55,7 +55,7 @@ def emotion6_split(folder, split, count, seed):
 
 @pytest.fixture(scope="module")
 def overconfident_model(tmp_path_factory):
-    """A random tiny EmoVIT whose LM head is scaled up 30x: near-one-hot probabilities, right about 1 time in 7."""
+    """A random tiny EmoVIT whose LM head is scaled up 30x: near-one-hot probabilities, right about 1 time in 6."""
     folder = tmp_path_factory.mktemp("overconfident")
     model, processor = tiny_emovit("llama", seed=0)
     with torch.no_grad():
