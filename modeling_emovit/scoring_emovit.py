@@ -3,8 +3,8 @@ image-emotion-classification pipeline and `emovit serve`'s emotion endpoint.
 
 A candidate's score is the sum, over its answer tokens (end-of-sequence included), of log p(token | prefix, the
 candidate's earlier tokens). The prefix ([image][instruction] for a decoder-only LM; the encoder input for T5) is the
-same token sequence in every row of a batch, the rows differing only in their images. Cost is flat in the number of
-candidates:
+same token sequence in every row of a batch, the rows differing only in their images. Two forwards per batch,
+whatever the number of candidates:
 1. the answer tokens every candidate starts with ("Predict emotion:") join the prefix, which runs once per image;
 2. the candidates' own tokens then run in one more forward over the prefix's KV cache, either
    - `"packed"` (decoder-only): all candidates of an image in one row, with a block attention mask (each token sees
