@@ -100,30 +100,29 @@ def _cache_and_lm_outputs(outputs):
 
 
 def _packed(language_model, cache, suffixes: list[list[int]], prefix_length: int) -> torch.Tensor:
-    """`(batch, C)`: log p of every suffix token after the first, all candidates packed into one row per image."""
+    """`(batch, C)`: log p of every suffix token after the first, all candidates packed into one row per image.
+    A candidate's last token predicts nothing and no other token sees it, so it is not fed."""
     batch, device = _any_key(cache).shape[0], _any_key(cache).device
-    layout = [(c, t, len(s)) for c, s in enumerate(suffixes) for t in range(len(s))]  # (candidate, step, its length)
-    owner = torch.tensor([c for c, _, _ in layout], device=device)  # (T,) candidate of each packed token
-    step = torch.tensor([t for _, t, _ in layout], device=device)  # (T,) position within its candidate
-    # Packed positions whose next token belongs to the same candidate: their logits are scored.
-    predicting = torch.tensor([i for i, (_, t, n) in enumerate(layout) if t + 1 < n], device=device, dtype=torch.long)
+    fed = [(c, t) for c, s in enumerate(suffixes) for t in range(len(s) - 1)]  # (candidate, step) of each token
     scores = torch.zeros(batch, len(suffixes), device=device)
-    if len(predicting) == 0:  # single-token suffixes: the prefix forward scored everything
+    if not fed:  # single-token suffixes: the prefix forward scored everything
         return scores
-    tokens = torch.tensor([t for s in suffixes for t in s], device=device)
+    owner = torch.tensor([c for c, _ in fed], device=device)  # (T,) candidate of each packed token
+    step = torch.tensor([t for _, t in fed], device=device)  # (T,) position within its candidate
+    tokens = torch.tensor([suffixes[c][t] for c, t in fed], device=device)
+    targets = torch.tensor([suffixes[c][t + 1] for c, t in fed], device=device)  # what each packed token predicts
     dtype = language_model.dtype
     sees = (owner[:, None] == owner[None, :]) & (step[:, None] >= step[None, :])  # (T, T) block-causal
-    sees = torch.cat([sees.new_ones(len(tokens), prefix_length), sees], dim=1)
+    sees = torch.cat([sees.new_ones(len(fed), prefix_length), sees], dim=1)
     blocked = torch.zeros(sees.shape, dtype=dtype, device=device).masked_fill(~sees, torch.finfo(dtype).min)
     logits = language_model(
         input_ids=tokens.expand(batch, -1),
         attention_mask=blocked.expand(batch, 1, -1, -1),
         position_ids=(prefix_length + step).expand(batch, -1),
         cache=cache,
-        logits_to_keep=predicting,
-    ).logits  # (batch, len(predicting), vocab)
-    token_scores = _log_softmax(logits).gather(-1, tokens[predicting + 1].expand(batch, -1).unsqueeze(-1)).squeeze(-1)
-    return scores.to(token_scores.dtype).index_add_(1, owner[predicting], token_scores)
+    ).logits  # (batch, T, vocab)
+    token_scores = _log_softmax(logits).gather(-1, targets.expand(batch, -1).unsqueeze(-1)).squeeze(-1)
+    return scores.to(token_scores.dtype).index_add_(1, owner, token_scores)
 
 
 def _expanded(language_model, cache, suffixes: list[list[int]], encoder_states=None) -> torch.Tensor:
