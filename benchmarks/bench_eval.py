@@ -14,7 +14,7 @@ Packed rank also runs at batch 1. Variants run one after the other in every roun
 the best and the median round, in images per wall-clock second and per CPU-second (this process's CPU time, one
 torch thread by default: far steadier than wall time on a shared machine); ratios are medians of per-round ratios
 of images per CPU-second.
-Goals (issue): rank at 25 labels >= 1.5x the images/s of generate; 8 -> 25 labels slows rank by at most 1.3x.
+Goals: rank at 25 labels >= 1.5x the images/s of generate; 8 -> 25 labels slows rank by at most 1.3x.
 """
 
 import argparse

@@ -61,7 +61,7 @@ def interleaved(commands: dict[str, callable], rounds: int) -> dict[str, list[fl
 
 def print_table(title: str, seconds: dict[str, list[float]], reference: str | None = None) -> None:
     print(f"\n{title} (load average {os.getloadavg()[0]:.2f})")
-    print(f"{'':<44}{'min s':>8}{'median s':>10}" + (f"{'median vs ' + reference:>22}" if reference else ""))
+    print(f"{'':<44}{'min s':>8}{'median s':>10}" + (f"  {'median vs ' + reference}" if reference else ""))
     for name, values in seconds.items():
         ratio = f"{statistics.median(values) / statistics.median(seconds[reference]):>21.2f}x" if reference else ""
         print(f"{name:<44}{min(values):>8.2f}{statistics.median(values):>10.2f}{ratio}")
