@@ -27,21 +27,24 @@ RELIABILITY_DIAGRAM_FILE = "reliability_diagram.png"
 
 
 def load_model(model: str):
-    """EmoVIT (an InstructBLIP folder is read by EmoVIT's classes) + processor, loaded once; other models are refused.
+    """EmoVIT (an InstructBLIP folder is read by EmoVIT's classes) or any image-text-to-text model whose processor
+    has a chat template (LLaVA, Idefics3/SmolVLM, Qwen2-VL, ...), with its processor, loaded once.
 
-    A local folder without a processor and a model of another architecture (LLaVA, ...) are refused by name, from
-    their files alone: no weights are loaded to refuse one.
+    A local folder without a processor is refused by name from its files alone; a model whose processor has no chat
+    template (so no way to put EmoVIT's instruction to it) once loaded.
     """
+    from modeling_emovit.chat_vlm import uses_chat_template
+
     check_processor_folder(model, "`emovit eval`")
     try:
-        model_type = model_type_of(model)
-        if model_type not in EMOVIT_MODEL_TYPES:
-            raise EmoVITInputError(
-                f"{model} is a {model_type!r} model, but `emovit eval` scores EmoVIT/InstructBLIP models only."
-            )
         network, processor = load_model_and_processor(model)
     except OSError as error:
         raise EmoVITInputError(f"{model}: cannot load the model or its processor ({error}).") from None
+    if not uses_chat_template(processor) and model_type_of(model) not in EMOVIT_MODEL_TYPES:
+        raise EmoVITInputError(
+            f"{model}: its processor has no chat template, so `emovit eval` cannot put the instruction to this "
+            f"{type(network).__name__}; save the processor with one (processor.chat_template = ...)."
+        )
     return network.eval(), processor
 
 

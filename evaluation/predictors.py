@@ -14,6 +14,7 @@ import torch
 from dataset_builder.emotions import LabelSpace, normalize_emotion
 from dataset_builder.instructions import categorical_answer
 from modeling_emovit.calibration_emovit import emotion_probabilities
+from modeling_emovit.chat_vlm import chat_candidate_log_likelihoods, uses_chat_template
 from modeling_emovit.generation import GENERATION_PRESETS, generate_text
 from modeling_emovit.scoring_emovit import DEFAULT_STRATEGY, candidate_log_likelihoods
 
@@ -34,7 +35,8 @@ class RankPredictor:
                  strategy: str = DEFAULT_STRATEGY):
         self.model, self.processor, self.space, self.strategy = model, processor, space, strategy
         self.answers = [categorical_answer(label) for label in space.labels]
-        self.candidates = processor.encode_answers(self.answers)
+        self.chat = uses_chat_template(processor)  # LLaVA, Idefics3, Qwen2-VL, ...: the assistant turn's tokens
+        self.candidates = None if self.chat else processor.encode_answers(self.answers)
         self.calibration = calibration if calibration is not None else getattr(model.config, "emotion_calibration", None)
 
     def predict(self, images: list, prompt: str) -> list[Prediction]:
@@ -49,6 +51,9 @@ class RankPredictor:
 
     def answer_log_likelihoods(self, images: list, prompt: str) -> torch.Tensor:
         """`(batch, num_labels)`: sum over answer tokens (and eos) of log p(token | image, instruction, prefix)."""
+        if self.chat:
+            return chat_candidate_log_likelihoods(self.model, self.processor, images, prompt, self.answers,
+                                                  strategy=self.strategy)
         inputs = self.processor(images=images, text=[prompt] * len(images), return_tensors="pt").to(self.model.device)
         inputs["pixel_values"] = inputs["pixel_values"].to(self.model.dtype)
         return candidate_log_likelihoods(self.model, dict(inputs), self.candidates, strategy=self.strategy)
@@ -62,9 +67,13 @@ class GeneratePredictor:
 
     def __init__(self, model, processor, space: LabelSpace, max_new_tokens: int | None = None, preset: str = "default"):
         self.model, self.processor, self.space = model, processor, space
-        longest_answer = max(map(len, processor.encode_answers([categorical_answer(l) for l in space.labels])))
+        answers = [categorical_answer(label) for label in space.labels]
+        if uses_chat_template(processor):  # the answer's tokens, plus one for the end of the turn
+            lengths = [len(ids) + 1 for ids in processor.tokenizer(answers, add_special_tokens=False)["input_ids"]]
+        else:
+            lengths = list(map(len, processor.encode_answers(answers)))
         self.options = dict(GENERATION_PRESETS[preset])
-        self.max_new_tokens = max_new_tokens or self.options.pop("max_new_tokens", None) or longest_answer + 4
+        self.max_new_tokens = max_new_tokens or self.options.pop("max_new_tokens", None) or max(lengths) + 4
         self.options.pop("max_new_tokens", None)
 
     def predict(self, images: list, prompt: str) -> list[Prediction]:

@@ -2,7 +2,9 @@
 
 One rule for every architecture: `generate` returns the prompt before the new tokens for decoder-only language
 models and only the new tokens for encoder-decoder ones, so the prompt is cut off exactly when the output starts
-with it.
+with it. A processor with a chat template (LLaVA, Idefics3, Qwen2-VL, ...) gets each prompt as a user turn with the
+image, followed by the template's generation prompt (`chat_vlm.chat_inputs`); EmoVIT and InstructBLIP the bare
+prompt.
 
 `GENERATION_PRESETS["release"]` is the original EmoVIT release's decoding (its `blip2_vicuna_instruct.generate`
 defaults): greedy (`num_beams=1`, `use_nucleus_sampling=False`), `max_length=256` and `min_length=1` (LAVIS passes
@@ -36,8 +38,13 @@ def generate_text(model, processor, images: list, prompts: list[str] | None = No
 
     `generated_repetition_penalty`: a repetition penalty over the generated tokens only (as LAVIS applies one).
     """
-    text = {"text": list(prompts), "padding": True} if prompts else {}
-    inputs = processor(images=images, return_tensors="pt", **text).to(model.device)
+    from .chat_vlm import chat_inputs, uses_chat_template
+
+    if prompts and uses_chat_template(processor):
+        inputs = chat_inputs(processor, images, list(prompts)).to(model.device, dtype=model.dtype)  # floats only
+    else:
+        text = {"text": list(prompts), "padding": True} if prompts else {}
+        inputs = processor(images=images, return_tensors="pt", **text).to(model.device)
     generate_kwargs.setdefault("do_sample", False)
     if generated_repetition_penalty is not None:
         generate_kwargs["logits_processor"] = _penalise_generated_tokens_only(model, inputs, generated_repetition_penalty)

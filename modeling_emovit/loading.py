@@ -1,6 +1,6 @@
-"""Loading a model and its processor by name: a tiny random EmoVIT, an EmoVIT or InstructBLIP folder or Hub id, a
-PEFT adapter folder (merged into the base its adapter_config.json names), or any other `AutoModelForImageTextToText`
-model. Training (recipes), evaluation and captioning all load through here.
+"""Loading a model and its processor by name: a tiny random EmoVIT or chat-template VLM, an EmoVIT or InstructBLIP
+folder or Hub id, a PEFT adapter folder (merged into the base its adapter_config.json names), or any other
+`AutoModelForImageTextToText` model. Training (recipes), evaluation and captioning all load through here.
 """
 
 import json
@@ -9,11 +9,16 @@ from pathlib import Path
 
 from .errors import EmoVITInputError, reading
 
-# `tiny-random`, `small-random-t5`, ...: a random model built offline (`modeling_emovit.testing.tiny_emovit`).
-TINY_MODEL = re.compile(r"^(?P<size>tiny|small)-random(?:-(?P<text_model>llama|opt|t5))?$")
+# `tiny-random`, `small-random-t5`, ...: a random EmoVIT built offline (`modeling_emovit.testing.tiny_emovit`);
+# `tiny-random-llava`, `small-random-qwen2.5-vl`, ...: a random chat-template VLM (`testing_vlms.tiny_vlm`).
+TINY_MODEL = re.compile(
+    r"^(?P<size>tiny|small)-random(?:-(?P<text_model>llama|opt|t5)|-(?P<vlm>llava|idefics3|qwen2-vl|qwen2\.5-vl))?$"
+)
 # Checkpoints read by EmoVIT's own classes (an InstructBLIP config converts on load).
 EMOVIT_MODEL_TYPES = ("emovit", "instructblip")
 PROCESSOR_FILES = ("processor_config.json", "preprocessor_config.json")
+# Processors whose stock class needs torchvision (for its video processor), read images-only without it.
+QWEN2_VL_MODEL_TYPES = ("qwen2_vl", "qwen2_5_vl")
 
 
 def check_processor_folder(model: str | Path, action: str) -> None:
@@ -40,9 +45,11 @@ def adapter_base(name: str) -> str | None:
 
 
 def model_type_of(name: str, trust_remote_code: bool = True) -> str:
-    """The `model_type` of a tiny-random name ("emovit"), folder, adapter folder or Hub id, from its config alone."""
-    if TINY_MODEL.match(name):
-        return "emovit"
+    """The `model_type` of a tiny-random name ("emovit", "llava", "qwen2_vl", ...), folder, adapter folder or Hub id,
+    from its config alone."""
+    tiny = TINY_MODEL.match(name)
+    if tiny:
+        return _tiny_vlm_kind(tiny["vlm"]) if tiny["vlm"] else "emovit"
     if adapter_base(name):
         return model_type_of(adapter_base(name), trust_remote_code)
     from transformers import AutoConfig
@@ -65,6 +72,10 @@ def load_model_and_processor(name: str, dtype: str | None = None, trust_remote_c
 
     register()
     tiny = TINY_MODEL.match(name)
+    if tiny and tiny["vlm"]:
+        from .testing_vlms import tiny_vlm
+
+        return tiny_vlm(_tiny_vlm_kind(tiny["vlm"]), size=tiny["size"], seed=seed)
     if tiny:
         from .testing import tiny_emovit
 
@@ -79,13 +90,24 @@ def load_model_and_processor(name: str, dtype: str | None = None, trust_remote_c
         return PeftModel.from_pretrained(model, name).merge_and_unload(), processor
     dtype = None if dtype in (None, "auto") else dtype
     with reading(name):  # a truncated weights file, a garbled tokenizer.json, ... is named by the error boundary
-        if model_type_of(name, trust_remote_code) in EMOVIT_MODEL_TYPES:
+        model_type = model_type_of(name, trust_remote_code)
+        if model_type in EMOVIT_MODEL_TYPES:
             from .modeling_emovit import EmoVITForConditionalGeneration
             from .processing_emovit import EmoVITProcessor
 
             model = EmoVITForConditionalGeneration.from_pretrained(name, dtype=dtype)
             return model, EmoVITProcessor.from_pretrained(name)
         from transformers import AutoModelForImageTextToText, AutoProcessor
+        from transformers.utils import is_torchvision_available
 
         model = AutoModelForImageTextToText.from_pretrained(name, dtype=dtype, trust_remote_code=trust_remote_code)
+        if model_type in QWEN2_VL_MODEL_TYPES and not is_torchvision_available():
+            from .processing_qwen2_vl_image_only import Qwen2VLImageOnlyProcessor
+
+            return model, Qwen2VLImageOnlyProcessor.from_pretrained(name)
         return model, AutoProcessor.from_pretrained(name, trust_remote_code=trust_remote_code)
+
+
+def _tiny_vlm_kind(name: str) -> str:
+    """`qwen2.5-vl` (as in the tiny-model name) -> `qwen2_5_vl` (the model type, a `tiny_vlm` kind)."""
+    return name.replace(".", "_").replace("-", "_")

@@ -263,7 +263,7 @@ def test_a_card_written_with_local_base_and_data_folders_holds_no_local_path(bas
         ("empty split", "split 'test' of config 'categorical' is empty"),
         ("model without processor", "the model folder has no processor"),
         ("too many paraphrases", "--paraphrases must be between 1 and 5"),
-        ("model of another architecture", "is a 'llava' model, but `emovit eval` scores EmoVIT/InstructBLIP models only"),
+        ("model without a chat template", "its processor has no chat template, so `emovit eval` cannot put the instruction"),
     ],
 )
 def test_bad_input_gets_one_clear_sentence(problem, expected, model_dir, emotion6_data, tmp_path, capsys):
@@ -276,8 +276,9 @@ def test_bad_input_gets_one_clear_sentence(problem, expected, model_dir, emotion
         model = tmp_path / "bare"
         model.mkdir()
         (model / "config.json").write_text((model_dir / "config.json").read_text())
-    elif problem == "model of another architecture":
-        model = save_tiny_llava(tmp_path / "llava")  # e.g. trained by recipes/llava-1.5-7b
+    elif problem == "model without a chat template":
+        model = save_tiny_llava(tmp_path / "llava")  # e.g. trained by recipes/llava-1.5-7b, saved without its template
+        (model / "chat_template.jinja").unlink()
     else:
         extra = ["--paraphrases", "6"]
 

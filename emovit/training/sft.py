@@ -206,7 +206,8 @@ def train(script_args, training_args, model_args, mixture_args) -> dict:
     )
     trainer.recipe = (script_args, model_args, mixture_args, len(train_dataset))  # for the model card
     result = trainer.train(resume_from_checkpoint=resume)
-    metrics = {**result.metrics, "train_samples": len(train_dataset)}
+    trainable = sum(parameter.numel() for parameter in trainer.model.parameters() if parameter.requires_grad)
+    metrics = {**result.metrics, "train_samples": len(train_dataset), "trainable_parameters": trainable}
     trainer.log_metrics("train", metrics)
     trainer.save_metrics("train", metrics)  # train_results.json
     trainer.save_state()

@@ -1,0 +1,202 @@
+"""Chat-template VLMs (LLaVA-1.5, Idefics3/SmolVLM, Qwen2-VL, Qwen2.5-VL) as a specification: built offline, trained
+through recipes/sft.py with the real recipes, scored in rank mode exactly as a direct forward scores the assistant
+turn, generated in batches as one by one, evaluated by `emovit eval` in both modes, and refused by name when their
+processor has no chat template."""
+
+import json
+
+import pytest
+import torch
+from dataset_trees import config_folder, png_bytes
+from PIL import Image as PILImage
+from train_helpers import REPO, write_dataset
+
+from emovit.cli import main as emovit
+from emovit.training import sft
+from modeling_emovit.chat_vlm import answer_token_ids, chat_candidate_log_likelihoods, prefix_groups
+from modeling_emovit.labels import MIKELS_EMOTIONS
+from modeling_emovit.testing_vlms import TINY_VLM_KINDS, tiny_vlm
+
+INSTRUCTION = "Please select the emotion closest to the image from the following options:" + ", ".join(MIKELS_EMOTIONS)
+ANSWERS = [f"Predict emotion: {label}" for label in MIKELS_EMOTIONS]
+# A square image and a wide one: Qwen2-VL gives them different numbers of image tokens.
+IMAGES = [PILImage.new("RGB", (40, 40), (200, 30, 30)), PILImage.new("RGB", (64, 32), (20, 90, 220)),
+          PILImage.new("RGB", (40, 40), (240, 220, 10))]
+# recipes/*.yaml made to run on CPU in seconds: the recipe's own keys, sizes and launch settings overridden.
+ON_CPU = ["--use_cpu", "true", "--bf16", "false", "--dtype", "float32", "--report_to", "none",
+          "--gradient_checkpointing", "false", "--gradient_accumulation_steps", "1", "--dataloader_num_workers", "0",
+          "--save_strategy", "no", "--disable_tqdm", "true", "--logging_steps", "1", "--dataset_config", "categorical"]
+RECIPE_OF = {"llava": "llava-1.5-7b", "idefics3": "smolvlm-256m", "qwen2_vl": "qwen2.5-vl-7b", "qwen2_5_vl": "qwen2.5-vl-7b"}
+
+
+def save_tiny_vlm(kind, folder, **kwargs):
+    model, processor = tiny_vlm(kind, **kwargs)
+    model.save_pretrained(folder)
+    processor.save_pretrained(folder)
+    return folder
+
+
+def train_recipe(kind, model, data, out, *extra):
+    recipe = REPO / "recipes" / RECIPE_OF[kind] / "sft.yaml"
+    argv = ["--config", str(recipe), *ON_CPU, "--model_name_or_path", str(model), "--dataset_name", str(data),
+            "--output_dir", str(out), *map(str, extra)]
+    return sft.train(*sft.parse_recipe(argv))
+
+
+def write_test_split(folder, emotions):
+    """What `emovit data build` writes for a test split: Parquet + a README `configs` block, one image per row."""
+    return config_folder(folder, "categorical", "test", {
+        "id": [f"img{i}" for i in range(len(emotions))],
+        "image": [{"bytes": png_bytes((60 * i % 256, 90, 200)), "path": None} for i in range(len(emotions))],
+        "emotion": list(emotions),
+        "label_space": ["emoset"] * len(emotions),
+    })
+
+
+def direct_log_likelihood(model, processor, image, answer) -> float:
+    """Sum of log p over the tokens the assistant turn adds to the prompt, from one forward over the whole
+    conversation; both rendered and tokenized by transformers' `apply_chat_template` with the image."""
+    user = {"role": "user", "content": [{"type": "image", "image": image}, {"type": "text", "text": INSTRUCTION}]}
+    assistant = {"role": "assistant", "content": [{"type": "text", "text": answer}]}
+    render = dict(tokenize=True, return_dict=True, return_tensors="pt")
+    prompt = processor.apply_chat_template([user], add_generation_prompt=True, **render)["input_ids"][0]
+    full = processor.apply_chat_template([user, assistant], **render)
+    ids = full["input_ids"][0]
+    assert torch.equal(ids[: len(prompt)], prompt)
+    with torch.no_grad():
+        logits = model(**full).logits[0].float()
+    return logits[len(prompt) - 1: -1].log_softmax(-1).gather(-1, ids[len(prompt):, None]).sum().item()
+
+
+@pytest.mark.parametrize("kind", TINY_VLM_KINDS)
+def test_rank_scores_equal_the_assistant_turns_log_likelihood_in_a_direct_forward(kind):
+    model, processor = tiny_vlm(kind)
+    expected = torch.tensor([[direct_log_likelihood(model, processor, image, a) for a in ANSWERS] for image in IMAGES])
+    for strategy in ("packed", "expanded"):
+        scores = chat_candidate_log_likelihoods(model, processor, IMAGES, INSTRUCTION, ANSWERS, strategy=strategy)
+        assert torch.allclose(scores, expected, atol=1e-4), (strategy, (scores - expected).abs().max())
+    groups = prefix_groups(processor, IMAGES, INSTRUCTION)
+    assert sorted(row for rows, _ in groups for row in rows) == [0, 1, 2]
+    assert len(groups) == (2 if kind.startswith("qwen") else 1)  # Qwen: the wide image has fewer tokens
+
+
+@pytest.mark.parametrize("kind", TINY_VLM_KINDS)
+def test_candidates_are_the_assistant_turn_up_to_the_end_of_turn_token(kind):
+    _, processor = tiny_vlm(kind)
+    end_of_turn = {"llava": "</s>", "idefics3": "<end_of_utterance>"}.get(kind, "<|im_end|>")  # each family's
+    for answer, ids in zip(ANSWERS, answer_token_ids(processor, INSTRUCTION, ANSWERS)):
+        text = processor.tokenizer.decode(ids)
+        assert text.strip().startswith(answer) and end_of_turn in text[len(answer):]
+
+
+def test_a_generation_prompt_that_is_not_a_token_prefix_is_refused_by_name():
+    from modeling_emovit.errors import EmoVITInputError
+
+    _, processor = tiny_vlm("llava")
+    # "ASSISTANT: " tokenizes its trailing space alone; in the conversation the space joins the answer's first word
+    processor.chat_template = processor.chat_template.replace("ASSISTANT:{% endif %}", "ASSISTANT: {% endif %}")
+    with pytest.raises(EmoVITInputError, match="does not tokenize as a prefix of the conversation"):
+        answer_token_ids(processor, INSTRUCTION, ANSWERS)
+
+
+@pytest.mark.parametrize("kind", TINY_VLM_KINDS)
+def test_batched_generation_equals_one_image_at_a_time(kind):
+    from modeling_emovit.generation import generate_text
+
+    model, processor = tiny_vlm(kind)
+    prompts = [INSTRUCTION, "What emotion does this image evoke?", "Describe the image."]
+    batched = generate_text(model, processor, IMAGES, prompts, max_new_tokens=6)
+    assert batched == [generate_text(model, processor, [image], [prompt], max_new_tokens=6)[0]
+                       for image, prompt in zip(IMAGES, prompts)]
+    assert not any(INSTRUCTION in answer for answer in batched)  # the prompt is cut off
+
+
+@pytest.mark.parametrize("kind", ["llava", "idefics3", "qwen2_vl"])
+def test_each_backbone_trains_through_its_recipe_and_is_evaluated_in_both_modes(kind, tmp_path):
+    base = save_tiny_vlm(kind, tmp_path / "base")
+    data = write_dataset(tmp_path / "data", rows=8)
+    metrics = train_recipe(kind, base, data, tmp_path / "trained", "--use_peft", "false", "--max_steps", 2,
+                           "--per_device_train_batch_size", 4, "--learning_rate", 1e-3)
+    assert metrics["train_loss"] > 0 and metrics["trainable_parameters"] == sum(
+        p.numel() for p in tiny_vlm(kind)[0].parameters())
+    test = write_test_split(tmp_path / "test", ["awe", "anger", "fear", "awe"])
+    for mode in ("rank", "generate"):
+        out = tmp_path / f"eval-{mode}"
+        assert emovit(["eval", "--model", str(tmp_path / "trained"), "--data", str(test), "--out", str(out),
+                       "--mode", mode, "--batch-size", "3"]) == 0
+        rows = [json.loads(line) for line in (out / "predictions.jsonl").read_text().splitlines()]
+        results = json.loads((out / "results.json").read_text())
+        assert len(rows) == 4 and results["mode"] == mode
+        if mode == "rank":
+            for row in rows:
+                assert list(row["scores"]) == list(MIKELS_EMOTIONS)
+                assert sum(row["scores"].values()) == pytest.approx(1.0, abs=1e-5)
+                assert row["prediction"] == max(row["scores"], key=row["scores"].get)
+        else:
+            assert all(row["prediction"] in (None, *MIKELS_EMOTIONS) for row in rows)
+            assert all(INSTRUCTION[:40] not in row["answer"] for row in rows)
+
+
+def test_qwen_lora_recipe_adapts_the_language_model_and_trains_the_vision_merger(tmp_path):
+    data = write_dataset(tmp_path / "data", rows=4)
+    metrics = train_recipe("qwen2_5_vl", "tiny-random-qwen2.5-vl", data, tmp_path / "out", "--max_steps", 1,
+                           "--per_device_train_batch_size", 2)
+    from safetensors import safe_open
+
+    with safe_open(tmp_path / "out" / "adapter_model.safetensors", "pt") as adapter:
+        names = list(adapter.keys())
+    assert names and all("language_model" in n and ".lora_" in n or ".merger." in n for n in names)
+    assert {name.split(".lora_")[0].rsplit(".", 1)[-1] for name in names if ".lora_" in name} == {
+        "q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"}
+    assert metrics["trainable_parameters"] == sum(adapter_numel(tmp_path / "out"))
+
+
+def adapter_numel(folder):
+    from safetensors import safe_open
+
+    with safe_open(folder / "adapter_model.safetensors", "pt") as adapter:
+        return [adapter.get_tensor(name).numel() for name in adapter.keys()]
+
+
+@pytest.mark.parametrize("kind", TINY_VLM_KINDS)
+def test_saved_tiny_vlms_reload_through_the_auto_classes_offline(kind, tmp_path):
+    from transformers import AutoModelForImageTextToText, AutoProcessor
+
+    model, processor = tiny_vlm(kind)
+    save_tiny_vlm(kind, tmp_path)
+    reloaded = AutoModelForImageTextToText.from_pretrained(tmp_path).eval()
+    reprocessor = AutoProcessor.from_pretrained(tmp_path, trust_remote_code=True)  # Qwen: the image-only class
+    assert reprocessor.chat_template == processor.chat_template
+    messages = [{"role": "user", "content": [{"type": "image", "image": IMAGES[0]}, {"type": "text", "text": "Hi"}]}]
+    render = dict(add_generation_prompt=True, tokenize=True, return_dict=True, return_tensors="pt")
+    inputs, reinputs = processor.apply_chat_template(messages, **render), reprocessor.apply_chat_template(messages, **render)
+    assert torch.equal(inputs["input_ids"], reinputs["input_ids"])
+    with torch.no_grad():
+        assert torch.allclose(model(**inputs).logits, reloaded(**reinputs).logits, atol=1e-6)
+
+
+def test_a_qwen2_vl_hub_folder_loads_with_the_image_only_processor_without_torchvision(tmp_path):
+    """The Hub layout of Qwen/Qwen2.5-VL-*-Instruct: config.json, preprocessor_config.json naming the stock
+    `Qwen2_5_VLProcessor`, tokenizer files and chat_template.json; no remote code."""
+    from transformers import AutoProcessor
+    from transformers.utils import is_torchvision_available
+
+    from modeling_emovit.loading import load_model_and_processor
+    from modeling_emovit.processing_qwen2_vl_image_only import Qwen2VLImageOnlyProcessor
+
+    model, processor = tiny_vlm("qwen2_5_vl")
+    model.save_pretrained(tmp_path)
+    processor.tokenizer.save_pretrained(tmp_path)
+    processor.image_processor.save_pretrained(tmp_path)
+    preprocessor = json.loads((tmp_path / "preprocessor_config.json").read_text())
+    preprocessor.update(processor_class="Qwen2_5_VLProcessor", image_processor_type="Qwen2VLImageProcessor")
+    (tmp_path / "preprocessor_config.json").write_text(json.dumps(preprocessor))
+    (tmp_path / "chat_template.json").write_text(json.dumps({"chat_template": processor.chat_template}))
+    assert not is_torchvision_available()  # this machine's (and CI's) environment: the case this path exists for
+    with pytest.raises(ImportError, match="Qwen2VLVideoProcessor requires the Torchvision library"):
+        AutoProcessor.from_pretrained(tmp_path)  # the stock processor needs its video processor
+
+    _, loaded = load_model_and_processor(str(tmp_path))
+    assert isinstance(loaded, Qwen2VLImageOnlyProcessor) and loaded.chat_template == processor.chat_template
+    assert torch.equal(prefix_groups(loaded, IMAGES[:1], INSTRUCTION)[0][1]["input_ids"],
+                       prefix_groups(processor, IMAGES[:1], INSTRUCTION)[0][1]["input_ids"])
