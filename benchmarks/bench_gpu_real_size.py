@@ -8,10 +8,21 @@ encoder's outputs (`image_embeds`) instead of pixels, as training with `vision_f
 
     python benchmarks/bench_gpu_real_size.py            # one GPU, under 7 minutes, prints a markdown table
     python benchmarks/bench_gpu_real_size.py --tiny     # CPU smoke run of the same code at toy sizes
+
+`--backbones`: the side-by-side comparison of benchmarks/bench_backbones.py at real size, from Hub weights (needs
+the Hub, or the two models in the HF cache, and about 20 GiB of GPU memory): EmoVIT on InstructBLIP-Flan-T5-XL
+(recipes/emovit-flan-t5-xl: ViT and LM frozen) and SmolVLM-256M-Instruct (recipes/smolvlm-256m: every weight
+trained) train in this process on the demo's synthetic EmoSet sample (800 train images) with their own recipes
+for the same steps and batch (warmup 10% of them), and each is evaluated before and after on the 200 held-out
+images in rank and generate mode. Prints trainable parameters, samples/s, peak GPU memory, both accuracies and ECE.
+
+    python benchmarks/bench_gpu_real_size.py --backbones [--steps 300] [--batch 8] [--out DIR]   # about 15 minutes
+    python benchmarks/bench_gpu_real_size.py --backbones --tiny   # CPU smoke run: tiny random models, 2 steps
 """
 
 import argparse
 import time
+from pathlib import Path
 
 import torch
 from torch.utils.flop_counter import FlopCounterMode
@@ -129,11 +140,84 @@ def largest_batch(model, optimizer, cached, device, dtype, candidates, budget_s)
     return fits
 
 
+# --backbones: name -> (recipe folder, Hub id: the model card's base_model)
+REAL_BACKBONES = {
+    "emovit-flan-t5-xl": ("emovit-flan-t5-xl", "Salesforce/instructblip-flan-t5-xl"),
+    "smolvlm-256m": ("smolvlm-256m", "HuggingFaceTB/SmolVLM-256M-Instruct"),
+}
+TINY_BACKBONES = {name: (recipe, tiny) for (name, (recipe, _)), tiny in
+                  zip(REAL_BACKBONES.items(), ("tiny-random-t5", "tiny-random-idefics3"))}
+ON_CPU = ["--use_cpu", "true", "--bf16", "false", "--dtype", "float32", "--gradient_checkpointing", "false"]
+
+
+def demo_data(folder: Path) -> tuple[Path, Path]:
+    """The demo's synthetic EmoSet sample as categorical train and test datasets (as `emovit demo` builds them)."""
+    from dataset_builder.build import build_dataset
+    from dataset_builder.sample import write_sample_emoset
+
+    if not (folder / "emoset" / "test.json").exists():
+        write_sample_emoset(folder / "emoset", 100, 25, seed=0)
+    for split in ("train", "test"):
+        if not (folder / split).exists():
+            build_dataset("emoset", folder / "emoset", split, folder / split, tasks=("categorical",))
+    return folder / "train", folder / "test"
+
+
+def evaluate_both_modes(model: str, data: Path, out: Path) -> dict:
+    from evaluation.harness import EvalSettings, run_eval
+
+    results = {mode: run_eval(EvalSettings(model=model, data=str(data), out=str(out / mode), mode=mode,
+                                           label_space="emoset", batch_size=16))["metrics"] for mode in ("rank", "generate")}
+    return {"rank": results["rank"]["accuracy"], "generate": results["generate"]["accuracy"], "ece": results["rank"]["ece"]}
+
+
+def compare_backbones(steps: int, batch: int, out: Path, tiny: bool) -> None:
+    """Each backbone: evaluated from its Hub weights, trained with its recipe, evaluated again; one table."""
+    import gc
+
+    from emovit.training import sft
+
+    recipes = Path(__file__).resolve().parents[1] / "recipes"
+    train, test = demo_data(out / "data")
+    cuda = torch.cuda.is_available()
+    rows = []
+    for name, (recipe, hub_id) in (TINY_BACKBONES if tiny else REAL_BACKBONES).items():
+        before = evaluate_both_modes(hub_id, test, out / "eval" / f"{name}-base")
+        argv = ["--config", str(recipes / recipe / "sft.yaml"), "--model_name_or_path", hub_id,
+                "--dataset_name", str(train), "--dataset_config", "categorical", "--output_dir", str(out / name),
+                "--max_steps", str(steps), "--per_device_train_batch_size", str(batch),
+                "--gradient_accumulation_steps", "1", "--warmup_steps", "0.1", "--save_strategy", "no",
+                "--report_to", "none", "--logging_steps", "10", "--dataloader_num_workers", "2"] + (ON_CPU if tiny else [])
+        if cuda:
+            torch.cuda.reset_peak_memory_stats()
+        metrics = sft.train(*sft.parse_recipe(argv))
+        peak = torch.cuda.max_memory_allocated() / 2**30 if cuda else float("nan")
+        gc.collect()
+        if cuda:
+            torch.cuda.empty_cache()
+        after = evaluate_both_modes(str(out / name), test, out / "eval" / f"{name}-trained")
+        rows.append((name, metrics, peak, before, after))
+    print(f"\n{steps} steps of batch {batch} on 800 synthetic EmoSet-style images; 200 held-out test images\n")
+    print("| backbone | trainable params | train samples/s | peak GiB | rank acc before -> after | "
+          "generate acc before -> after | rank ECE after |")
+    print("|---|---:|---:|---:|---:|---:|---:|")
+    for name, metrics, peak, before, after in rows:
+        print(f"| {name} | {metrics['trainable_parameters']:,} | {metrics['train_samples_per_second']:.1f} | "
+              f"{peak:.1f} | {before['rank']:.1%} -> {after['rank']:.1%} | {before['generate']:.1%} -> "
+              f"{after['generate']:.1%} | {after['ece']:.3f} |")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tiny", action="store_true", help="Toy sizes (CPU smoke run).")
-    parser.add_argument("--steps", type=int, default=None, help="Timed steps per setting (default 5, tiny 2).")
+    parser.add_argument("--steps", type=int, default=None, help="Timed steps per setting (default 5, tiny 2; "
+                        "--backbones: training steps, default 300).")
+    parser.add_argument("--backbones", action="store_true", help="EmoVIT-Flan-T5-XL beside SmolVLM-256M (Hub weights).")
+    parser.add_argument("--batch", type=int, default=8, help="--backbones: training batch.")
+    parser.add_argument("--out", type=Path, default=Path("outputs/bench-backbones"), help="--backbones: output folder.")
     args = parser.parse_args()
+    if args.backbones:
+        return compare_backbones(args.steps or (2 if args.tiny else 300), args.batch, args.out, args.tiny)
     device = "cuda" if torch.cuda.is_available() else "cpu"
     dtype = torch.bfloat16
     steps = args.steps or (2 if args.tiny else 5)
