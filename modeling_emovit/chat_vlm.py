@@ -10,8 +10,8 @@ refused by name).
 
 Rank scoring goes through the one scorer (`scoring_emovit.candidate_log_likelihoods`); this module supplies its
 inputs: images whose prompts tokenize alike (Qwen2-VL and Idefics3 give an image as many tokens as its size needs)
-form one prefix batch, and Qwen2-VL's multimodal rotary positions continue after the image (`_MRopeModel`). Saved beside the weights with the pipeline: imports only torch,
-transformers and modules next to it.
+form one prefix batch, and Qwen2-VL's multimodal rotary positions continue after the image (`_MRopeModel`). Saved
+beside the weights with the pipeline: imports only torch, transformers and modules next to it.
 """
 
 import torch
@@ -54,16 +54,16 @@ def chat_inputs(processor, images: list, instructions: list[str], **kwargs):
 
 def answer_token_ids(processor, instruction: str, answers: list[str]) -> list[list[int]]:
     """Each answer's tokens in the conversation: everything after the generation prompt (answer + end of turn)."""
-    tokenize = processor.tokenizer
-    prompt = tokenize(render_chat(processor, instruction), add_special_tokens=False)["input_ids"]
+    tokenizer = processor.tokenizer
+    prompt = tokenizer(render_chat(processor, instruction), add_special_tokens=False)["input_ids"]
     candidates = []
     for answer in answers:
-        full = tokenize(render_chat(processor, instruction, answer), add_special_tokens=False)["input_ids"]
+        full = tokenizer(render_chat(processor, instruction, answer), add_special_tokens=False)["input_ids"]
         if full[: len(prompt)] != prompt:
             raise EmoVITInputError(
                 f"The chat template's generation prompt does not tokenize as a prefix of the conversation (it ends "
-                f"{processor.tokenizer.decode(prompt[-3:])!r}, the conversation continues "
-                f"{processor.tokenizer.decode(full[len(prompt) - 3: len(prompt) + 2])!r}); answers cannot be scored "
+                f"{tokenizer.decode(prompt[-3:])!r}, the conversation continues "
+                f"{tokenizer.decode(full[len(prompt) - 3: len(prompt) + 2])!r}); answers cannot be scored "
                 f"after it. Fix the template (a generation prompt should not end in a space)."
             )
         candidates.append(full[len(prompt):])

@@ -43,13 +43,13 @@ def train_recipe(kind, model, data, out, *extra):
     return sft.train(*sft.parse_recipe(argv))
 
 
-def write_test_split(folder, emotions):
-    """What `emovit data build` writes for a test split: Parquet + a README `configs` block, one image per row."""
-    return config_folder(folder, "categorical", "test", {
+def write_split(folder, split, emotions, columns):
+    """What `emovit data build` writes: Parquet + a README `configs` block, one coloured image per row."""
+    return config_folder(folder, "categorical", split, {
         "id": [f"img{i}" for i in range(len(emotions))],
         "image": [{"bytes": png_bytes((60 * i % 256, 90, 200)), "path": None} for i in range(len(emotions))],
         "emotion": list(emotions),
-        "label_space": ["emoset"] * len(emotions),
+        **columns,
     })
 
 
@@ -112,29 +112,32 @@ def test_batched_generation_equals_one_image_at_a_time(kind):
 
 
 @pytest.mark.parametrize("kind", ["llava", "idefics3", "qwen2_vl"])
-def test_each_backbone_trains_through_its_recipe_and_is_evaluated_in_both_modes(kind, tmp_path):
+def test_what_a_backbone_learns_through_its_recipe_is_what_both_eval_modes_read(kind, tmp_path):
+    """Trained (every weight) to answer "awe" whatever the image, it must rank and generate "awe": the assistant
+    turn training labels is the one rank mode scores and generate mode decodes."""
+    from dataset_builder.instructions import categorical_instruction
+
     base = save_tiny_vlm(kind, tmp_path / "base")
-    data = write_dataset(tmp_path / "data", rows=8)
-    metrics = train_recipe(kind, base, data, tmp_path / "trained", "--use_peft", "false", "--max_steps", 2,
-                           "--per_device_train_batch_size", 4, "--learning_rate", 1e-3)
-    assert metrics["train_loss"] > 0 and metrics["trainable_parameters"] == sum(
-        p.numel() for p in tiny_vlm(kind)[0].parameters())
-    test = write_test_split(tmp_path / "test", ["awe", "anger", "fear", "awe"])
+    asked = categorical_instruction(MIKELS_EMOTIONS)  # what `emovit eval` asks over the emoset label space
+    data = write_split(tmp_path / "data", "train", ["awe"] * 8, {"prompt": [asked] * 8,
+                                                                 "completion": ["Predict emotion: awe"] * 8})
+    metrics = train_recipe(kind, base, data, tmp_path / "trained", "--use_peft", "false", "--max_steps", 20,
+                           "--per_device_train_batch_size", 4, "--learning_rate", 1e-2, "--warmup_steps", 0,
+                           "--lr_scheduler_type", "constant")
+    assert metrics["trainable_parameters"] == sum(p.numel() for p in tiny_vlm(kind)[0].parameters())
+    test = write_split(tmp_path / "test", "test", ["awe", "anger", "fear", "sadness"], {"label_space": ["emoset"] * 4})
     for mode in ("rank", "generate"):
         out = tmp_path / f"eval-{mode}"
         assert emovit(["eval", "--model", str(tmp_path / "trained"), "--data", str(test), "--out", str(out),
                        "--mode", mode, "--batch-size", "3"]) == 0
         rows = [json.loads(line) for line in (out / "predictions.jsonl").read_text().splitlines()]
         results = json.loads((out / "results.json").read_text())
-        assert len(rows) == 4 and results["mode"] == mode
+        assert [row["prediction"] for row in rows] == ["awe"] * 4, rows
+        assert results["metrics"]["accuracy"] == 0.25
         if mode == "rank":
-            for row in rows:
-                assert list(row["scores"]) == list(MIKELS_EMOTIONS)
-                assert sum(row["scores"].values()) == pytest.approx(1.0, abs=1e-5)
-                assert row["prediction"] == max(row["scores"], key=row["scores"].get)
+            assert all(list(row["scores"]) == list(MIKELS_EMOTIONS) for row in rows)
         else:
-            assert all(row["prediction"] in (None, *MIKELS_EMOTIONS) for row in rows)
-            assert all(INSTRUCTION[:40] not in row["answer"] for row in rows)
+            assert all(row["answer"].endswith("awe") for row in rows)  # the prompt and the end of turn cut off
 
 
 def test_qwen_lora_recipe_adapts_the_language_model_and_trains_the_vision_merger(tmp_path):
