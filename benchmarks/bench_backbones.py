@@ -42,7 +42,10 @@ def prepare_demo(folder: Path, seed: int) -> None:
 
 
 def train(model: str, data: Path, out: Path, steps: int, seed: int) -> dict:
-    """Trains through recipes/sft.py in a child process; its metrics plus peak resident MiB and wall seconds."""
+    """Trains through recipes/sft.py in a child process; its metrics plus peak resident MiB and wall seconds (kept in
+    OUT/bench.json: a rerun with the same --out reuses finished trainings)."""
+    if (out / "bench.json").exists():
+        return json.loads((out / "bench.json").read_text())
     command = [sys.executable, str(REPO / "recipes" / "sft.py"), "--config", str(RECIPE), "--model_name_or_path", model,
                "--dataset_name", str(data), "--output_dir", str(out), "--max_steps", str(steps), "--seed", str(seed),
                "--per_device_train_batch_size", "32", "--save_strategy", "no", "--disable_tqdm", "true",
@@ -56,7 +59,9 @@ def train(model: str, data: Path, out: Path, steps: int, seed: int) -> dict:
     if status != 0:
         raise RuntimeError(f"training {model} failed (status {status}); see {out / 'train.log'}")
     metrics = json.loads((out / "train_results.json").read_text())
-    return {**metrics, "peak_mib": usage.ru_maxrss / 1024, "seconds": time.perf_counter() - start}
+    metrics.update(peak_mib=usage.ru_maxrss / 1024, seconds=time.perf_counter() - start, steps=steps)
+    (out / "bench.json").write_text(json.dumps(metrics, indent=2))
+    return metrics
 
 
 def evaluate(model: Path, data: Path, out: Path, mode: str) -> dict:

@@ -203,3 +203,14 @@ def test_a_qwen2_vl_hub_folder_loads_with_the_image_only_processor_without_torch
     assert isinstance(loaded, Qwen2VLImageOnlyProcessor) and loaded.chat_template == processor.chat_template
     assert torch.equal(prefix_groups(loaded, IMAGES[:1], INSTRUCTION)[0][1]["input_ids"],
                        prefix_groups(processor, IMAGES[:1], INSTRUCTION)[0][1]["input_ids"])
+
+
+@pytest.mark.parametrize("name, model_type", [("tiny-random-llava", "llava"), ("small-random-idefics3", "idefics3"),
+                                              ("tiny-random-qwen2-vl", "qwen2_vl"), ("tiny-random-qwen2.5-vl", "qwen2_5_vl")])
+def test_tiny_vlm_names_load_as_recipes_name_them(name, model_type):
+    from modeling_emovit.loading import load_model_and_processor, model_type_of
+
+    model, processor = load_model_and_processor(name)
+    assert model_type_of(name) == model.config.model_type == model_type
+    assert model.config.get_text_config().hidden_size == (128 if name.startswith("small") else 32)
+    assert processor.chat_template is not None
