@@ -187,6 +187,7 @@ def compare_backbones(steps: int, batch: int, out: Path, tiny: bool) -> None:
                 "--dataset_name", str(train), "--dataset_config", "categorical", "--output_dir", str(out / name),
                 "--max_steps", str(steps), "--per_device_train_batch_size", str(batch),
                 "--gradient_accumulation_steps", "1", "--warmup_steps", "0.1", "--save_strategy", "no",
+                "--assistant_only_loss", "false",  # the categorical rows (as for EmoVIT): completion-only loss
                 "--report_to", "none", "--logging_steps", "10", "--dataloader_num_workers", "2"] + (ON_CPU if tiny else [])
         if cuda:
             torch.cuda.reset_peak_memory_stats()

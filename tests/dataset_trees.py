@@ -54,14 +54,15 @@ def png_bytes(colour, size: int = 24) -> bytes:
     return buffer.getvalue()
 
 
-def config_folder(folder: Path, config: str, split: str, columns: dict) -> Path:
+def config_folder(folder: Path, config: str, split: str, columns: dict, features=None) -> Path:
     """A built-dataset folder with one config, as `load_dataset(folder, config)` reads it (Parquet + a README
-    `configs` block); an `image` column of `{"bytes", "path"}` dicts becomes `Image()` (bytes stay undecoded)."""
+    `configs` block); an `image` column of `{"bytes", "path"}` dicts becomes `Image()` (bytes stay undecoded), other
+    columns follow `features` when given."""
     from datasets import Dataset
     from datasets import Image as ImageFeature
 
-    dataset = Dataset.from_dict(columns)
-    if "image" in columns:
+    dataset = Dataset.from_dict(columns, features=features)
+    if "image" in columns and features is None:
         dataset = dataset.cast_column("image", ImageFeature())
     folder = Path(folder)
     (folder / config).mkdir(parents=True, exist_ok=True)

@@ -9,7 +9,7 @@ import pytest
 import torch
 from dataset_trees import config_folder, png_bytes
 from PIL import Image as PILImage
-from train_helpers import REPO, write_dataset
+from train_helpers import REPO
 
 from emovit.cli import main as emovit
 from emovit.training import sft
@@ -25,7 +25,7 @@ IMAGES = [PILImage.new("RGB", (40, 40), (200, 30, 30)), PILImage.new("RGB", (64,
 # recipes/*.yaml made to run on CPU in seconds: the recipe's own keys, sizes and launch settings overridden.
 ON_CPU = ["--use_cpu", "true", "--bf16", "false", "--dtype", "float32", "--report_to", "none",
           "--gradient_checkpointing", "false", "--gradient_accumulation_steps", "1", "--dataloader_num_workers", "0",
-          "--save_strategy", "no", "--disable_tqdm", "true", "--logging_steps", "1", "--dataset_config", "categorical"]
+          "--save_strategy", "no", "--disable_tqdm", "true", "--logging_steps", "1"]
 RECIPE_OF = {"llava": "llava-1.5-7b", "idefics3": "smolvlm-256m", "qwen2_vl": "qwen2.5-vl-7b", "qwen2_5_vl": "qwen2.5-vl-7b"}
 
 
@@ -40,17 +40,33 @@ def train_recipe(kind, model, data, out, *extra):
     recipe = REPO / "recipes" / RECIPE_OF[kind] / "sft.yaml"
     argv = ["--config", str(recipe), *ON_CPU, "--model_name_or_path", str(model), "--dataset_name", str(data),
             "--output_dir", str(out), *map(str, extra)]
+    if kind == "llava":  # the recipe names its template relative to the repository
+        argv += ["--chat_template_path", str(recipe.parent / "chat_template.jinja")]
     return sft.train(*sft.parse_recipe(argv))
 
 
 def write_split(folder, split, emotions, columns):
-    """What `emovit data build` writes: Parquet + a README `configs` block, one coloured image per row."""
+    """What `emovit data build` writes for a prompt/completion config: Parquet + a README `configs` block."""
     return config_folder(folder, "categorical", split, {
         "id": [f"img{i}" for i in range(len(emotions))],
         "image": [{"bytes": png_bytes((60 * i % 256, 90, 200)), "path": None} for i in range(len(emotions))],
         "emotion": list(emotions),
         **columns,
     })
+
+
+def write_conversations(folder, emotions, instruction, answer):
+    """The `messages` config as `emovit data build` writes it (its schema and turn layout), one answer for all."""
+    from dataset_builder.builder import chat_messages
+    from dataset_builder.schema import MESSAGES_CONFIG, messages_features
+
+    rows = len(emotions)
+    return config_folder(folder, MESSAGES_CONFIG, "train", {
+        "id": [f"img{i}" for i in range(rows)],
+        "images": [[{"bytes": png_bytes((60 * i % 256, 90, 200)), "path": None}] for i in range(rows)],
+        "messages": [chat_messages([("categorical", instruction, answer)])] * rows,
+        "source": ["emoset"] * rows, "emotion": list(emotions), "label_space": ["emoset"] * rows,
+    }, features=messages_features())
 
 
 def direct_log_likelihood(model, processor, image, answer) -> float:
@@ -119,8 +135,7 @@ def test_what_a_backbone_learns_through_its_recipe_is_what_both_eval_modes_read(
 
     base = save_tiny_vlm(kind, tmp_path / "base")
     asked = categorical_instruction(MIKELS_EMOTIONS)  # what `emovit eval` asks over the emoset label space
-    data = write_split(tmp_path / "data", "train", ["awe"] * 8, {"prompt": [asked] * 8,
-                                                                 "completion": ["Predict emotion: awe"] * 8})
+    data = write_conversations(tmp_path / "data", ["awe"] * 8, asked, "Predict emotion: awe")
     metrics = train_recipe(kind, base, data, tmp_path / "trained", "--use_peft", "false", "--max_steps", 20,
                            "--per_device_train_batch_size", 4, "--learning_rate", 1e-2, "--warmup_steps", 0,
                            "--lr_scheduler_type", "constant")
@@ -141,7 +156,7 @@ def test_what_a_backbone_learns_through_its_recipe_is_what_both_eval_modes_read(
 
 
 def test_qwen_lora_recipe_adapts_the_language_model_and_trains_the_vision_merger(tmp_path):
-    data = write_dataset(tmp_path / "data", rows=4)
+    data = write_conversations(tmp_path / "data", ["awe", "fear"], INSTRUCTION, "Predict emotion: awe")
     metrics = train_recipe("qwen2_5_vl", "tiny-random-qwen2.5-vl", data, tmp_path / "out", "--max_steps", 1,
                            "--per_device_train_batch_size", 2)
     from safetensors import safe_open

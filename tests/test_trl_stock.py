@@ -105,6 +105,6 @@ def test_recipes_readme_names_exactly_the_recipes_trl_sft_accepts():
     said = set(re.findall(r"trl sft --config recipes/([\w.-]+)/sft\.yaml", readme))
     accepted = {recipe.parent.name for recipe in (REPO / "recipes").glob("*/sft.yaml")
                 if not _unknown_keys_for_trl_sft(recipe)}
-    assert said == accepted == {"llava-1.5-7b"}
+    assert said == accepted == {"llava-1.5-7b", "smolvlm-256m", "qwen2.5-vl-7b"}
     assert _unknown_keys_for_trl_sft(REPO / "recipes" / "emovit-tiny" / "sft.yaml") == [
         "max_prompt_length", "max_completion_length"]

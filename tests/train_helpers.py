@@ -62,39 +62,12 @@ def damaged_copy(model: Path, folder: Path, damage: str) -> Path:
 
 
 def save_tiny_llava(folder) -> Path:
-    """A tiny random LLaVA with a LLaVA-1.5 chat template ("USER: <image>\n... ASSISTANT: ..."), built offline.
+    """A tiny random LLaVA-1.5 (`modeling_emovit.testing_vlms.tiny_vlm`: "USER: <image>\n... ASSISTANT: ..." with
+    `{% generation %}` markers and BOS in the template), its tokenizer trained on the dataset's labels, saved."""
+    from modeling_emovit.testing_vlms import tiny_vlm
 
-    The template wraps each assistant answer and its end-of-turn token in `{% generation %}` markers, the form TRL's
-    `assistant_only_loss=True` needs (transformers' `return_assistant_tokens_mask`), and writes BOS itself because
-    TRL's collator tokenizes the rendered chat with `add_special_tokens=False`.
-    """
-    from transformers import CLIPImageProcessor, LlavaConfig, LlavaForConditionalGeneration, LlavaProcessor
-
-    from modeling_emovit.testing import _corpus, train_lm_tokenizer
-
-    tokenizer = train_lm_tokenizer(_corpus(list(COLOURS), ["USER: ASSISTANT:"] * 10))
-    tokenizer.add_special_tokens({"additional_special_tokens": ["<image>"]})
-    template = (
-        "{{ bos_token }}{% for message in messages %}{% if message['role'] == 'user' %}USER: "
-        "{% for part in message['content'] %}{% if part['type'] == 'image' %}<image>\n{% endif %}{% endfor %}"
-        "{% for part in message['content'] %}{% if part['type'] == 'text' %}{{ part['text'] }}{% endif %}{% endfor %} "
-        "{% else %}ASSISTANT:{% generation %}{% for part in message['content'] %}{% if part['type'] == 'text' %} "
-        "{{ part['text'] }}{% endif %}{% endfor %}{{ eos_token }}{% endgeneration %}{% endif %}{% endfor %}"
-        "{% if add_generation_prompt %}ASSISTANT:{% endif %}"
-    )
-    image_processor = CLIPImageProcessor(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32})
-    processor = LlavaProcessor(image_processor, tokenizer, patch_size=8, chat_template=template,
-                               vision_feature_select_strategy="default", num_additional_image_tokens=1)
-    config = LlavaConfig(
-        vision_config=dict(model_type="clip_vision_model", hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                           num_attention_heads=4, image_size=32, patch_size=8, projection_dim=32),
-        text_config=dict(model_type="llama", hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                         num_attention_heads=4, num_key_value_heads=4, vocab_size=len(tokenizer),
-                         max_position_embeddings=256, pad_token_id=0, bos_token_id=1, eos_token_id=2),
-        image_token_index=tokenizer.convert_tokens_to_ids("<image>"),
-        vision_feature_layer=-1,
-    )
-    LlavaForConditionalGeneration(config).save_pretrained(folder)
+    model, processor = tiny_vlm("llava", emotion_labels=list(COLOURS))
+    model.save_pretrained(folder)
     processor.save_pretrained(folder)
     return Path(folder)
 
