@@ -4,6 +4,7 @@ turn, generated in batches as one by one, evaluated by `emovit eval` in both mod
 processor has no chat template."""
 
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -167,6 +168,33 @@ def test_qwen_lora_recipe_adapts_the_language_model_and_trains_the_vision_merger
     assert {name.split(".lora_")[0].rsplit(".", 1)[-1] for name in names if ".lora_" in name} == {
         "q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"}
     assert metrics["trainable_parameters"] == sum(adapter_numel(tmp_path / "out"))
+
+
+@pytest.mark.parametrize("kind, hub_id", [("idefics3", "HuggingFaceTB/SmolVLM-256M-Instruct"),
+                                          ("qwen2_5_vl", "Qwen/Qwen2.5-VL-7B-Instruct")])
+def test_a_chat_recipe_as_written_names_its_hub_model_as_the_cards_base_model(kind, hub_id, tmp_path):
+    """The recipe's own model_name_or_path, resolved offline from the Hub cache (a tiny stand-in stored under the
+    Hub id in huggingface_hub's cache layout: refs/main -> snapshots/<commit>/), as after a download."""
+    import shutil
+
+    import yaml
+    from huggingface_hub import ModelCard, constants
+
+    recipe = REPO / "recipes" / RECIPE_OF[kind] / "sft.yaml"
+    assert yaml.safe_load(recipe.read_text())["model_name_or_path"] == hub_id
+    cached = Path(constants.HF_HUB_CACHE) / f"models--{hub_id.replace('/', '--')}"
+    commit = "0" * 40
+    save_tiny_vlm(kind, cached / "snapshots" / commit)
+    (cached / "refs").mkdir()
+    (cached / "refs" / "main").write_text(commit)
+    try:
+        data = write_conversations(tmp_path / "data", ["awe", "fear"], INSTRUCTION, "Predict emotion: awe")
+        train_recipe(kind, hub_id, data, tmp_path / "out", "--max_steps", 1, "--per_device_train_batch_size", 2)
+    finally:
+        shutil.rmtree(cached)
+    assert ModelCard.load(tmp_path / "out" / "README.md").data.base_model == hub_id
+    if (tmp_path / "out" / "adapter_config.json").is_file():  # the Qwen recipe's LoRA adapter loads from the Hub
+        assert json.loads((tmp_path / "out" / "adapter_config.json").read_text())["base_model_name_or_path"] == hub_id
 
 
 def adapter_numel(folder):
