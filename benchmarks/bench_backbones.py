@@ -2,6 +2,7 @@
 
     .venv/bin/python benchmarks/bench_backbones.py [--steps 300] [--backbones emovit llava idefics3 qwen2-vl]
         [--demo DIR]   # reuse an `emovit demo` folder (its data and pretrained base) instead of making one
+        [--rounds 3 --speed-steps 30]   # the interleaved speed runs
 
 Data: `emovit demo`'s synthetic EmoSet-layout sample (8 emotions, 800 train / 200 held-out test images, categorical
 instructions). Every backbone trains in its own process through recipes/sft.py with recipes/emovit-tiny/sft.yaml
@@ -13,20 +14,24 @@ instructions). Every backbone trains in its own process through recipes/sft.py w
   collator and their chat templates.
 Each is then evaluated on the held-out split by `emovit eval` in rank and generate mode (batch 16).
 
-Columns: trainable parameters and training samples/s (the run's train_results.json), peak resident memory of the
-training process (getrusage; libraries included), rank and generate accuracy, ECE (15 bins) of the rank-mode
-probabilities, rank-mode images/s. One run per backbone, run one after the other: the machine load is printed.
-At real size on a GPU: benchmarks/bench_gpu_real_size.py --backbones.
+Columns: trainable parameters, peak resident memory of the training process (getrusage; libraries included), rank
+and generate accuracy and the ECE (15 bins) of the rank-mode probabilities, from that run; training samples/s and
+rank-mode images/s from separate short runs (`--speed-steps` steps, then a rank evaluation) interleaved over the
+backbones for `--rounds` rounds (A B C D A B C D ...), best and median, with the machine load. A rerun with the same
+--out reuses finished trainings and evaluations. At real size on a GPU: bench_gpu_real_size.py --backbones.
 """
 
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from interleave import interleaved, machine_load, max_median
 
 REPO = Path(__file__).resolve().parents[1]
 RECIPE = REPO / "recipes" / "emovit-tiny" / "sft.yaml"
@@ -39,6 +44,11 @@ def prepare_demo(folder: Path, seed: int) -> None:
     from emovit.demo.pipeline import run_demo
 
     run_demo(folder, seed=seed)
+
+
+def starting_point(name: str, demo: Path) -> str:
+    """EmoVIT starts from the demo's pretrained base; the chat-template VLMs from random `small` weights."""
+    return str(demo / "base") if name == "emovit" else CHAT_BACKBONES[name]
 
 
 def train(model: str, data: Path, out: Path, steps: int, seed: int) -> dict:
@@ -80,30 +90,45 @@ def main() -> None:
     parser.add_argument("--demo", type=Path, default=None, help="An `emovit demo` folder to reuse.")
     parser.add_argument("--out", type=Path, default=None, help="Where the trained models go (default: a temp folder).")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--rounds", type=int, default=3, help="Interleaved rounds of the speed runs.")
+    parser.add_argument("--speed-steps", type=int, default=30, help="Training steps of each speed run.")
     args = parser.parse_args()
     out = args.out or Path(tempfile.mkdtemp(prefix="emovit-backbones-"))
     demo = args.demo or out / "demo"
-    print(f"load average at start: {os.getloadavg()[0]:.1f} ({os.cpu_count()} CPUs)", flush=True)
+    print(f"[backbones] {machine_load()}", flush=True)
     prepare_demo(demo, args.seed)
     train_data, test_data = demo / "data" / "train", demo / "data" / "test"
-    rows = []
+    rows = {}
     for name in args.backbones:
-        model = str(demo / "base") if name == "emovit" else CHAT_BACKBONES[name]
-        folder = out / name
         print(f"[backbones] {name}: training {args.steps} steps ...", flush=True)
-        training = train(model, train_data, folder, args.steps, args.seed)
-        rank = evaluate(folder, test_data, out / "eval" / f"{name}-rank", "rank")
-        generate = evaluate(folder, test_data, out / "eval" / f"{name}-generate", "generate")
-        rows.append((name, training, rank, generate))
+        training = train(starting_point(name, demo), train_data, out / name, args.steps, args.seed)
+        rank = evaluate(out / name, test_data, out / "eval" / f"{name}-rank", "rank")
+        generate = evaluate(out / name, test_data, out / "eval" / f"{name}-generate", "generate")
+        rows[name] = (training, rank, generate)
+    print(f"[backbones] speed: {args.rounds} interleaved rounds of {args.speed_steps} steps and a rank evaluation; "
+          f"{machine_load()}", flush=True)
+
+    def speed(name):
+        def run(number: int) -> dict:
+            for stale in (out / "speed" / f"{name}-{number}", out / "speed" / f"{name}-rank-{number}"):
+                shutil.rmtree(stale, ignore_errors=True)  # speeds are measured afresh on every run
+            short = train(starting_point(name, demo), train_data, out / "speed" / f"{name}-{number}", args.speed_steps,
+                          args.seed)
+            rank = evaluate(out / name, test_data, out / "speed" / f"{name}-rank-{number}", "rank")
+            return {"train": short["train_samples_per_second"], "rank": rank["images_per_second"]}
+        return run
+
+    speeds = interleaved({name: speed(name) for name in args.backbones}, args.rounds)
     print(f"\n{args.steps} steps of batch 32 on {len(json.loads((demo / 'emoset' / 'train.json').read_text()))} "
-          f"training images; held-out test split; load average at end: {os.getloadavg()[0]:.1f}\n")
+          f"training images; held-out test split of 200; speeds best / median of {args.rounds} interleaved rounds; "
+          f"{machine_load()}\n")
     print("| backbone | trainable params | train samples/s | train peak MiB | rank acc | generate acc | rank ECE | "
           "rank images/s |")
     print("|---|---:|---:|---:|---:|---:|---:|---:|")
-    for name, training, rank, generate in rows:
-        print(f"| {name} | {training['trainable_parameters']:,} | {training['train_samples_per_second']:.1f} | "
+    for name, (training, rank, generate) in rows.items():
+        print(f"| {name} | {training['trainable_parameters']:,} | {max_median(r['train'] for r in speeds[name])} | "
               f"{training['peak_mib']:.0f} | {rank['accuracy']:.1%} | {generate['accuracy']:.1%} | {rank['ece']:.3f} | "
-              f"{rank['images_per_second']:.1f} |")
+              f"{max_median(r['rank'] for r in speeds[name])} |")
     print(f"\nmodels and evaluations: {out}")
 
 
