@@ -257,3 +257,20 @@ def test_tiny_vlm_names_load_as_recipes_name_them(name, model_type):
     assert model_type_of(name) == model.config.model_type == model_type
     assert model.config.get_text_config().hidden_size == (128 if name.startswith("small") else 32)
     assert processor.chat_template is not None
+
+
+def test_the_judged_reasoning_task_asks_a_chat_template_model_through_its_template(tmp_path):
+    from openai_server import running_openai_server
+    from test_eval_judge import judged_eval
+    from test_eval_judge import write_split as write_judged_split
+
+    model = save_tiny_vlm("qwen2_vl", tmp_path / "qwen")
+    data = write_judged_split(tmp_path / "data", "reasoning", rows=2)
+    with running_openai_server(respond=lambda body: "8 6\nAssistant 1 is more specific.") as (base_url, stats):
+        assert judged_eval(model, data, tmp_path / "out", "reasoning", base_url) == 0
+        assert stats.requests == 2
+    assert json.loads((tmp_path / "out" / "results.json").read_text())["metrics"]["relative_score"] == pytest.approx(75)
+    for body in stats.bodies:  # the model's answer, without the prompt, is what the judge reviews
+        review = body["messages"][-1]["content"]
+        answer = review.split("[Assistant 2]\n", 1)[1].split("\n\n[End of Assistant 2]")[0]
+        assert answer and "feel amused" not in answer and "<|im_start|>" not in answer
