@@ -11,14 +11,25 @@ scores summing to 1 over the candidates. A candidate label is scored by the like
 probabilities with the calibration stored in the model config (`calibration_emovit`). `candidate_labels`: a label
 list or a label-space name ("emoset", "webemo-25", ...); default: the model's `config.emotion_labels`.
 
+A model whose processor has a chat template (LLaVA, Idefics3/SmolVLM, Qwen2-VL, ...) is asked through it, as the
+chat recipes train it (`chat_vlm`): the user turn holds the image and the instruction, the candidates are assistant
+turns. Images of different sizes may tokenize to prompts of different lengths (Qwen2-VL): such a model's images
+reach `_forward` undecoded by the processor and are grouped there.
+
 `EmoVITForConditionalGeneration.save_pretrained` saves this file, and its relative imports, beside the weights and
-names it in config.json (`custom_pipelines`), so it works where emovit is not installed.
+names it in config.json (`custom_pipelines`); `save_emotion_pipeline` does the same for a folder holding one of
+transformers' own models (what `recipes/sft.py` calls after training one). Either way it works where emovit is not
+installed.
 """
+
+import json
+from pathlib import Path
 
 from transformers import Pipeline
 
 from .calibration_emovit import emotion_probabilities
-from .labels import LABEL_SPACE_POLARITIES, categorical_answer, emovit_instruction, label_space_labels
+from .chat_vlm import chat_candidate_log_likelihoods, uses_chat_template
+from .labels import LABEL_SPACE_POLARITIES, MIKELS_EMOTIONS, categorical_answer, emovit_instruction, label_space_labels
 from .scoring_emovit import DEFAULT_STRATEGY, candidate_log_likelihoods
 
 TASK = "image-emotion-classification"
@@ -74,15 +85,27 @@ class ImageEmotionClassificationPipeline(Pipeline):
         return preprocess, forward, postprocess
 
     def _default_labels(self) -> list[str]:
-        return list(self.model.config.emotion_labels)
+        """The model config's `emotion_labels` (EmoVIT's), else Mikels' eight (a chat-template model's config)."""
+        return list(getattr(self.model.config, "emotion_labels", None) or MIKELS_EMOTIONS)
 
     def preprocess(self, image, prompt=None):
-        """The model's inputs for one image: pixels, and the instruction after `<image>` placeholders."""
+        """The model's inputs for one image: pixels, and the instruction after `<image>` placeholders; for a
+        chat-template model the decoded image and the instruction (`_forward` renders and groups them)."""
         prompt = prompt or emovit_instruction(self._default_labels())
+        if uses_chat_template(self.processor):
+            from transformers.image_utils import load_image
+
+            return {"image": load_image(image), "prompt": prompt}
         return self.processor(images=image, text=prompt, return_tensors="pt")
 
     def _forward(self, model_inputs, candidate_labels=None, strategy=DEFAULT_STRATEGY):
         labels = candidate_labels or self._default_labels()
+        if "prompt" in model_inputs:  # chat template; batched, both are lists (one prompt for the whole call)
+            images, prompt = model_inputs["image"], model_inputs["prompt"]
+            images, prompt = (images, prompt[0]) if isinstance(prompt, list) else ([images], prompt)
+            answers = [categorical_answer(label) for label in labels]
+            scores = chat_candidate_log_likelihoods(self.model, self.processor, images, prompt, answers, strategy=strategy)
+            return {"log_likelihoods": scores}
         model_inputs["pixel_values"] = model_inputs["pixel_values"].to(self.model.dtype)
         answers = self.processor.encode_answers([categorical_answer(label) for label in labels])
         scores = candidate_log_likelihoods(self.model, dict(model_inputs), answers, strategy=strategy)
@@ -94,3 +117,17 @@ class ImageEmotionClassificationPipeline(Pipeline):
         probabilities = emotion_probabilities(model_outputs["log_likelihoods"], labels, calibration)[0].tolist()
         ranked = sorted(zip(labels, probabilities), key=lambda pair: -pair[1])
         return [{"label": label, "score": score} for label, score in ranked[:top_k]]
+
+
+def save_emotion_pipeline(folder) -> list[Path]:
+    """Beside a saved model of one of transformers' own classes (LLaVA, Idefics3, Qwen2-VL, ...): this file and its
+    relative imports, and config.json's `custom_pipelines` entry (every other key left as it was). Returns the files
+    copied."""
+    from transformers.dynamic_module_utils import custom_object_save
+
+    copied = custom_object_save(ImageEmotionClassificationPipeline, folder)
+    path = Path(folder) / "config.json"
+    config = json.loads(path.read_text())
+    config["custom_pipelines"] = {task: dict(entry) for task, entry in CUSTOM_PIPELINES.items()}
+    path.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
+    return copied

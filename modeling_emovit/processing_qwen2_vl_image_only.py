@@ -5,8 +5,9 @@ without torchvision: every video processor class needs it, and `ProcessorMixin._
 `video_processor` argument against a class that is then missing, even for `video_processor=None`. A processor's
 parts are the names its `__init__` takes, so this subclass, which leaves `video_processor` out, saves and loads only
 the image processor and the tokenizer; everything else (image-token expansion, `mm_token_type_ids`, the chat
-template) is the stock class. `modeling_emovit.loading` uses it for Qwen2-VL folders when torchvision is missing;
-the tiny test models save it beside their weights as remote code (it imports only transformers).
+template) is the stock class. `modeling_emovit.loading` uses it for Qwen2-VL folders when torchvision is missing.
+Saving one writes this file beside it and names it in `auto_map` (it imports only transformers), so the folder loads
+with `AutoProcessor(..., trust_remote_code=True)` and in the emotion pipeline where emovit is not installed.
 """
 
 from transformers import Qwen2VLProcessor
@@ -27,3 +28,7 @@ class Qwen2VLImageOnlyProcessor(Qwen2VLProcessor):
         if videos is not None:
             raise ValueError("Qwen2VLImageOnlyProcessor reads images only (video processors need torchvision).")
         return super().__call__(images=images, text=text, **kwargs)
+
+
+# save_pretrained copies this file beside the processor files and records it in `auto_map`.
+Qwen2VLImageOnlyProcessor.register_for_auto_class("AutoProcessor")

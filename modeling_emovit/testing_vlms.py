@@ -9,7 +9,7 @@ Chat templates: SmolVLM's and Qwen2-VL's are read from the copies TRL ships (`tr
 the models' own, so that TRL recognises them and swaps in its `{% generation %}` variants for `assistant_only_loss`;
 LLaVA-1.5's "USER: <image>\\n... ASSISTANT: ..." has no TRL copy, so this one carries the markers itself and writes
 BOS, as TRL's collator tokenizes rendered chats without special tokens. Qwen2-VL processors are
-`Qwen2VLImageOnlyProcessor` (the stock class needs torchvision) and save it beside the weights as remote code.
+`Qwen2VLImageOnlyProcessor` (the stock class needs torchvision), saved beside the weights as remote code.
 """
 
 import torch
@@ -111,7 +111,6 @@ def _qwen2_vl(tokenizer, dims, version: str):
     image_processor = tf.Qwen2VLImageProcessorPil(size={"shortest_edge": side * side, "longest_edge": side * side},
                                                   patch_size=dims["patch"], temporal_patch_size=2, merge_size=merge)
     processor = Qwen2VLImageOnlyProcessor(image_processor, tokenizer, chat_template=qwen2_5_vl_chat_template)
-    Qwen2VLImageOnlyProcessor.register_for_auto_class("AutoProcessor")  # saved beside the weights as remote code
     # head_dim = hidden / heads rotary dimensions, half of them frequencies, split over (time, height, width)
     half = dims["hidden"] // dims["heads"] // 2
     rope = {"rope_type": "default", "rope_theta": 10000.0, "mrope_section": [half - 2 * (half // 4), half // 4, half // 4]}

@@ -4,18 +4,21 @@ turn, generated in batches as one by one, evaluated by `emovit eval` in both mod
 processor has no chat template."""
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 import torch
 from dataset_trees import config_folder, png_bytes
 from PIL import Image as PILImage
+from remote_code import WITHOUT_EMOVIT
 from train_helpers import REPO
 
 from emovit.cli import main as emovit
 from emovit.training import sft
 from modeling_emovit.chat_vlm import answer_token_ids, chat_candidate_log_likelihoods, prefix_groups
-from modeling_emovit.labels import MIKELS_EMOTIONS
+from modeling_emovit.labels import MIKELS_EMOTIONS, categorical_answer, emovit_instruction
 from modeling_emovit.testing_vlms import TINY_VLM_KINDS, tiny_vlm
 
 INSTRUCTION = "Please select the emotion closest to the image from the following options:" + ", ".join(MIKELS_EMOTIONS)
@@ -70,10 +73,10 @@ def write_conversations(folder, emotions, instruction, answer):
     }, features=messages_features())
 
 
-def direct_log_likelihood(model, processor, image, answer) -> float:
+def direct_log_likelihood(model, processor, image, answer, instruction=INSTRUCTION) -> float:
     """Sum of log p over the tokens the assistant turn adds to the prompt, from one forward over the whole
     conversation; both rendered and tokenized by transformers' `apply_chat_template` with the image."""
-    user = {"role": "user", "content": [{"type": "image", "image": image}, {"type": "text", "text": INSTRUCTION}]}
+    user = {"role": "user", "content": [{"type": "image", "image": image}, {"type": "text", "text": instruction}]}
     assistant = {"role": "assistant", "content": [{"type": "text", "text": answer}]}
     render = dict(tokenize=True, return_dict=True, return_tensors="pt")
     prompt = processor.apply_chat_template([user], add_generation_prompt=True, **render)["input_ids"][0]
@@ -87,11 +90,19 @@ def direct_log_likelihood(model, processor, image, answer) -> float:
 
 @pytest.mark.parametrize("kind", TINY_VLM_KINDS)
 def test_rank_scores_equal_the_assistant_turns_log_likelihood_in_a_direct_forward(kind):
+    from dataset_builder.emotions import get_label_space
+    from evaluation.predictors import RankPredictor
+
     model, processor = tiny_vlm(kind)
     expected = torch.tensor([[direct_log_likelihood(model, processor, image, a) for a in ANSWERS] for image in IMAGES])
     for strategy in ("packed", "expanded"):
         scores = chat_candidate_log_likelihoods(model, processor, IMAGES, INSTRUCTION, ANSWERS, strategy=strategy)
         assert torch.allclose(scores, expected, atol=1e-4), (strategy, (scores - expected).abs().max())
+        # What `emovit eval --mode rank` records per image: the same numbers, by label
+        predictions = RankPredictor(model, processor, get_label_space("emoset"), strategy=strategy).predict(
+            IMAGES, INSTRUCTION)
+        recorded = torch.tensor([[p.log_likelihoods[label] for label in MIKELS_EMOTIONS] for p in predictions])
+        assert torch.allclose(recorded, expected, atol=1e-4), (strategy, (recorded - expected).abs().max())
     groups = prefix_groups(processor, IMAGES, INSTRUCTION)
     assert sorted(row for rows, _ in groups for row in rows) == [0, 1, 2]
     assert len(groups) == (2 if kind.startswith("qwen") else 1)  # Qwen: the wide image has fewer tokens
@@ -128,32 +139,131 @@ def test_batched_generation_equals_one_image_at_a_time(kind):
     assert not any(INSTRUCTION in answer for answer in batched)  # the prompt is cut off
 
 
-@pytest.mark.parametrize("kind", ["llava", "idefics3", "qwen2_vl"])
-def test_what_a_backbone_learns_through_its_recipe_is_what_both_eval_modes_read(kind, tmp_path):
-    """Trained (every weight) to answer "awe" whatever the image, it must rank and generate "awe": the assistant
-    turn training labels is the one rank mode scores and generate mode decodes."""
+TRAINED_KINDS = ["llava", "idefics3", "qwen2_vl"]
+
+
+@pytest.fixture(scope="module")
+def trained_to_answer_awe(tmp_path_factory):
+    """kind -> (folder, train metrics): each backbone trained once per module (every weight, through its recipe, on
+    conversations asking EmoVIT's emoset instruction) to answer "awe" whatever the image."""
     from dataset_builder.instructions import categorical_instruction
 
-    base = save_tiny_vlm(kind, tmp_path / "base")
-    asked = categorical_instruction(MIKELS_EMOTIONS)  # what `emovit eval` asks over the emoset label space
-    data = write_conversations(tmp_path / "data", ["awe"] * 8, asked, "Predict emotion: awe")
-    metrics = train_recipe(kind, base, data, tmp_path / "trained", "--use_peft", "false", "--max_steps", 20,
-                           "--per_device_train_batch_size", 4, "--learning_rate", 1e-2, "--warmup_steps", 0,
-                           "--lr_scheduler_type", "constant")
+    trained = {}
+
+    def train(kind):
+        if kind not in trained:
+            root = tmp_path_factory.mktemp(kind)
+            base = save_tiny_vlm(kind, root / "base")
+            asked = categorical_instruction(MIKELS_EMOTIONS)  # what `emovit eval` asks over the emoset label space
+            data = write_conversations(root / "data", ["awe"] * 8, asked, "Predict emotion: awe")
+            metrics = train_recipe(kind, base, data, root / "trained", "--use_peft", "false", "--max_steps", 20,
+                                   "--per_device_train_batch_size", 4, "--learning_rate", 1e-2, "--warmup_steps", 0,
+                                   "--lr_scheduler_type", "constant")
+            trained[kind] = root / "trained", metrics
+        return trained[kind]
+
+    return train
+
+
+def eval_rows(*argv) -> tuple[list[dict], dict]:
+    out = Path(argv[argv.index("--out") + 1])
+    assert emovit(["eval", *map(str, argv), "--batch-size", "3"]) == 0
+    rows = [json.loads(line) for line in (out / "predictions.jsonl").read_text().splitlines()]
+    return rows, json.loads((out / "results.json").read_text())
+
+
+@pytest.mark.parametrize("kind", TRAINED_KINDS)
+def test_what_a_backbone_learns_through_its_recipe_is_what_both_eval_modes_and_the_pipeline_read(
+        kind, trained_to_answer_awe, tmp_path):
+    """Trained to answer "awe" whatever the image, it must rank and generate "awe" (the assistant turn training
+    labels is the one rank mode scores and generate mode decodes); calibrated on a validation split, the pipeline
+    loaded from its folder gives each test image the probabilities rank mode gave it."""
+    from transformers import pipeline
+
+    folder, metrics = trained_to_answer_awe(kind)
     assert metrics["trainable_parameters"] == sum(p.numel() for p in tiny_vlm(kind)[0].parameters())
     test = write_split(tmp_path / "test", "test", ["awe", "anger", "fear", "sadness"], {"label_space": ["emoset"] * 4})
     for mode in ("rank", "generate"):
-        out = tmp_path / f"eval-{mode}"
-        assert emovit(["eval", "--model", str(tmp_path / "trained"), "--data", str(test), "--out", str(out),
-                       "--mode", mode, "--batch-size", "3"]) == 0
-        rows = [json.loads(line) for line in (out / "predictions.jsonl").read_text().splitlines()]
-        results = json.loads((out / "results.json").read_text())
+        rows, results = eval_rows("--model", folder, "--data", test, "--out", tmp_path / mode, "--mode", mode)
         assert [row["prediction"] for row in rows] == ["awe"] * 4, rows
         assert results["metrics"]["accuracy"] == 0.25
         if mode == "rank":
             assert all(list(row["scores"]) == list(MIKELS_EMOTIONS) for row in rows)
         else:
             assert all(row["answer"].endswith("awe") for row in rows)  # the prompt and the end of turn cut off
+
+    val = write_split(tmp_path / "val", "validation", ["awe", "anger", "fear", "sadness", "awe"],
+                      {"label_space": ["emoset"] * 5})
+    rows, results = eval_rows("--model", folder, "--data", test, "--out", tmp_path / "calibrated", "--mode", "rank",
+                              "--calibrate-on", val)
+    stored = json.loads((folder / "config.json").read_text())["emotion_calibration"]
+    assert stored["temperature"] == results["calibration"]["temperature"] != 1.0
+    assert stored["fitted_on"] == "val (validation, 5 images)" and stored["labels"] == list(MIKELS_EMOTIONS)
+    assert results["calibration"]["after"]["nll"] < results["calibration"]["before"]["nll"]
+
+    classify = pipeline("image-emotion-classification", model=str(folder), trust_remote_code=True)
+    from datasets import load_dataset
+
+    images = list(load_dataset(str(test), "categorical", split="test")["image"])
+    for row, result in zip(sorted(rows, key=lambda row: row["id"]), classify(images, batch_size=3)):
+        assert result[0]["label"] == "awe"
+        assert {e["label"]: e["score"] for e in result} == pytest.approx(row["scores"], abs=1e-5)
+
+
+REMOTE_PIPELINE = WITHOUT_EMOVIT + """
+import json
+from PIL import Image
+from transformers import pipeline
+image = Image.new("RGB", (64, 32), (20, 90, 220))
+for folder in sys.argv[1:]:
+    classify = pipeline("image-emotion-classification", model=folder, trust_remote_code=True)
+    print(json.dumps([type(classify).__module__, type(classify.processor).__module__,
+                      classify(image, candidate_labels="emotion6", top_k=4)]))
+"""
+
+
+def test_trained_folders_run_the_pipeline_where_emovit_cannot_be_imported(trained_to_answer_awe, tmp_path):
+    """recipes/sft.py saves the pipeline beside a chat-template model (transformers' own classes, no remote code of
+    their own): the folders work in a process that cannot import emovit, as they do here."""
+    from transformers import pipeline
+
+    folders = [trained_to_answer_awe(kind)[0] for kind in TRAINED_KINDS]
+    for folder in folders:
+        config = json.loads((folder / "config.json").read_text())
+        assert config["custom_pipelines"]["image-emotion-classification"]["impl"] == (
+            "pipeline_emovit.ImageEmotionClassificationPipeline")
+        assert {"pipeline_emovit.py", "chat_vlm.py", "scoring_emovit.py", "calibration_emovit.py", "labels.py",
+                "errors.py"} <= {path.name for path in folder.iterdir()}
+    done = subprocess.run([sys.executable, "-c", REMOTE_PIPELINE, *map(str, folders)], capture_output=True, text=True,
+                          timeout=300, cwd=tmp_path, env={"PATH": "", "HF_HUB_OFFLINE": "1", "HOME": str(tmp_path)})
+    assert done.returncode == 0, done.stderr[-3000:]
+    answers = [json.loads(line) for line in done.stdout.strip().splitlines()[-len(folders):]]
+    for kind, folder, (pipeline_module, processor_module, remote) in zip(TRAINED_KINDS, folders, answers):
+        assert pipeline_module.startswith("transformers_modules.")
+        # Qwen2-VL's processor (the stock one needs torchvision) is remote code too; the others are transformers'
+        assert processor_module.startswith("transformers_modules." if kind == "qwen2_vl" else "transformers.models.")
+        here = pipeline("image-emotion-classification", model=str(folder), trust_remote_code=True)(
+            PILImage.new("RGB", (64, 32), (20, 90, 220)), candidate_labels="emotion6", top_k=4)
+        assert [e["label"] for e in remote] == [e["label"] for e in here]
+        assert [e["score"] for e in remote] == pytest.approx([e["score"] for e in here], abs=1e-6)
+
+
+@pytest.mark.parametrize("kind", TINY_VLM_KINDS)
+def test_the_pipeline_gives_each_image_the_softmax_of_its_assistant_turns_log_likelihoods(kind):
+    from modeling_emovit.pipeline_emovit import ImageEmotionClassificationPipeline
+
+    model, processor = tiny_vlm(kind)
+    classify = ImageEmotionClassificationPipeline(model=model, processor=processor)
+    labels = ["joy", "fear", "sadness"]
+    asked = emovit_instruction(labels)  # the pipeline's instruction for these candidates
+    one_by_one = [classify(image, candidate_labels=labels) for image in IMAGES]
+    batched = classify(IMAGES, candidate_labels=labels, batch_size=3)  # Qwen: two prompt lengths in one batch
+    for image, alone, together in zip(IMAGES, one_by_one, batched):
+        expected = torch.tensor([direct_log_likelihood(model, processor, image, categorical_answer(label), asked)
+                                 for label in labels]).softmax(-1)
+        assert {e["label"]: e["score"] for e in alone} == pytest.approx(dict(zip(labels, expected.tolist())), abs=1e-5)
+        assert [e["label"] for e in together] == [e["label"] for e in alone]
+        assert [e["score"] for e in together] == pytest.approx([e["score"] for e in alone], abs=1e-6)
 
 
 def test_qwen_lora_recipe_adapts_the_language_model_and_trains_the_vision_merger(tmp_path):

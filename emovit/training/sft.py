@@ -216,14 +216,34 @@ def train(script_args, training_args, model_args, mixture_args) -> dict:
     # Save
     ###############
     trainer.save_model(training_args.output_dir)  # processor saved beside it (Trainer saves processing_class)
+    if not is_emovit:  # EmoVIT's save_pretrained saves the emotion pipeline itself
+        save_emotion_pipeline_beside(trainer, training_args.output_dir)
     trainer.create_model_card()  # README.md: the project's card (the push below writes it again)
     if training_args.push_to_hub:
         trainer.push_to_hub(dataset_name=script_args.dataset_name)
     if model_args.use_peft and script_args.merge_adapter:
         save_merged(trainer, processor, f"{training_args.output_dir}/merged")
+        if not is_emovit:
+            save_emotion_pipeline_beside(trainer, f"{training_args.output_dir}/merged")
     trainer.accelerator.wait_for_everyone()
     trainer.end()
     return metrics
+
+
+def save_emotion_pipeline_beside(trainer, folder) -> None:
+    """The image-emotion-classification pipeline beside a full model folder of one of transformers' own classes
+    (LLaVA, Idefics3, Qwen2-VL, ...), on the main process; the model's config gets the `custom_pipelines` entry too,
+    so that a later save (the Hub push) keeps it. A LoRA adapter folder has no config.json to name it in: skipped
+    (its merged folder gets it)."""
+    from modeling_emovit.pipeline_emovit import CUSTOM_PIPELINES, save_emotion_pipeline
+
+    if not (Path(folder) / "config.json").is_file():
+        return
+    trainer.accelerator.unwrap_model(trainer.model).config.custom_pipelines = {
+        task: dict(entry) for task, entry in CUSTOM_PIPELINES.items()}
+    if trainer.accelerator.is_main_process:
+        save_emotion_pipeline(folder)
+    trainer.accelerator.wait_for_everyone()
 
 
 def main(argv: list[str] | None = None) -> int:
