@@ -1,5 +1,6 @@
-"""`emovit serve`: an OpenAI-compatible server for EmoVIT folders, through transformers' `Serve`, plus per-label
-emotion probabilities at `POST /v1/emotions`.
+"""`emovit serve`: an OpenAI-compatible server for EmoVIT folders (and the chat-template VLMs transformers serves by
+itself: LLaVA, Idefics3, Qwen2-VL, ...), through transformers' `Serve`, plus per-label emotion probabilities at
+`POST /v1/emotions`.
 
 transformers 5.24's server picks multimodal models from the model-type table `MODEL_FOR_MULTIMODAL_LM_MAPPING_NAMES`
 (and checks each request's model class name against it); a type missing there is looked up as an attribute of the

@@ -2,6 +2,7 @@
 per-label emotion probabilities at /v1/emotions from the same scorer and calibration as the pipeline."""
 
 import base64
+import contextlib
 import io
 import json
 import socket
@@ -15,8 +16,9 @@ import pytest
 from openai import OpenAI
 from PIL import Image
 
-from modeling_emovit.pipeline_emovit import ImageEmotionClassificationPipeline
+from modeling_emovit.pipeline_emovit import ImageEmotionClassificationPipeline, save_emotion_pipeline
 from modeling_emovit.testing import tiny_emovit
+from modeling_emovit.testing_vlms import tiny_vlm
 
 
 def _free_port() -> int:
@@ -43,16 +45,9 @@ def _data_url(image: Image.Image) -> str:
     return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
 
 
-@pytest.fixture(scope="module")
-def served(tmp_path_factory):
-    """`emovit serve FOLDER` in its own process; a calibration is stored in the folder's config, as
-    `emovit eval --calibrate-on` leaves it."""
-    folder = tmp_path_factory.mktemp("served")
-    model, processor = tiny_emovit("llama")
-    model.config.emotion_calibration = {"temperature": 0.7, "bias": None, "labels": list(model.config.emotion_labels),
-                                        "fitted_on": "test"}
-    model.save_pretrained(folder)
-    processor.save_pretrained(folder)
+@contextlib.contextmanager
+def serving(folder):
+    """`emovit serve FOLDER` in its own process on a free loopback port; yields an openai client for it."""
     port = _free_port()
     process = subprocess.Popen(
         [sys.executable, "-m", "emovit", "serve", str(folder), "--port", str(port), "--device", "cpu"],
@@ -61,10 +56,24 @@ def served(tmp_path_factory):
     try:
         client = OpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key="unused", max_retries=0, timeout=60)
         _wait_until_up(client, process)
-        yield folder, client, model, processor
+        yield client
     finally:
         process.terminate()
         process.wait(timeout=30)
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory):
+    """`emovit serve FOLDER` on a tiny EmoVIT; a calibration is stored in the folder's config, as
+    `emovit eval --calibrate-on` leaves it."""
+    folder = tmp_path_factory.mktemp("served")
+    model, processor = tiny_emovit("llama")
+    model.config.emotion_calibration = {"temperature": 0.7, "bias": None, "labels": list(model.config.emotion_labels),
+                                        "fitted_on": "test"}
+    model.save_pretrained(folder)
+    processor.save_pretrained(folder)
+    with serving(folder) as client:
+        yield folder, client, model, processor
 
 
 def test_served_model_answers_an_openai_chat_request_with_an_image(served):
@@ -108,6 +117,21 @@ def test_emotions_route_returns_the_pipelines_calibrated_probabilities(served):
         assert sum(e["score"] for e in answer) == pytest.approx(1.0)
     top = json.loads(single.content)["emotions"]
     assert len(top) == 2 and {e["label"] for e in top} <= set(model.config.emotion_labels)
+
+
+def test_emotions_route_answers_for_a_chat_template_model_as_its_pipeline_does(tmp_path):
+    # A LLaVA folder as `recipes/sft.py` leaves it: transformers' own class, the emotion pipeline saved beside it.
+    model, processor = tiny_vlm("llava")
+    model.save_pretrained(tmp_path)
+    processor.save_pretrained(tmp_path)
+    save_emotion_pipeline(tmp_path)
+    image = Image.new("RGB", (32, 32), (200, 20, 20))
+    with serving(tmp_path) as client:
+        reply = client.post("/emotions", cast_to=httpx2.Response, body={"image": _data_url(image), "top_k": 3})
+    expected = ImageEmotionClassificationPipeline(model=model, processor=processor)(image, top_k=3)
+    served_emotions = json.loads(reply.content)["emotions"]
+    assert [e["label"] for e in served_emotions] == [e["label"] for e in expected]
+    assert [e["score"] for e in served_emotions] == pytest.approx([e["score"] for e in expected], abs=1e-6)
 
 
 @pytest.mark.parametrize("body, status, message", [
