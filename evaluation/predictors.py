@@ -14,7 +14,7 @@ import torch
 from dataset_builder.emotions import LabelSpace, normalize_emotion
 from dataset_builder.instructions import categorical_answer
 from modeling_emovit.calibration_emovit import emotion_probabilities
-from modeling_emovit.chat_vlm import chat_candidate_log_likelihoods, uses_chat_template
+from modeling_emovit.chat_vlm import answer_token_ids, chat_candidate_log_likelihoods, uses_chat_template
 from modeling_emovit.generation import GENERATION_PRESETS, generate_text
 from modeling_emovit.scoring_emovit import DEFAULT_STRATEGY, candidate_log_likelihoods
 
@@ -37,6 +37,7 @@ class RankPredictor:
         self.answers = [categorical_answer(label) for label in space.labels]
         self.chat = uses_chat_template(processor)  # LLaVA, Idefics3, Qwen2-VL, ...: the assistant turn's tokens
         self.candidates = None if self.chat else processor.encode_answers(self.answers)
+        self._chat_candidates: dict[str, list[list[int]]] = {}  # instruction -> its answers' template tokens
         self.calibration = calibration if calibration is not None else getattr(model.config, "emotion_calibration", None)
 
     def predict(self, images: list, prompt: str) -> list[Prediction]:
@@ -51,9 +52,11 @@ class RankPredictor:
 
     def answer_log_likelihoods(self, images: list, prompt: str) -> torch.Tensor:
         """`(batch, num_labels)`: sum over answer tokens (and eos) of log p(token | image, instruction, prefix)."""
-        if self.chat:
+        if self.chat:  # the answers' tokens depend on the instruction's rendering: tokenized once per instruction
+            if prompt not in self._chat_candidates:
+                self._chat_candidates[prompt] = answer_token_ids(self.processor, prompt, self.answers)
             return chat_candidate_log_likelihoods(self.model, self.processor, images, prompt, self.answers,
-                                                  strategy=self.strategy)
+                                                  strategy=self.strategy, candidates=self._chat_candidates[prompt])
         inputs = self.processor(images=images, text=[prompt] * len(images), return_tensors="pt").to(self.model.device)
         inputs["pixel_values"] = inputs["pixel_values"].to(self.model.dtype)
         return candidate_log_likelihoods(self.model, dict(inputs), self.candidates, strategy=self.strategy)
@@ -73,8 +76,8 @@ class GeneratePredictor:
         else:
             lengths = list(map(len, processor.encode_answers(answers)))
         self.options = dict(GENERATION_PRESETS[preset])
-        self.max_new_tokens = max_new_tokens or self.options.pop("max_new_tokens", None) or max(lengths) + 4
-        self.options.pop("max_new_tokens", None)
+        preset_budget = self.options.pop("max_new_tokens", None)
+        self.max_new_tokens = max_new_tokens or preset_budget or max(lengths) + 4
 
     def predict(self, images: list, prompt: str) -> list[Prediction]:
         answers = generate_text(self.model, self.processor, images, [prompt] * len(images), self.max_new_tokens,
