@@ -70,7 +70,7 @@ class ModelDescription:
 
 def eval_results_from(results: dict) -> list[EvalResult]:
     """One EvalResult per reported metric of one `emovit eval` results.json (mode or judge in metric_config)."""
-    dataset = _dataset_id(results["data"])
+    dataset = display_name(results["data"])
     task = results.get("task", "classification")
     label_space = results.get("label_space")
     task_type, task_name = TASKS[task]
@@ -266,8 +266,14 @@ def _with_table(body: str, eval_results: list[EvalResult]) -> str:
     """Replaces the text between the evaluation markers (if the body has them) with `evaluation_section`."""
     if TABLE_START not in body or TABLE_END not in body:
         return body
-    head, rest = body.split(TABLE_START, 1)
-    return f"{head}{TABLE_START}\n{evaluation_section(eval_results)}\n{TABLE_END}{rest.split(TABLE_END, 1)[1]}"
+    table = f"{TABLE_START}\n{evaluation_section(eval_results)}\n{TABLE_END}"
+    return _replace_marked(body, TABLE_START, TABLE_END, table)
+
+
+def _replace_marked(body: str, start: str, end: str, replacement: str) -> str:
+    """`body` with the text from marker `start` through marker `end` (both present) replaced by `replacement`."""
+    head, rest = body.split(start, 1)
+    return head + replacement + rest.split(end, 1)[1]
 
 
 def _is_hub_id(name: str) -> bool:
@@ -301,11 +307,6 @@ def display_name(name: str) -> str:
     return Path(name).name if Path(name).exists() else name
 
 
-def _dataset_id(data: str) -> str:
-    """A Hub dataset id as given; for a local folder, its name (the card must not leak local paths)."""
-    return display_name(data)
-
-
 def with_calibration_section(body: str, results: list[dict]) -> str:
     """The card body with a "Calibration" section for the last result that reports one (rank mode with a fitted
     calibration): the temperature, whether per-label biases were kept, and ECE/Brier/NLL/accuracy before and after.
@@ -324,7 +325,7 @@ def with_calibration_section(body: str, results: list[dict]) -> str:
         "",
         f"Rank-mode probabilities are temperature-scaled (T = {calibration['temperature']:.4g}; per-label biases "
         f"{'kept' if calibration['bias_kept'] else 'not kept: they did not lower the cross-validated NLL'}), fitted on "
-        f"{calibration['fitted_on']}. Measured on {_dataset_id(result['data'])} ({result['split']}, "
+        f"{calibration['fitted_on']}. Measured on {display_name(result['data'])} ({result['split']}, "
         f"{result['num_examples']} images, {result['label_space']}):",
         "",
         "| probabilities | ECE (15 bins) | Brier | NLL | accuracy |",
@@ -336,8 +337,7 @@ def with_calibration_section(body: str, results: list[dict]) -> str:
         CALIBRATION_END,
     ])
     if CALIBRATION_START in body and CALIBRATION_END in body:
-        head, rest = body.split(CALIBRATION_START, 1)
-        return head + section + rest.split(CALIBRATION_END, 1)[1]
+        return _replace_marked(body, CALIBRATION_START, CALIBRATION_END, section)
     if TABLE_END in body:  # right after the evaluation results
         head, rest = body.split(TABLE_END, 1)
         return f"{head}{TABLE_END}\n\n{section}{rest}"
