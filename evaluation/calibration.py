@@ -63,12 +63,13 @@ def log_likelihood_matrix(rows: list[dict], labels) -> tuple[np.ndarray, np.ndar
 def fit_calibration(log_likelihoods: np.ndarray, references: np.ndarray, labels, fitted_on: str) -> tuple[dict, dict]:
     """(the `emotion_calibration` config entry, a report of the choice). Biases only when they earn their keep."""
     labels = list(labels)
-    temperature, _ = _fit(log_likelihoods, references, with_bias=False)
-    cv_temperature = _cross_validated_nll(log_likelihoods, references, with_bias=False)
-    cv_bias = _cross_validated_nll(log_likelihoods, references, with_bias=True)
+    centred = log_likelihoods - log_likelihoods.max(axis=1, keepdims=True)  # softmax is shift-invariant per row
+    temperature, _ = _fit(centred, references, with_bias=False)
+    cv_temperature = _cross_validated_nll(centred, references, with_bias=False)
+    cv_bias = _cross_validated_nll(centred, references, with_bias=True)
     keep_bias = cv_bias is not None and cv_bias < cv_temperature * (1 - BIAS_MIN_GAIN)
     if keep_bias:
-        temperature, bias = _fit(log_likelihoods, references, with_bias=True)
+        temperature, bias = _fit(centred, references, with_bias=True)
     calibration = {
         "temperature": round(float(temperature), 6),
         "bias": {label: round(float(b), 6) for label, b in zip(labels, bias)} if keep_bias else None,
@@ -105,12 +106,12 @@ def _nll_and_gradient(params: np.ndarray, log_likelihoods: np.ndarray, reference
     return nll, np.array(gradient)
 
 
-def _fit(log_likelihoods, references, with_bias: bool) -> tuple[float, np.ndarray]:
-    """(T, biases centred on 0) minimising the NLL with scipy's L-BFGS-B."""
+def _fit(centred, references, with_bias: bool) -> tuple[float, np.ndarray]:
+    """(T, biases centred on 0) minimising the NLL with scipy's L-BFGS-B; `centred`: log-likelihoods minus each
+    row's maximum."""
     from scipy.optimize import minimize
 
-    centred = log_likelihoods - log_likelihoods.max(axis=1, keepdims=True)  # softmax is shift-invariant per row
-    classes = log_likelihoods.shape[1]
+    classes = centred.shape[1]
     start = np.zeros(1 + (classes if with_bias else 0))
     bounds = [LOG_TEMPERATURE_BOUNDS] + [(None, None)] * (classes if with_bias else 0)
     result = minimize(_nll_and_gradient, start, args=(centred, references), jac=True, method="L-BFGS-B", bounds=bounds)
@@ -118,13 +119,12 @@ def _fit(log_likelihoods, references, with_bias: bool) -> tuple[float, np.ndarra
     return float(np.exp(result.x[0])), bias
 
 
-def _cross_validated_nll(log_likelihoods, references, with_bias: bool) -> float | None:
+def _cross_validated_nll(centred, references, with_bias: bool) -> float | None:
     """Mean held-out NLL over `FOLDS` folds (None when the split is too small to hold out folds)."""
     from sklearn.model_selection import KFold
 
     if len(references) < 5 * FOLDS:
         return None
-    centred = log_likelihoods - log_likelihoods.max(axis=1, keepdims=True)
     losses = []
     for train, held_out in KFold(FOLDS, shuffle=True, random_state=0).split(centred):
         temperature, bias = _fit(centred[train], references[train], with_bias)
