@@ -23,10 +23,7 @@ def plot_confusion_matrix(matrix: list[list[int]], labels: list[str], path: Path
     _matrix_panel(figure, left, counts, labels, "counts", lambda value: f"{value:.0f}")
     _matrix_panel(figure, right, shares, labels, "share of each reference row", lambda value: f"{100 * value:.0f}%",
                   limits=(0.0, 1.0))
-    figure.suptitle(title)
-    figure.tight_layout()
-    figure.savefig(path, dpi=100)
-    plt.close(figure)
+    _save(figure, path, title)
     return figure
 
 
@@ -69,6 +66,13 @@ def plot_reliability_diagram(points: dict, path: Path, title: str, n_bins: int =
         axes.set_ylabel("accuracy")
         axes.set_title(f"{name} ({len(confidence)} images)")
         axes.legend(loc="lower right", fontsize=8)
+    _save(figure, path, title)
+
+
+def _save(figure, path: Path, title: str) -> None:
+    """Titles, lays out and writes the figure as a PNG, then frees it."""
+    import matplotlib.pyplot as plt
+
     figure.suptitle(title)
     figure.tight_layout()
     figure.savefig(path, dpi=100)
