@@ -190,10 +190,6 @@ def _run(requests, settings, cache_path: Path):
         return run_chat_requests(requests, settings, cache=cache)
 
 
-def _caption(batch, position: int) -> str:
-    return batch["caption"][position] if "caption" in batch.column_names else ""
-
-
 def run_judged_task(task: str, model: str, data: str, out: str, config: str | None, split: str, judge,
                     batch_size: int = 8, max_new_tokens: int = 256, rules: ReviewRules = DEFAULT_RULES) -> dict:
     """Generates the model's answers, has them judged, writes predictions.jsonl and results.json to `out`.
@@ -224,8 +220,9 @@ def run_judged_task(task: str, model: str, data: str, out: str, config: str | No
         batch = dataset.select(range(start, min(start + batch_size, len(dataset))))
         images, kept, bad = decoded_images(batch["id"], batch["image"])
         skipped |= bad
-        rows = [{key: batch[key][k] for key in ("id", "prompt", "completion")} | {"caption": _caption(batch, k)}
-                for k in kept]
+        columns = {key: batch[key] for key in ("id", "prompt", "completion")}
+        columns["caption"] = batch["caption"] if "caption" in batch.column_names else [""] * len(batch)
+        rows = [{key: column[k] for key, column in columns.items()} for k in kept]
         questions = [row["prompt"] if task == "reasoning" else HUMOR_INSTRUCTION for row in rows]
         answers = generate_text(network, processor, images, questions, max_new_tokens) if images else []
         items += [
