@@ -16,7 +16,7 @@ import numpy as np
 from dataset_builder.loading import load_split
 
 from .label_space import resolve_label_space
-from .predictions import PREDICTIONS_FILE, predict_all, prepare_out, read_predictions
+from .prediction_loop import predict_split
 from .settings import EvalSettings
 
 CALIBRATION_DIR = "calibration"  # OUT/calibration: the validation split's predictions
@@ -25,30 +25,27 @@ FOLDS = 5
 LOG_TEMPERATURE_BOUNDS = (np.log(1e-2), np.log(1e2))
 
 
-def calibrate(settings: EvalSettings, model, processor, space) -> dict:
+def calibrate(settings: EvalSettings, adapter, space) -> dict:
     """Predicts the validation split, fits the calibration, sets `model.config.emotion_calibration` and, for a local
-    model folder, writes it into config.json (main process). Returns the fit's report for results.json."""
+    model folder, writes it into config.json (main process). Returns the fit's report for results.json.
+
+    `space`: the evaluation's label space (the object itself: a space the data defines has no other name)."""
     from accelerate import PartialState
 
-    from .predictors import RankPredictor
+    from .predictors import ClassificationTask, RankPredictor
 
-    state = PartialState()
     val = EvalSettings(model=settings.model, data=settings.calibrate_on, out=str(Path(settings.out) / CALIBRATION_DIR),
                        config=settings.config, split=settings.calibrate_split, label_space=space.name, mode="rank",
                        batch_size=settings.batch_size)
     dataset = load_split(val.data, val.config, val.split)
-    resolve_label_space(dataset, space.name, val.data)  # every validation emotion must be a candidate
-    out = prepare_out(val) if state.is_main_process else Path(val.out)
-    state.wait_for_everyone()
-    predict_all(val, dataset, space, RankPredictor(model, processor, space), out)
-    rows, _ = read_predictions(out / PREDICTIONS_FILE)  # every process fits the same rows, deterministically
-    wanted = set(dataset["id"])
-    rows = [row for row in rows.values() if row["id"] in wanted and row["paraphrase"] == 0]
+    resolve_label_space(dataset, space, val.data)  # every validation emotion must be a candidate
+    # every process fits the same rows, deterministically
+    rows = predict_split(val, dataset, ClassificationTask(RankPredictor(adapter, space), space)).rows
     log_likelihoods, references = log_likelihood_matrix(rows, space.labels)
     fitted_on = f"{Path(val.data).name} ({val.split}, {len(rows)} images)"
     calibration, report = fit_calibration(log_likelihoods, references, space.labels, fitted_on)
-    model.config.emotion_calibration = calibration
-    if state.is_main_process and Path(settings.model).is_dir():
+    adapter.model.config.emotion_calibration = calibration
+    if PartialState().is_main_process and Path(settings.model).is_dir():
         store_calibration(settings.model, calibration)
     return report
 
@@ -154,7 +151,7 @@ def before_and_after(rows: list[dict], space, calibration: dict) -> tuple[dict, 
 
     from modeling_emovit.calibration_emovit import emotion_probabilities
 
-    from .scoring import METRICS_DIR
+    from .classification_metrics import METRICS_DIR
 
     log_likelihoods, references = log_likelihood_matrix(rows, space.labels)
     variants = {

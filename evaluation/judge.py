@@ -45,6 +45,8 @@ REVIEW_LAYOUT = """[Context]
 [System]
 {rule}"""
 DEFAULT_RULES_KEY = "llava_bench_complex"  # LLaVA-Bench's rule for complex reasoning questions
+DEFAULT_ANSWER_TOKENS = 256  # the judged tasks' answer budget (EmoVIT's max_length)
+JUDGE_CACHE_FILE = "judge-cache.sqlite"  # OUT/judge-cache.sqlite: every verdict, by request content
 
 
 @dataclass(frozen=True)
@@ -190,56 +192,88 @@ def _run(requests, settings, cache_path: Path):
         return run_chat_requests(requests, settings, cache=cache)
 
 
-def run_judged_task(task: str, model: str, data: str, out: str, config: str | None, split: str, judge,
-                    batch_size: int = 8, max_new_tokens: int = 256, rules: ReviewRules = DEFAULT_RULES) -> dict:
-    """Generates the model's answers, has them judged, writes predictions.jsonl and results.json to `out`.
+@dataclass
+class JudgedAnswersTask:
+    """The judged tasks' answers as the prediction loop asks them (`prediction_loop.PredictionTask`): the model's
+    free text to the row's question (reasoning) or to `HUMOR_INSTRUCTION` (humor), kept with the reference answer
+    and the image's caption, which is the judge's context."""
 
-    `judge`: a `dataset_builder.chat.ClientSettings` for the judge model; `rules`: the reasoning judge's rules.
-    """
-    from datasets import Image
+    adapter: object
+    task: str
+    max_new_tokens: int
+    paraphrases: int = 1
 
-    from modeling_emovit.generation import generate_text
+    @property
+    def description(self) -> str:
+        return f"answers ({self.task})"
 
-    from .harness import load_model
-    from .predictions import decoded_images
-
-    if task not in ("reasoning", "humor"):
-        raise EmoVITInputError(f"--task must be classification, reasoning or humor, not {task!r}.")
-    if task == "humor" and config is None:
-        raise EmoVITInputError(f"--task humor needs --config naming a config of {data} whose `completion` column holds "
-                               "reference funny captions (`emovit data build` makes none).")
-    api_key_from_env(judge)  # a missing key fails now, not after every answer is generated
-    config = config or "reasoning"
-    dataset = load_split(data, config, split, required=("id", "image", "completion"))
-    if task == "humor":
-        _check_humor_references(dataset["completion"], data, config)
-    network, processor = load_model(model)
-    dataset = dataset.cast_column("image", Image(decode=False))  # decoded per batch: a bad image is skipped
-    items, skipped = [], {}
-    for start in range(0, len(dataset), batch_size):
-        batch = dataset.select(range(start, min(start + batch_size, len(dataset))))
-        images, kept, bad = decoded_images(batch["id"], batch["image"])
-        skipped |= bad
-        columns = {key: batch[key] for key in ("id", "prompt", "completion")}
-        columns["caption"] = batch["caption"] if "caption" in batch.column_names else [""] * len(batch)
-        rows = [{key: column[k] for key, column in columns.items()} for k in kept]
-        questions = [row["prompt"] if task == "reasoning" else HUMOR_INSTRUCTION for row in rows]
-        answers = generate_text(network, processor, images, questions, max_new_tokens) if images else []
-        items += [
-            {"id": row["id"], "question": q, "reference": row["completion"], "answer": a,
-             "context": row["caption"] or "(no description)"}
-            for row, q, a in zip(rows, questions, answers)
+    def rows(self, examples, images: list, kept: list[int], paraphrase: int) -> list[dict]:
+        ids, prompts, references = examples["id"], examples["prompt"], examples["completion"]
+        captions = examples["caption"] if "caption" in examples.column_names else [""] * len(ids)
+        questions = [prompts[k] if self.task == "reasoning" else HUMOR_INSTRUCTION for k in kept]
+        answers = self.adapter.generate(images, questions, self.max_new_tokens)
+        return [
+            {"id": ids[k], "paraphrase": paraphrase, "question": question, "reference": references[k],
+             "answer": answer, "context": captions[k] or "(no description)"}
+            for k, question, answer in zip(kept, questions, answers)
         ]
-    folder = Path(out)
-    folder.mkdir(parents=True, exist_ok=True)
-    cache = folder / "judge-cache.sqlite"
-    judged = judge_reasoning(items, judge, cache, rules) if task == "reasoning" else judge_humor(items, judge, cache)
-    with (folder / "predictions.jsonl").open("w", encoding="utf-8") as file:
-        file.writelines(json.dumps(item) + "\n" for item in items)
-    results = {"task": task, "model": model, "data": data, "config": config, "split": split,
-               "judge_model": judge.model, "num_examples": len(items), "metrics": judged,
-               "skipped_images": len(skipped), "skipped_image_ids": sorted(skipped)[:20]}
-    if task == "reasoning":
+
+
+def check_judged_task(settings, judge) -> None:
+    """Refuses, before anything loads, a judged task without reference answers it can use or without a judge key."""
+    if settings.task == "humor" and settings.config is None:
+        raise EmoVITInputError(f"--task humor needs --config naming a config of {settings.data} whose `completion` "
+                               "column holds reference funny captions (`emovit data build` makes none).")
+    api_key_from_env(judge)  # a missing key fails now, not after every answer is generated
+
+
+def run_judged_task(settings, judge, rules: ReviewRules = DEFAULT_RULES) -> dict | None:
+    """Generates the model's answers through the shared prediction loop (resumable, sharded), has them judged on the
+    main process, and writes predictions.jsonl (with each verdict) and results.json to `settings.out`; returns the
+    results there (None on the other processes).
+
+    `settings`: an `EvalSettings` whose task is reasoning or humor; `judge`: a `dataset_builder.chat.ClientSettings`
+    for the judge model (every verdict is cached in OUT/judge-cache.sqlite, so a resumed run asks nothing twice);
+    `rules`: the reasoning judge's rules.
+    """
+    from .harness import load_adapter
+    from .prediction_loop import check_out, eval_process_state, predict_split
+
+    settings.check()
+    check_judged_task(settings, judge)
+    state = eval_process_state()
+    dataset = load_split(settings.data, settings.config, settings.split, required=("id", "image", "completion"))
+    if settings.task == "humor":
+        _check_humor_references(dataset["completion"], settings.data, settings.config)
+    if state.is_main_process:
+        check_out(settings)
+    adapter = load_adapter(settings.model)
+    adapter.model.to(state.device)
+    task = JudgedAnswersTask(adapter, settings.task, settings.max_new_tokens or DEFAULT_ANSWER_TOKENS)
+    split = predict_split(settings, dataset, task)
+    if not state.is_main_process:
+        return None
+    return _judge_and_report(settings, judge, rules, split)
+
+
+def _judge_and_report(settings, judge, rules: ReviewRules, split) -> dict:
+    """Judges the answers (cached), then rewrites predictions.jsonl with each verdict and writes results.json."""
+    from .prediction_loop import PREDICTIONS_FILE
+
+    out = Path(settings.out)
+    items = sorted(split.rows, key=lambda row: row["id"])
+    cache = out / JUDGE_CACHE_FILE
+    if settings.task == "reasoning":
+        judged = judge_reasoning(items, judge, cache, rules)
+    else:
+        judged = judge_humor(items, judge, cache)
+    written = out / f"{PREDICTIONS_FILE}.tmp"  # replaced whole: a kill leaves the previous file intact
+    written.write_text("".join(json.dumps(item) + "\n" for item in items), encoding="utf-8")
+    written.replace(out / PREDICTIONS_FILE)
+    results = {"task": settings.task, "model": settings.model, "data": settings.data, "config": settings.config,
+               "split": settings.split, "judge_model": judge.model, "num_examples": len(items), "metrics": judged,
+               "skipped_images": split.skipped, "progress": split.progress}
+    if settings.task == "reasoning":
         results["judge_rules"] = rules.source
-    (folder / "results.json").write_text(json.dumps(results, indent=2))
+    (out / "results.json").write_text(json.dumps(results, indent=2))
     return results

@@ -1,10 +1,12 @@
-"""The two ways `emovit eval` turns (image, instruction) pairs into emotion predictions.
+"""The two ways `emovit eval` turns (image, instruction) pairs into emotion predictions, through the model's backbone
+adapter (`modeling_emovit.backbone`), whatever its family.
 
 - `rank`: scores every candidate answer "Predict emotion: <label>" by its log-likelihood given the image and the
-  instruction (`modeling_emovit.scoring_emovit`, the scorer the image-emotion-classification pipeline also uses:
-  one forward over the shared prefix per image, one over all candidates), then turns the scores into per-label
+  instruction (the adapter's `answer_log_likelihoods`, the scorer the image-emotion-classification pipeline also
+  uses: one forward over the shared prefix per image, one over all candidates), then turns the scores into per-label
   probabilities with the model's calibration (`modeling_emovit.calibration_emovit`). Never an unparseable answer.
-- `generate`: EmoVIT's protocol: greedy decoding, the answer parsed with the dataset builder's normaliser.
+- `generate`: EmoVIT's protocol: greedy decoding (the adapter's `generate`), the answer parsed with the dataset
+  builder's normaliser.
 """
 
 from dataclasses import dataclass
@@ -12,11 +14,10 @@ from dataclasses import dataclass
 import torch
 
 from dataset_builder.emotions import LabelSpace, normalize_emotion
-from dataset_builder.instructions import categorical_answer
+from dataset_builder.instructions import categorical_answer, categorical_instruction
 from modeling_emovit.calibration_emovit import emotion_probabilities
-from modeling_emovit.chat_vlm import answer_token_ids, chat_candidate_log_likelihoods, uses_chat_template
-from modeling_emovit.generation import GENERATION_PRESETS, generate_text
-from modeling_emovit.scoring_emovit import DEFAULT_STRATEGY, candidate_log_likelihoods
+from modeling_emovit.candidate_scoring import DEFAULT_STRATEGY
+from modeling_emovit.decoding import GENERATION_PRESETS
 
 
 @dataclass
@@ -31,14 +32,11 @@ class RankPredictor:
     """Ranks the label space's candidate answers by log-likelihood; probabilities through `calibration` (default:
     the model config's `emotion_calibration`, None for the plain softmax)."""
 
-    def __init__(self, model, processor, space: LabelSpace, calibration: dict | None = None,
-                 strategy: str = DEFAULT_STRATEGY):
-        self.model, self.processor, self.space, self.strategy = model, processor, space, strategy
+    def __init__(self, adapter, space: LabelSpace, calibration: dict | None = None, strategy: str = DEFAULT_STRATEGY):
+        self.adapter, self.space, self.strategy = adapter, space, strategy
         self.answers = [categorical_answer(label) for label in space.labels]
-        self.chat = uses_chat_template(processor)  # LLaVA, Idefics3, Qwen2-VL, ...: the assistant turn's tokens
-        self.candidates = None if self.chat else processor.encode_answers(self.answers)
-        self._chat_candidates: dict[str, list[list[int]]] = {}  # instruction -> its answers' template tokens
-        self.calibration = calibration if calibration is not None else getattr(model.config, "emotion_calibration", None)
+        config = adapter.model.config
+        self.calibration = calibration if calibration is not None else getattr(config, "emotion_calibration", None)
 
     def predict(self, images: list, prompt: str) -> list[Prediction]:
         log_likelihoods = self.answer_log_likelihoods(images, prompt)
@@ -51,35 +49,47 @@ class RankPredictor:
         ]
 
     def answer_log_likelihoods(self, images: list, prompt: str) -> torch.Tensor:
-        """`(batch, num_labels)`: sum over answer tokens (and eos) of log p(token | image, instruction, prefix)."""
-        if self.chat:  # the answers' tokens depend on the instruction's rendering: tokenized once per instruction
-            if prompt not in self._chat_candidates:
-                self._chat_candidates[prompt] = answer_token_ids(self.processor, prompt, self.answers)
-            return chat_candidate_log_likelihoods(self.model, self.processor, images, prompt, self.answers,
-                                                  strategy=self.strategy, candidates=self._chat_candidates[prompt])
-        inputs = self.processor(images=images, text=[prompt] * len(images), return_tensors="pt").to(self.model.device)
-        inputs["pixel_values"] = inputs["pixel_values"].to(self.model.dtype)
-        return candidate_log_likelihoods(self.model, dict(inputs), self.candidates, strategy=self.strategy)
+        """`(batch, num_labels)`: sum over answer tokens (and their end) of log p(token | image, instruction)."""
+        return self.adapter.answer_log_likelihoods(images, prompt, self.answers, strategy=self.strategy)
 
 
 class GeneratePredictor:
     """Greedy decoding of the answer, parsed into a label with `normalize_emotion` (EmoVIT's protocol).
 
-    `preset`: a `modeling_emovit.generation.GENERATION_PRESETS` name ("release": the release's LAVIS decoding).
+    `preset`: a `modeling_emovit.decoding.GENERATION_PRESETS` name ("release": the release's LAVIS decoding).
     """
 
-    def __init__(self, model, processor, space: LabelSpace, max_new_tokens: int | None = None, preset: str = "default"):
-        self.model, self.processor, self.space = model, processor, space
+    def __init__(self, adapter, space: LabelSpace, max_new_tokens: int | None = None, preset: str = "default"):
+        self.adapter, self.space = adapter, space
         answers = [categorical_answer(label) for label in space.labels]
-        if uses_chat_template(processor):  # the answer's tokens, plus one for the end of the turn
-            lengths = [len(ids) + 1 for ids in processor.tokenizer(answers, add_special_tokens=False)["input_ids"]]
-        else:
-            lengths = list(map(len, processor.encode_answers(answers)))
         self.options = dict(GENERATION_PRESETS[preset])
         preset_budget = self.options.pop("max_new_tokens", None)
-        self.max_new_tokens = max_new_tokens or preset_budget or max(lengths) + 4
+        self.max_new_tokens = max_new_tokens or preset_budget or max(adapter.answer_lengths(answers)) + 4
 
     def predict(self, images: list, prompt: str) -> list[Prediction]:
-        answers = generate_text(self.model, self.processor, images, [prompt] * len(images), self.max_new_tokens,
-                                **self.options)
+        answers = self.adapter.generate(images, [prompt] * len(images), self.max_new_tokens, **self.options)
         return [Prediction(normalize_emotion(answer, self.space), answer) for answer in answers]
+
+
+@dataclass
+class ClassificationTask:
+    """Emotion classification as the prediction loop asks it (`prediction_loop.PredictionTask`): paraphrase p of
+    EmoVIT's categorical instruction listing the label space's candidates, answered by `predictor`."""
+
+    predictor: "RankPredictor | GeneratePredictor"
+    space: LabelSpace
+    paraphrases: int = 1
+    mode: str = "rank"
+
+    @property
+    def description(self) -> str:
+        return f"eval ({self.mode})"
+
+    def rows(self, examples, images: list, kept: list[int], paraphrase: int) -> list[dict]:
+        predictions = self.predictor.predict(images, categorical_instruction(self.space.labels, paraphrase))
+        ids, emotions = examples["id"], examples["emotion"]
+        return [
+            {"id": ids[k], "paraphrase": paraphrase, "reference": emotions[k], "prediction": prediction.label,
+             "answer": prediction.answer, "scores": prediction.scores, "log_likelihoods": prediction.log_likelihoods}
+            for k, prediction in zip(kept, predictions)
+        ]

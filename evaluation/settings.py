@@ -1,9 +1,13 @@
-"""What one `emovit eval` run is: model, data, label space, mode, paraphrases, and what identifies it for resuming."""
+"""What one `emovit eval` run is: task, model, data, label space, mode, paraphrases, and what identifies it for
+resuming."""
 
 from dataclasses import asdict, dataclass
 
 from dataset_builder.instructions import CATEGORICAL_PARAPHRASES
 from modeling_emovit.errors import EmoVITInputError
+
+TASKS = ("classification", "reasoning", "humor")
+JUDGED_TASKS = TASKS[1:]  # free-text answers judged by an LLM (`evaluation.judge`)
 
 
 @dataclass
@@ -11,6 +15,7 @@ class EvalSettings:
     model: str
     data: str
     out: str
+    task: str = "classification"  # one of TASKS
     config: str = "categorical"
     split: str = "test"
     label_space: str | None = None  # default: the dataset's own `label_space` column
@@ -28,11 +33,13 @@ class EvalSettings:
 
     def check(self) -> None:
         """Refuses, in one sentence, a setting outside its range."""
+        if self.task not in TASKS:
+            raise EmoVITInputError(f"--task must be {', '.join(TASKS[:-1])} or {TASKS[-1]}, not {self.task!r}.")
         if self.mode not in ("rank", "generate"):
             raise EmoVITInputError(f"--mode must be 'rank' or 'generate', not {self.mode!r}.")
         if not 1 <= self.paraphrases <= len(CATEGORICAL_PARAPHRASES):
             raise EmoVITInputError(f"--paraphrases must be between 1 and {len(CATEGORICAL_PARAPHRASES)}, not {self.paraphrases}.")
-        from modeling_emovit.generation import GENERATION_PRESETS
+        from modeling_emovit.decoding import GENERATION_PRESETS
 
         if self.generation not in GENERATION_PRESETS:
             raise EmoVITInputError(f"--generation must be one of {', '.join(GENERATION_PRESETS)}, not {self.generation!r}.")

@@ -55,6 +55,17 @@ def open_image(source: "str | os.PathLike | bytes | dict | Image.Image") -> Imag
     return ensure_rgb(image)
 
 
+def open_image_input(source) -> Image.Image:
+    """An image as a user passes one to a model (the emotion pipeline, a processor): a PIL image, a path, encoded
+    bytes, or a `data:` / http(s) URL string, which transformers' `load_image` reads (no one-sentence refusal
+    there: library users pass URLs on purpose; `emovit serve` decodes what clients send itself)."""
+    if isinstance(source, str) and source.startswith(("data:", "http://", "https://")):
+        from transformers.image_utils import load_image
+
+        return ensure_rgb(load_image(source))
+    return open_image(source)
+
+
 def ensure_rgb(image: Image.Image) -> Image.Image:
     """Converts any PIL mode to 8-bit RGB, upright: the EXIF orientation is applied (once: the tag goes with it),
     transparency is laid on white, 16/32-bit and float are rescaled."""

@@ -7,14 +7,14 @@
 
 Like transformers' image-classification pipelines, each image gets `[{"label", "score"}]`, most probable first,
 scores summing to 1 over the candidates. A candidate label is scored by the likelihood of EmoVIT's answer
-"Predict emotion: <label>" after EmoVIT's instruction listing the candidates (`scoring_emovit`), then turned into
-probabilities with the calibration stored in the model config (`calibration_emovit`). `candidate_labels`: a label
-list or a label-space name ("emoset", "webemo-25", ...); default: the model's `config.emotion_labels`.
+"Predict emotion: <label>" after EmoVIT's instruction listing the candidates, then turned into probabilities with
+the calibration stored in the model config (`calibration_emovit`). `candidate_labels`: a label list or a label-space
+name ("emoset", "webemo-25", ...); default: the model's `config.emotion_labels`.
 
-A model whose processor has a chat template (LLaVA, Idefics3/SmolVLM, Qwen2-VL, ...) is asked through it, as the
-chat recipes train it (`chat_vlm`): the user turn holds the image and the instruction, the candidates are assistant
-turns. Images of different sizes may tokenize to prompts of different lengths (Qwen2-VL): such a model's images
-reach `_forward` undecoded by the processor and are grouped there.
+The model's backbone adapter (`backbone.backbone_adapter`) puts the question: EmoVIT the bare instruction, a model
+whose processor has a chat template (LLaVA, Idefics3/SmolVLM, Qwen2-VL, ...) a user turn, as the chat recipes train
+it. `preprocess` only decodes the image; `_forward` hands a batch of images to the adapter, which groups those whose
+prompts tokenize alike (Qwen2-VL gives images of different sizes different numbers of tokens).
 
 `EmoVITForConditionalGeneration.save_pretrained` saves this file, and its relative imports, beside the weights and
 names it in config.json (`custom_pipelines`); `save_emotion_pipeline` does the same for a folder holding one of
@@ -27,10 +27,11 @@ from pathlib import Path
 
 from transformers import Pipeline
 
+from .backbone import backbone_adapter
 from .calibration_emovit import emotion_probabilities
-from .chat_vlm import chat_candidate_log_likelihoods, uses_chat_template
+from .candidate_scoring import DEFAULT_STRATEGY
+from .image_utils import open_image_input
 from .labels import LABEL_SPACE_POLARITIES, MIKELS_EMOTIONS, categorical_answer, emovit_instruction, label_space_labels
-from .scoring_emovit import DEFAULT_STRATEGY, candidate_log_likelihoods
 
 TASK = "image-emotion-classification"
 # config.json's `custom_pipelines`: what `pipeline(TASK, model=folder, trust_remote_code=True)` loads.
@@ -67,6 +68,11 @@ class ImageEmotionClassificationPipeline(Pipeline):
     _load_feature_extractor = False
     _load_tokenizer = False
 
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.adapter = backbone_adapter(self.model, self.processor)
+        self.adapter.require_emotion_questions(getattr(self.model, "name_or_path", None) or type(self.model).__name__)
+
     def _sanitize_parameters(self, candidate_labels=None, top_k=None, prompt=None, strategy=None, **kwargs):
         """candidate_labels: list or label-space name; top_k: keep the k most probable; prompt: an instruction other
         than EmoVIT's (default: EmoVIT's, listing the candidates); strategy: the scorer's ("packed"/"expanded")."""
@@ -89,27 +95,16 @@ class ImageEmotionClassificationPipeline(Pipeline):
         return list(getattr(self.model.config, "emotion_labels", None) or MIKELS_EMOTIONS)
 
     def preprocess(self, image, prompt=None):
-        """The model's inputs for one image: pixels, and the instruction after `<image>` placeholders; for a
-        chat-template model the decoded image and the instruction (`_forward` renders and groups them)."""
-        prompt = prompt or emovit_instruction(self._default_labels())
-        if uses_chat_template(self.processor):
-            from transformers.image_utils import load_image
-
-            return {"image": load_image(image), "prompt": prompt}
-        return self.processor(images=image, text=prompt, return_tensors="pt")
+        """The decoded image (RGB, upright) and the instruction; `_forward` asks the adapter for a batch of them."""
+        return {"image": open_image_input(image), "prompt": prompt or emovit_instruction(self._default_labels())}
 
     def _forward(self, model_inputs, candidate_labels=None, strategy=DEFAULT_STRATEGY):
         labels = candidate_labels or self._default_labels()
-        if "prompt" in model_inputs:  # chat template; batched, both are lists (one prompt for the whole call)
-            images, prompt = model_inputs["image"], model_inputs["prompt"]
-            images, prompt = (images, prompt[0]) if isinstance(prompt, list) else ([images], prompt)
-            answers = [categorical_answer(label) for label in labels]
-            scores = chat_candidate_log_likelihoods(self.model, self.processor, images, prompt, answers, strategy=strategy)
-            return {"log_likelihoods": scores}
-        model_inputs["pixel_values"] = model_inputs["pixel_values"].to(self.model.dtype)
-        answers = self.processor.encode_answers([categorical_answer(label) for label in labels])
-        scores = candidate_log_likelihoods(self.model, dict(model_inputs), answers, strategy=strategy)
-        return {"log_likelihoods": scores}
+        images, prompt = model_inputs["image"], model_inputs["prompt"]
+        # batched, both are lists (one prompt for the whole call)
+        images, prompt = (images, prompt[0]) if isinstance(prompt, list) else ([images], prompt)
+        answers = [categorical_answer(label) for label in labels]
+        return {"log_likelihoods": self.adapter.answer_log_likelihoods(images, prompt, answers, strategy=strategy)}
 
     def postprocess(self, model_outputs, candidate_labels=None, top_k=None):
         labels = candidate_labels or self._default_labels()

@@ -13,10 +13,9 @@ Differs from transformers' `InstructBlipProcessor` in four ways:
 
 import torch
 from transformers import BatchFeature, InstructBlipProcessor
-from transformers.image_utils import load_image
 
 from .errors import EmoVITInputError
-from .image_utils import ensure_rgb, open_image
+from .image_utils import open_image_input
 
 IGNORE_INDEX = -100  # positions the loss skips (transformers / PyTorch cross-entropy convention)
 # Single-turn InstructBLIP prompting: the instruction is the user's text, images are added by the processor.
@@ -34,11 +33,9 @@ def _as_rgb(images):
         return None
     if isinstance(images, (list, tuple)):
         return [_as_rgb(image) for image in images]
-    if isinstance(images, str) and images.startswith(("data:", "http://", "https://")):
-        return ensure_rgb(load_image(images))  # chat requests (pipeline, `transformers serve`) send URLs
-    if isinstance(images, (str, bytes)) or hasattr(images, "__fspath__"):
-        return open_image(images)
-    return ensure_rgb(images) if hasattr(images, "mode") else images
+    if isinstance(images, (str, bytes)) or hasattr(images, "__fspath__") or hasattr(images, "mode"):
+        return open_image_input(images)  # chat requests (`transformers serve`) send URLs
+    return images
 
 
 def _keep_the_end(tokenizer, texts: list[str], max_length: int, **kwargs):

@@ -17,7 +17,8 @@ from train_helpers import REPO
 
 from emovit.cli import main as emovit
 from emovit.training import sft
-from modeling_emovit.chat_vlm import answer_token_ids, chat_candidate_log_likelihoods, prefix_groups
+from modeling_emovit.backbone import backbone_adapter
+from modeling_emovit.backbone_chat_template import prefix_groups
 from modeling_emovit.labels import MIKELS_EMOTIONS, categorical_answer, emovit_instruction
 from modeling_emovit.testing_vlms import TINY_VLM_KINDS, tiny_vlm
 
@@ -94,13 +95,14 @@ def test_rank_scores_equal_the_assistant_turns_log_likelihood_in_a_direct_forwar
     from evaluation.predictors import RankPredictor
 
     model, processor = tiny_vlm(kind)
+    adapter = backbone_adapter(model, processor)
+    assert adapter.family == "chat-template"
     expected = torch.tensor([[direct_log_likelihood(model, processor, image, a) for a in ANSWERS] for image in IMAGES])
     for strategy in ("packed", "expanded"):
-        scores = chat_candidate_log_likelihoods(model, processor, IMAGES, INSTRUCTION, ANSWERS, strategy=strategy)
+        scores = adapter.answer_log_likelihoods(IMAGES, INSTRUCTION, ANSWERS, strategy=strategy)
         assert torch.allclose(scores, expected, atol=1e-4), (strategy, (scores - expected).abs().max())
         # What `emovit eval --mode rank` records per image: the same numbers, by label
-        predictions = RankPredictor(model, processor, get_label_space("emoset"), strategy=strategy).predict(
-            IMAGES, INSTRUCTION)
+        predictions = RankPredictor(adapter, get_label_space("emoset"), strategy=strategy).predict(IMAGES, INSTRUCTION)
         recorded = torch.tensor([[p.log_likelihoods[label] for label in MIKELS_EMOTIONS] for p in predictions])
         assert torch.allclose(recorded, expected, atol=1e-4), (strategy, (recorded - expected).abs().max())
     groups = prefix_groups(processor, IMAGES, INSTRUCTION)
@@ -110,9 +112,9 @@ def test_rank_scores_equal_the_assistant_turns_log_likelihood_in_a_direct_forwar
 
 @pytest.mark.parametrize("kind", TINY_VLM_KINDS)
 def test_candidates_are_the_assistant_turn_up_to_the_end_of_turn_token(kind):
-    _, processor = tiny_vlm(kind)
+    model, processor = tiny_vlm(kind)
     end_of_turn = {"llava": "</s>", "idefics3": "<end_of_utterance>"}.get(kind, "<|im_end|>")  # each family's
-    for answer, ids in zip(ANSWERS, answer_token_ids(processor, INSTRUCTION, ANSWERS)):
+    for answer, ids in zip(ANSWERS, backbone_adapter(model, processor).encode_candidates(INSTRUCTION, ANSWERS)):
         text = processor.tokenizer.decode(ids)
         assert text.strip().startswith(answer) and end_of_turn in text[len(answer):]
 
@@ -120,21 +122,19 @@ def test_candidates_are_the_assistant_turn_up_to_the_end_of_turn_token(kind):
 def test_a_generation_prompt_that_is_not_a_token_prefix_is_refused_by_name():
     from modeling_emovit.errors import EmoVITInputError
 
-    _, processor = tiny_vlm("llava")
+    model, processor = tiny_vlm("llava")
     # "ASSISTANT: " tokenizes its trailing space alone; in the conversation the space joins the answer's first word
     processor.chat_template = processor.chat_template.replace("ASSISTANT:{% endif %}", "ASSISTANT: {% endif %}")
     with pytest.raises(EmoVITInputError, match="does not tokenize as a prefix of the conversation"):
-        answer_token_ids(processor, INSTRUCTION, ANSWERS)
+        backbone_adapter(model, processor).encode_candidates(INSTRUCTION, ANSWERS)
 
 
 @pytest.mark.parametrize("kind", TINY_VLM_KINDS)
 def test_batched_generation_equals_one_image_at_a_time(kind):
-    from modeling_emovit.generation import generate_text
-
-    model, processor = tiny_vlm(kind)
+    adapter = backbone_adapter(*tiny_vlm(kind))
     prompts = [INSTRUCTION, "What emotion does this image evoke?", "Describe the image."]
-    batched = generate_text(model, processor, IMAGES, prompts, max_new_tokens=6)
-    assert batched == [generate_text(model, processor, [image], [prompt], max_new_tokens=6)[0]
+    batched = adapter.generate(IMAGES, prompts, max_new_tokens=6)
+    assert batched == [adapter.generate([image], [prompt], max_new_tokens=6)[0]
                        for image, prompt in zip(IMAGES, prompts)]
     assert not any(INSTRUCTION in answer for answer in batched)  # the prompt is cut off
 
@@ -232,8 +232,8 @@ def test_trained_folders_run_the_pipeline_where_emovit_cannot_be_imported(traine
         config = json.loads((folder / "config.json").read_text())
         assert config["custom_pipelines"]["image-emotion-classification"]["impl"] == (
             "pipeline_emovit.ImageEmotionClassificationPipeline")
-        assert {"pipeline_emovit.py", "chat_vlm.py", "scoring_emovit.py", "calibration_emovit.py", "labels.py",
-                "errors.py"} <= {path.name for path in folder.iterdir()}
+        assert {"pipeline_emovit.py", "backbone.py", "backbone_chat_template.py", "candidate_scoring.py",
+                "calibration_emovit.py", "labels.py", "errors.py"} <= {path.name for path in folder.iterdir()}
     done = subprocess.run([sys.executable, "-c", REMOTE_PIPELINE, *map(str, folders)], capture_output=True, text=True,
                           timeout=300, cwd=tmp_path, env={"PATH": "", "HF_HUB_OFFLINE": "1", "HOME": str(tmp_path)})
     assert done.returncode == 0, done.stderr[-3000:]

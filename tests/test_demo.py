@@ -44,8 +44,10 @@ def test_demo_runs_every_stage_and_prints_the_summary(demo_output):
     assert state["sample"] == {"train": 32, "test": 16, "val": 16}
     assert state["instructions"]["done"] == 64 and state["instructions"]["failed"] == 0  # 32 images x 2 tasks
     assert "rank acc" in stdout and "emovit" in stdout
-    for name in ("eval_base_rank", "eval_emovit_generate"):
-        assert 0.0 <= state[name]["accuracy"] <= 1.0
+    for name, folder in (("eval_base_rank", "base-rank"), ("eval_emovit_generate", "emovit-generate")):
+        rows = [json.loads(line) for line in (out / "eval" / folder / "predictions.jsonl").read_text().splitlines()]
+        assert len(rows) == state["sample"]["test"]  # every test image, once
+        assert state[name]["accuracy"] == pytest.approx(sum(r["prediction"] == r["reference"] for r in rows) / len(rows))
     results = json.loads((out / "eval" / "emovit-rank" / "results.json").read_text())
     assert results["metrics"]["accuracy"] == state["eval_emovit_rank"]["accuracy"]
 

@@ -13,7 +13,7 @@ from remote_code import WITHOUT_EMOVIT
 
 from modeling_emovit.labels import MIKELS_EMOTIONS, categorical_answer, emovit_instruction, label_space_labels
 from modeling_emovit.pipeline_emovit import ImageEmotionClassificationPipeline
-from modeling_emovit.scoring_emovit import candidate_log_likelihoods
+from modeling_emovit.candidate_scoring import candidate_log_likelihoods
 from modeling_emovit.testing import tiny_emovit
 
 RED, BLUE = Image.new("RGB", (20, 20), (230, 20, 20)), Image.new("RGB", (20, 20), (20, 60, 230))
@@ -109,7 +109,7 @@ def test_the_saved_folder_runs_the_pipeline_where_emovit_cannot_be_imported(save
     config = json.loads((folder / "config.json").read_text())
     assert config["custom_pipelines"]["image-emotion-classification"]["impl"] == (
         "pipeline_emovit.ImageEmotionClassificationPipeline")
-    assert {"pipeline_emovit.py", "scoring_emovit.py", "calibration_emovit.py", "labels.py"} <= {
+    assert {"pipeline_emovit.py", "candidate_scoring.py", "backbone.py", "backbone_instructblip.py", "calibration_emovit.py", "labels.py"} <= {
         path.name for path in folder.iterdir()}
 
     result = subprocess.run([sys.executable, "-c", REMOTE_PIPELINE, str(folder)], capture_output=True, text=True,

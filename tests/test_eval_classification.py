@@ -72,6 +72,7 @@ def test_rank_scores_equal_answer_log_likelihoods_of_separate_forward_passes():
     from dataset_builder.emotions import get_label_space
     from dataset_builder.instructions import categorical_answer, categorical_instruction
     from evaluation.predictors import RankPredictor
+    from modeling_emovit.backbone import backbone_adapter
     from modeling_emovit.testing import tiny_emovit
 
     space = get_label_space("emotionroi")
@@ -79,7 +80,7 @@ def test_rank_scores_equal_answer_log_likelihoods_of_separate_forward_passes():
     images = [PILImage.new("RGB", (20, 20), colour) for colour in ((255, 0, 0), (0, 90, 200))]
     for text_model in ("llama", "opt", "t5"):
         model, processor = tiny_emovit(text_model, seed=1)
-        batched = RankPredictor(model, processor, space).answer_log_likelihoods(images, prompt)
+        batched = RankPredictor(backbone_adapter(model, processor), space).answer_log_likelihoods(images, prompt)
         with torch.no_grad():
             separate = torch.tensor([[
                 -model(**(inputs := processor.build_training_inputs([image], [prompt], [categorical_answer(label)]))).loss
@@ -92,6 +93,7 @@ def test_rank_encodes_each_image_once_whatever_the_number_of_candidates():
     from dataset_builder.emotions import get_label_space
     from dataset_builder.instructions import categorical_instruction
     from evaluation.predictors import RankPredictor
+    from modeling_emovit.backbone import backbone_adapter
     from modeling_emovit.testing import tiny_emovit
 
     space = get_label_space("emotion6")
@@ -101,14 +103,15 @@ def test_rank_encodes_each_image_once_whatever_the_number_of_candidates():
     processor.image_processor = lambda images, **kwargs: encoded.extend(images) or image_processor(images, **kwargs)
     images = [PILImage.new("RGB", (20, 20), colour) for colour in ((255, 0, 0), (0, 90, 200))]
 
-    scores = RankPredictor(model, processor, space).answer_log_likelihoods(images, categorical_instruction(space.labels))
+    scores = RankPredictor(backbone_adapter(model, processor), space).answer_log_likelihoods(
+        images, categorical_instruction(space.labels))
     assert scores.shape == (2, len(space.labels)) and encoded == images  # not once more per candidate
 
 
 def test_a_plain_instructblip_folder_is_loaded_once_as_emovit(tmp_path, monkeypatch):
     from transformers import PreTrainedModel
 
-    from evaluation.harness import load_model
+    from evaluation.harness import load_adapter
     from modeling_emovit import EmoVITForConditionalGeneration, EmoVITProcessor
     from modeling_emovit.testing import tiny_emovit
 
@@ -120,19 +123,31 @@ def test_a_plain_instructblip_folder_is_loaded_once_as_emovit(tmp_path, monkeypa
     monkeypatch.setattr(PreTrainedModel, "from_pretrained",
                         classmethod(lambda cls, *args, **kwargs: loaded.append(cls) or original(cls, *args, **kwargs)))
 
-    network, processor = load_model(str(tmp_path))
+    adapter = load_adapter(str(tmp_path))
     assert loaded == [EmoVITForConditionalGeneration]  # read once, by EmoVIT's classes
-    assert isinstance(network, EmoVITForConditionalGeneration) and isinstance(processor, EmoVITProcessor)
+    assert isinstance(adapter.model, EmoVITForConditionalGeneration) and isinstance(adapter.processor, EmoVITProcessor)
+    assert adapter.family == "instructblip"
 
 
 def test_generate_mode_parses_answers_and_counts_unmapped_ones(model_dir, emotion6_data, tmp_path):
+    from datasets import load_dataset
+
+    from dataset_builder.emotions import normalize_emotion
+    from dataset_builder.instructions import categorical_instruction
+    from evaluation.harness import load_adapter
+
     out = tmp_path / "generate"
     assert main(eval_args(model_dir, emotion6_data, out, "--mode", "generate", "--max-new-tokens", "6")) == 0
 
     rows = read_rows(out)
     metrics = json.loads((out / "results.json").read_text())["metrics"]
-    assert all(row["scores"] is None and isinstance(row["answer"], str) for row in rows)
-    assert all(row["prediction"] in EMOTION6 + [None] for row in rows)
+    assert all(row["scores"] is None for row in rows)
+    assert [row["prediction"] for row in rows] == [normalize_emotion(row["answer"], "emotion6") for row in rows]
+    # the recorded answers are the model's greedy answers to the instruction listing Emotion6's labels
+    split = load_dataset(str(emotion6_data), "categorical", split="test").select(range(2))
+    answers = {row["id"]: row["answer"] for row in rows}
+    asked = [categorical_instruction(EMOTION6)] * 2
+    assert load_adapter(str(model_dir)).generate(list(split["image"]), asked, 6) == [answers[i] for i in split["id"]]
     assert metrics["unmapped_rate"] == pytest.approx(sum(row["prediction"] is None for row in rows) / 10)
     assert "ece" not in metrics  # greedy answers carry no per-label probabilities
 
@@ -263,7 +278,7 @@ def test_a_card_written_with_local_base_and_data_folders_holds_no_local_path(bas
         ("empty split", "split 'test' of config 'categorical' is empty"),
         ("model without processor", "the model folder has no processor"),
         ("too many paraphrases", "--paraphrases must be between 1 and 5"),
-        ("model without a chat template", "its processor has no chat template, so `emovit eval` cannot put the instruction"),
+        ("model without a chat template", "has no chat template and is not EmoVIT's, so there is no way to put EmoVIT's"),
     ],
 )
 def test_bad_input_gets_one_clear_sentence(problem, expected, model_dir, emotion6_data, tmp_path, capsys):

@@ -103,7 +103,7 @@ def test_a_missing_judge_api_key_is_refused_before_the_model_is_loaded(model_dir
     from evaluation import harness
 
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
-    monkeypatch.setattr(harness, "load_model", lambda model: pytest.fail("the model was loaded before the key check"))
+    monkeypatch.setattr(harness, "load_adapter", lambda model: pytest.fail("the model was loaded before the key check"))
     data = write_split(tmp_path / "data", "reasoning", rows=1)
     assert judged_eval(model_dir, data, tmp_path / "out", "reasoning", base_url=None) == 2
     assert "Set the OPENAI_API_KEY environment variable" in capsys.readouterr().err
@@ -155,5 +155,88 @@ def test_an_undecodable_image_is_skipped_and_counted_while_the_others_are_judged
     with running_openai_server(respond=lambda body: "8 6\nFine.") as (base_url, stats):
         assert judged_eval(model_dir, data, tmp_path / "out", "reasoning", base_url) == 0
     results = json.loads((tmp_path / "out" / "results.json").read_text())
-    assert results["skipped_images"] == 1 and results["skipped_image_ids"] == ["r1"]
+    assert results["skipped_images"] == {"count": 1, "ids": ["r1"]}
     assert results["num_examples"] == 2 and stats.requests == 2
+
+
+def judged_command(model_dir, data, out, base_url, *extra) -> list[str]:
+    return ["eval", "--task", "reasoning", "--model", str(model_dir), "--data", str(data), "--out", str(out),
+            "--max-new-tokens", "4", "--batch-size", "2", "--judge-model", "judge-1", "--judge-base-url", base_url,
+            "--judge-concurrency", "1", *extra]
+
+
+def test_kill_9_while_judging_then_resume_asks_each_item_once_and_generates_nothing_again(model_dir, tmp_path):
+    """The judge holds its 4th reply until the run is killed: the resumed run generates no answer again and asks
+    the judge only what it had not answered (the held request once more, as its reply never arrived)."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    data, out = write_split(tmp_path / "kill-data", "reasoning", rows=8), tmp_path / "out"
+    hold_the_fourth = lambda number, body: "timeout" if number == 4 else "ok"
+    with running_openai_server(script=hold_the_fourth, respond=lambda body: "8 6", hang=60) as (base_url, stats):
+        command = [sys.executable, "-m", "emovit", *judged_command(model_dir, data, out, base_url)]
+        process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            deadline = time.monotonic() + 120
+            while stats.requests < 4 and time.monotonic() < deadline and process.poll() is None:
+                time.sleep(0.05)
+        finally:
+            os.kill(process.pid, signal.SIGKILL)
+            process.wait(timeout=10)
+        assert stats.requests == 4 and not (out / "results.json").exists()
+        assert judged_eval_command(model_dir, data, out, base_url) == 0
+        assert stats.requests == 8 + 1
+
+    results = json.loads((out / "results.json").read_text())
+    assert results["progress"]["resumed"] == 8 and results["progress"]["computed"] == 0
+    assert results["metrics"]["judged"] == 8
+    rows = [json.loads(line) for line in (out / "predictions.jsonl").read_text().splitlines()]
+    assert sorted(row["id"] for row in rows) == [f"r{i}" for i in range(8)]
+    assert all(row["judge"] == {"reference_score": 8.0, "model_score": 6.0} for row in rows)
+
+
+def judged_eval_command(model_dir, data, out, base_url) -> int:
+    return main(judged_command(model_dir, data, out, base_url))
+
+
+def test_a_run_cut_during_generation_resumes_the_answers_it_lacks(model_dir, tmp_path):
+    data, out = write_split(tmp_path / "cut-data", "reasoning", rows=6), tmp_path / "out"
+    with running_openai_server(respond=lambda body: "7 5") as (base_url, stats):
+        assert judged_eval_command(model_dir, data, out, base_url) == 0
+        answers = {row["id"]: row["answer"] for row in map(json.loads, (out / "predictions.jsonl").read_text().splitlines())}
+        lines = (out / "predictions.jsonl").read_text().splitlines()
+        (out / "predictions.jsonl").write_text("\n".join(lines[:2]) + "\n" + lines[2][:30])  # killed mid-line
+        (out / "results.json").unlink()
+        assert judged_eval_command(model_dir, data, out, base_url) == 0
+        assert stats.requests == 6  # every verdict came from the cache the second time
+
+    results = json.loads((out / "results.json").read_text())
+    assert results["progress"]["resumed"] == 2 and results["progress"]["computed"] == 4
+    assert results["progress"]["partial_lines_dropped"] == 1
+    again = {row["id"]: row["answer"] for row in map(json.loads, (out / "predictions.jsonl").read_text().splitlines())}
+    assert again == answers  # greedy: the answers generated again are the same
+
+
+def test_accelerate_launch_shards_a_judged_task_over_two_processes(model_dir, tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    data, out = write_split(tmp_path / "shard-data", "reasoning", rows=6), tmp_path / "out"
+    with running_openai_server(respond=lambda body: "8 4") as (base_url, stats):
+        launch = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
+                  "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no", "-m", "emovit",
+                  *judged_command(model_dir, data, out, base_url)]
+        done = subprocess.run(launch, capture_output=True, text=True, timeout=300,
+                              env={**os.environ, "CUDA_VISIBLE_DEVICES": ""})
+        assert done.returncode == 0, done.stderr[-2000:]
+        assert stats.requests == 6  # judged once, on the main process
+
+    results = json.loads((out / "results.json").read_text())
+    assert results["metrics"]["judged"] == 6 and results["progress"]["computed"] == 6
+    assert results["metrics"]["relative_score"] == pytest.approx(50.0)
+    rows = [json.loads(line) for line in (out / "predictions.jsonl").read_text().splitlines()]
+    assert sorted(row["id"] for row in rows) == [f"r{i}" for i in range(6)]  # none twice, none lost

@@ -41,7 +41,8 @@ def test_a_rotated_jpeg_is_upright_in_the_dataset_training_evaluation_and_servin
     from datasets import load_dataset
 
     from emovit.training.collator import EmoVITCollator
-    from evaluation.predictions import _predict_batch
+    from evaluation.prediction_loop import _predict_batch
+    from modeling_emovit.backbone import backbone_adapter
 
     photo = rotated_jpeg(tmp_path / "data" / "photo.jpg")
     save_image(tmp_path / "data" / "plain.jpg")
@@ -56,17 +57,19 @@ def test_a_rotated_jpeg_is_upright_in_the_dataset_training_evaluation_and_servin
     assert is_upright(rows[index]["image"])  # `datasets` decoding
 
     _, processor = tiny_emovit()
-    collator = EmoVITCollator(processor)
+    collator = EmoVITCollator(backbone_adapter(*tiny_emovit()))
     assert is_upright(collator._decode(undecoded[index])["image"])  # training
 
     seen = []
 
-    class Recorder:  # stands in for the rank/generate predictor: records the images evaluation hands it
-        def predict(self, images, prompt):
+    class Recorder:  # stands in for an evaluation task: records the images the prediction loop hands it
+        description, paraphrases = "recorder", 1
+
+        def rows(self, examples, images, kept, paraphrase):
             seen.extend(images)
             return []
 
-    _predict_batch([(0, index)], undecoded, ["Which emotion?"], Recorder())
+    _predict_batch([(0, index)], undecoded, Recorder())
     assert len(seen) == 1 and is_upright(seen[0])  # evaluation
 
     reference = pixel_values(processor, Image.open(photo).transpose(Image.Transpose.ROTATE_270))

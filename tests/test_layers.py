@@ -14,7 +14,8 @@ LAYERS = ["modeling_emovit", "dataset_builder", "evaluation", "emovit"]
 # What `register_for_auto_class` (and `EmoVITForConditionalGeneration.save_pretrained` or `save_emotion_pipeline`, for
 # the emotion pipeline) copies beside the weights, with their relative imports.
 REMOTE_CODE = ["configuration_emovit.py", "modeling_emovit.py", "processing_emovit.py", "pipeline_emovit.py",
-               "scoring_emovit.py", "calibration_emovit.py", "labels.py", "chat_vlm.py", "errors.py",
+               "backbone.py", "backbone_instructblip.py", "backbone_chat_template.py", "candidate_scoring.py",
+               "decoding.py", "calibration_emovit.py", "labels.py", "errors.py", "image_utils.py",
                "processing_qwen2_vl_image_only.py"]
 
 

@@ -19,6 +19,7 @@ def test_trl_1_16_sft_trainer_loss_needs_a_last_hidden_state_that_instructblip_o
     from trl import SFTConfig, SFTTrainer
 
     from emovit.training.collator import EmoVITCollator
+    from modeling_emovit.backbone import backbone_adapter
 
     model, processor = tiny_emovit("llama")
     rows = Dataset.from_list([{"image": Image.new("RGB", (32, 32), (200, 20, 20)), "prompt": "Which emotion?",
@@ -27,8 +28,8 @@ def test_trl_1_16_sft_trainer_loss_needs_a_last_hidden_state_that_instructblip_o
                      report_to="none", save_strategy="no", gradient_checkpointing=False, remove_unused_columns=False,
                      disable_tqdm=True)
     trainer = SFTTrainer(model=model, args=args, train_dataset=rows, processing_class=processor,
-                         data_collator=EmoVITCollator(processor))
-    batch = EmoVITCollator(processor)([rows[0], rows[1]])
+                         data_collator=EmoVITCollator(backbone_adapter(model, processor)))
+    batch = EmoVITCollator(backbone_adapter(model, processor))([rows[0], rows[1]])
     batch.pop("skipped_images")
     try:
         trainer.compute_loss(model, dict(batch))
@@ -82,3 +83,49 @@ def test_transformers_5_24_serve_has_no_probability_route_and_exposes_its_app_on
     source = inspect.getsource(serve.Serve.__init__)
     assert "self.start_server()" in source and "self.server.run()" in source
     assert "self._model_manager = ModelManager(" in source and "self._generation_state = GenerationState(" in source
+
+
+def test_transformers_5_24_caches_repeat_their_rows_in_place_image_major():
+    """Why `candidate_scoring._expanded` can call `Cache.batch_repeat_interleave(count)` and read row b*C + c as
+    image b's candidate c (the expanded strategy, and T5's `EncoderDecoderCache`)."""
+    from transformers import DynamicCache
+
+    model, _ = tiny_emovit("llama")
+    cache = DynamicCache(config=model.config.text_config)
+    ids = torch.tensor([[5, 6, 7], [8, 9, 10]])
+    with torch.no_grad():
+        model.language_model(input_ids=ids, cache=cache, use_cache=True)
+    before = cache.layers[0].keys.clone()
+    cache.batch_repeat_interleave(3)
+    assert torch.equal(cache.layers[0].keys, before.repeat_interleave(3, dim=0))
+
+
+def test_transformers_5_24_qwen2_vl_keeps_the_prefix_rope_deltas_on_its_inner_model():
+    """Why `backbone_chat_template._MRopeModel` reads `model.model.rope_deltas` after the prefix forward: the text
+    after an image sits at (sequence index + delta) on all three rotary axes, and the forward stores one delta per
+    row there, as generation continues from it."""
+    from modeling_emovit.backbone import backbone_adapter
+    from modeling_emovit.testing_vlms import tiny_vlm
+
+    model, processor = tiny_vlm("qwen2_vl")
+    images = [Image.new("RGB", (40, 40), (200, 30, 30))] * 2
+    inputs = backbone_adapter(model, processor).prompt_inputs(images, ["Which emotion?"] * 2)
+    assert model.model.rope_deltas is None
+    with torch.no_grad():
+        model(**inputs)
+    deltas = model.model.rope_deltas
+    image_tokens = int((inputs["input_ids"][0] == model.config.image_token_id).sum())
+    side = int(inputs["image_grid_thw"][0, 1]) // 2  # merged 2x2: the image spans `side` positions per axis
+    assert deltas.shape == (2, 1) and int(deltas[0, 0]) == side - image_tokens
+
+
+def test_transformers_5_24_instructblip_takes_precomputed_image_features_as_mm_encoder_outputs():
+    """Why `EmoVITForConditionalGeneration.forward(image_embeds=...)` hands the Q-Former's output to the parent as
+    `mm_encoder_outputs={"image": ...}` (the vision-feature cache): the parent then skips `get_image_features`."""
+    import inspect
+
+    from transformers import InstructBlipForConditionalGeneration
+
+    source = inspect.getsource(InstructBlipForConditionalGeneration.forward)
+    assert "mm_encoder_outputs" in inspect.signature(InstructBlipForConditionalGeneration.forward).parameters
+    assert 'if mm_encoder_outputs.get("image") is None:' in source

@@ -12,6 +12,7 @@ from transformers import AutoConfig, AutoModel, AutoModelForImageTextToText, Aut
 
 import modeling_emovit
 from modeling_emovit import EmoVITConfig, EmoVITForConditionalGeneration, EmoVITInputError, EmoVITModel
+from modeling_emovit.backbone import backbone_adapter
 from modeling_emovit.testing import tiny_emovit
 
 IMAGES = [Image.new("RGB", (40, 30), (200, 30, 30)), Image.new("RGB", (24, 48), (20, 90, 220))]
@@ -168,9 +169,11 @@ def test_image_text_to_text_pipeline_answers(tmp_path):
     processor.save_pretrained(tmp_path)
     answer = pipeline("image-text-to-text", model=str(tmp_path), trust_remote_code=True)
 
-    output = answer(images=IMAGES[0], text="What emotion does this image evoke?", max_new_tokens=4)
+    question = "What emotion does this image evoke?"
+    output = answer(images=IMAGES[0], text=question, max_new_tokens=4)[0]["generated_text"]
 
-    assert isinstance(output[0]["generated_text"], str) and output[0]["generated_text"]
+    greedy = backbone_adapter(model, processor).generate([IMAGES[0]], [question], max_new_tokens=4)[0]
+    assert greedy and output.startswith(question) and output.removeprefix(question).strip() == greedy
 
 
 def test_image_embeds_replace_pixel_values_exactly():

@@ -21,6 +21,7 @@ from dataset_builder.text_processors import pre_caption, process_text
 from emovit.training import sft
 from emovit.training.augmentation import LavisTrainTransform, crop_box
 from lavis_checkpoints import lavis_state_dict, saved_by_save_checkpoint
+from modeling_emovit.backbone import backbone_adapter
 from modeling_emovit.convert_lavis import lavis_to_transformers
 from modeling_emovit.labels import MIKELS_EMOTIONS
 from modeling_emovit.testing import tiny_emovit
@@ -117,10 +118,10 @@ def test_release_text_processing_deletes_complex_from_answers_only():
 def test_collator_feeds_the_processed_instruction_to_both_the_qformer_and_the_lm():
     from emovit.training.collator import EmoVITCollator
 
-    _, processor = tiny_emovit("llama")
+    model, processor = tiny_emovit("llama")
     rows = [{"image": Image.new("RGB", (40, 30), (200, 10, 10)), "prompt": "What Emotion: (Pick One).",
              "completion": "Predict emotion: awe"}]
-    batch = EmoVITCollator(processor, text_processor="lavis")(rows)
+    batch = EmoVITCollator(backbone_adapter(model, processor), text_processor="lavis")(rows)
     assert processor.qformer_tokenizer.decode(batch["qformer_input_ids"][0], skip_special_tokens=True) == "what emotion pick one"
     assert processor.tokenizer.decode(batch["input_ids"][0], skip_special_tokens=True).endswith(
         " what emotion pick onePredict emotion: awe")
@@ -130,10 +131,10 @@ def test_augmented_collator_draws_a_new_view_each_time():
     from emovit.training.augmentation import training_transform
     from emovit.training.collator import EmoVITCollator
 
-    _, processor = tiny_emovit("llama")
+    model, processor = tiny_emovit("llama")
     gradient = Image.linear_gradient("L").convert("RGB").resize((80, 60))
     rows = [{"image": gradient, "prompt": "Q", "completion": "A"}]
-    collator = EmoVITCollator(processor, augment=training_transform("lavis", processor))
+    collator = EmoVITCollator(backbone_adapter(model, processor), augment=training_transform("lavis", processor))
     first, second = collator(rows)["pixel_values"], collator(rows)["pixel_values"]
     assert first.shape == second.shape == (1, 3, 32, 32) and not torch.equal(first, second)
 
@@ -185,11 +186,10 @@ def _lavis_greedy(model, processor, image, prompt, steps, penalty):
 
 
 def test_release_generation_penalises_only_the_generated_tokens_as_lavis_does():
-    from modeling_emovit.generation import generate_text
-
     model, processor = tiny_emovit("llama", seed=3)
     image, prompt = Image.new("RGB", (32, 32), (10, 120, 240)), categorical_instruction(MIKELS_EMOTIONS)
-    ours = generate_text(model, processor, [image], [prompt], 12, generated_repetition_penalty=5.0, min_new_tokens=1)
+    ours = backbone_adapter(model, processor).generate([image], [prompt], 12, generated_repetition_penalty=5.0,
+                                                       min_new_tokens=1)
     assert ours == [_lavis_greedy(model, processor, image, prompt, 12, 5.0)]
 
 
@@ -197,7 +197,7 @@ def test_release_generation_preset_sets_the_release_decoding():
     from evaluation.predictors import GeneratePredictor
 
     model, processor = tiny_emovit("llama")
-    predictor = GeneratePredictor(model, processor, __import__("dataset_builder.emotions").emotions.get_label_space("emoset"),
-                                  preset="release")
+    predictor = GeneratePredictor(backbone_adapter(model, processor),
+                                  __import__("dataset_builder.emotions").emotions.get_label_space("emoset"), preset="release")
     assert predictor.max_new_tokens == 256
     assert predictor.options == {"num_beams": 1, "min_new_tokens": 1, "generated_repetition_penalty": 5.0}

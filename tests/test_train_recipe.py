@@ -59,11 +59,12 @@ def test_labels_are_exactly_the_answer_tokens_and_the_qformer_sees_only_the_inst
     from datasets import load_dataset
 
     from emovit.training.collator import EmoVITCollator
+    from modeling_emovit.backbone import backbone_adapter
     from modeling_emovit.testing import tiny_emovit
 
-    _, processor = tiny_emovit()
+    model, processor = tiny_emovit()
     rows = list(load_dataset(str(data), "categorical", split="train").select(range(3)))
-    batch = EmoVITCollator(processor)(rows)
+    batch = EmoVITCollator(backbone_adapter(model, processor))(rows)
     for row, input_ids, labels, qformer_ids in zip(rows, batch["input_ids"], batch["labels"], batch["qformer_input_ids"]):
         answer = labels[labels != IGNORE_INDEX]
         assert processor.tokenizer.decode(answer) == row["completion"] + processor.tokenizer.eos_token
@@ -82,10 +83,17 @@ def test_loss_falls_on_a_small_learnable_set(data, tmp_path):
 def test_run_writes_train_results_and_a_folder_the_auto_classes_load(data, tmp_path):
     from transformers import AutoModelForImageTextToText, AutoProcessor
 
-    train("--dataset_name", data, "--output_dir", tmp_path, "--max_steps", 1)
+    from emovit.training.collator import EmoVITCollator
+    from modeling_emovit.backbone import backbone_adapter
+    from modeling_emovit.testing import tiny_emovit
+
+    train("--dataset_name", data, "--output_dir", tmp_path, "--max_steps", 1, "--per_device_train_batch_size", 16)
     results = json.loads((tmp_path / "train_results.json").read_text())
-    assert results["train_samples"] == 16 and results["train_samples_per_second"] > 0
-    assert results["num_input_tokens_seen"] > 0
+    assert results["train_samples"] == 16  # one step of one batch: every row
+    assert results["train_samples_per_second"] == pytest.approx(16 / results["train_runtime"], rel=0.02)
+    rows = list(__import__("datasets").load_dataset(str(data), "categorical", split="train"))
+    text_tokens = int(EmoVITCollator(backbone_adapter(*tiny_emovit()))(rows)["attention_mask"].sum())
+    assert results["num_input_tokens_seen"] == text_tokens  # the LM's non-padding tokens, not pixel values
     model = AutoModelForImageTextToText.from_pretrained(tmp_path, trust_remote_code=True)
     processor = AutoProcessor.from_pretrained(tmp_path, trust_remote_code=True)
     assert type(model).__name__ == "EmoVITForConditionalGeneration"
@@ -108,8 +116,8 @@ def test_lora_output_loads_by_itself_and_merged_with_the_trained_logits(data, ba
     from emovit.training.trainer import EmoVITSFTTrainer
     from modeling_emovit.loading import load_model_and_processor
 
-    _, processor = load_model_and_processor(str(base))
-    batch = _one_batch(processor, data)
+    _, processor = model_and_processor = load_model_and_processor(str(base))
+    batch = _one_batch(model_and_processor, data)
     in_memory = {}
     train_only = EmoVITSFTTrainer.train
 
@@ -148,13 +156,14 @@ def test_lora_on_a_tiny_random_base_saves_that_base_for_the_adapter(data, tmp_pa
     assert (tmp_path / "base" / "config.json").is_file() and (tmp_path / "base" / "processor_config.json").is_file()
 
 
-def _one_batch(processor, data):
+def _one_batch(model_and_processor, data):
     from datasets import load_dataset
 
     from emovit.training.collator import EmoVITCollator
+    from modeling_emovit.backbone import backbone_adapter
 
     rows = list(load_dataset(str(data), "categorical", split="train").select(range(2)))
-    batch = EmoVITCollator(processor)(rows)
+    batch = EmoVITCollator(backbone_adapter(*model_and_processor))(rows)
     batch.pop("labels")
     return batch
 
@@ -202,8 +211,10 @@ def test_tiny_llava_trains_through_the_same_script_with_trls_collator(data, tmp_
     llava = save_tiny_llava(tmp_path / "llava")
     metrics = train("--model_name_or_path", llava, "--dataset_name", data, "--output_dir", tmp_path / "out",
                     "--max_steps", 2, "--max_length", "null")
-    assert metrics["train_loss"] > 0
-    assert (tmp_path / "out" / "model.safetensors").is_file()
+    losses = logged_losses(tmp_path / "out")
+    assert len(losses) == 2 and metrics["train_loss"] == pytest.approx(sum(losses) / 2, rel=1e-3)
+    before, after = state_dict(llava), state_dict(tmp_path / "out")
+    assert any(not torch.equal(before[name], after[name]) for name in before)  # the steps moved the weights
 
 
 @pytest.mark.parametrize("workers", [0, 1])  # 1: the collator runs in a dataloader worker process

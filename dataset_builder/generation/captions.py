@@ -27,14 +27,16 @@ def read_captions(path: str | Path) -> dict[str, str]:
 
 
 def load_captioner(model: str, device: str | None = None):
-    """(model, processor) in eval mode on `device` (CUDA when available)."""
+    """The captioner's backbone adapter (`modeling_emovit.backbone`), model in eval mode on `device` (CUDA when
+    available)."""
     import torch
 
+    from modeling_emovit.backbone import backbone_adapter
     from modeling_emovit.loading import load_model_and_processor
 
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     captioner, processor = load_model_and_processor(model)
-    return captioner.to(device).eval(), processor
+    return backbone_adapter(captioner.to(device).eval(), processor)
 
 
 def _batches(records: Iterable[EmotionRecord], size: int):
@@ -57,7 +59,6 @@ def caption_records(records: Iterable[EmotionRecord], model: str, out: str | Pat
     again)."""
     from tqdm.auto import tqdm
 
-    from modeling_emovit.generation import generate_text
     from modeling_emovit.image_utils import InvalidImageError, open_image
 
     report = report if report is not None else CaptionReport()
@@ -73,7 +74,7 @@ def caption_records(records: Iterable[EmotionRecord], model: str, out: str | Pat
             todo.append(record)
     if not todo:  # a resumed run with nothing left: do not load the model
         return report
-    captioner, processor = load_captioner(model, device)
+    captioner = load_captioner(model, device)
     Path(out).parent.mkdir(parents=True, exist_ok=True)
     with open(out, "a", encoding="utf-8") as output, tqdm(total=len(todo), desc="caption", disable=not progress) as bar:
         for batch in _batches(todo, batch_size):
@@ -86,8 +87,7 @@ def caption_records(records: Iterable[EmotionRecord], model: str, out: str | Pat
                     report.skip("unreadable image", record.id)
             if images:
                 try:
-                    captions = generate_text(captioner, processor, images, [prompt] * len(images) if prompt else None,
-                                             max_new_tokens)
+                    captions = captioner.generate(images, [prompt] * len(images) if prompt else None, max_new_tokens)
                 except (TypeError, ValueError) as error:
                     if prompt:
                         raise

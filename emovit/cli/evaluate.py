@@ -5,6 +5,9 @@ import json
 
 from dataset_builder.emotions import LABEL_SPACES
 
+# --config when none is given, by --task (humor has no default: its references are captions no build writes)
+DEFAULT_CONFIGS = {"classification": "categorical", "reasoning": "reasoning", "humor": None}
+
 
 def add_commands(subparsers) -> None:
     evaluate = subparsers.add_parser(
@@ -51,17 +54,18 @@ def add_commands(subparsers) -> None:
 
 
 def run_eval_command(args: argparse.Namespace) -> int:
-    if args.task != "classification":
-        return run_judged_command(args)
-    from evaluation.harness import run_eval
     from evaluation.settings import EvalSettings
 
     settings = EvalSettings(
-        model=args.model, data=args.data, out=args.out, config=args.config or "categorical", split=args.split,
-        label_space=args.label_space, mode=args.mode, paraphrases=args.paraphrases, batch_size=args.batch_size,
-        max_new_tokens=args.max_new_tokens, generation=args.generation,
-        calibrate_on=args.calibrate_on, calibrate_split=args.calibrate_split,
+        model=args.model, data=args.data, out=args.out, task=args.task, config=args.config or DEFAULT_CONFIGS[args.task],
+        split=args.split, label_space=args.label_space, mode=args.mode if args.task == "classification" else "generate",
+        paraphrases=args.paraphrases, batch_size=args.batch_size, max_new_tokens=args.max_new_tokens,
+        generation=args.generation, calibrate_on=args.calibrate_on, calibrate_split=args.calibrate_split,
     )
+    if args.task != "classification":
+        return run_judged_command(args, settings)
+    from evaluation.harness import run_eval
+
     results = run_eval(settings, base_model=args.base_model, training_data=args.training_data)
     if results is not None:
         metrics = results["metrics"]
@@ -75,11 +79,11 @@ def run_eval_command(args: argparse.Namespace) -> int:
     return 0
 
 
-def run_judged_command(args: argparse.Namespace) -> int:
+def run_judged_command(args: argparse.Namespace, settings) -> int:
     from pathlib import Path
 
     from dataset_builder.chat import ClientSettings
-    from evaluation.judge import run_judged_task
+    from evaluation.judge import DEFAULT_RULES, load_review_rules, run_judged_task
     from evaluation.model_card import update_model_card
     from modeling_emovit.errors import EmoVITInputError
 
@@ -87,11 +91,10 @@ def run_judged_command(args: argparse.Namespace) -> int:
         raise EmoVITInputError(f"--task {args.task} needs --judge-model (and --judge-base-url for a server other than OpenAI).")
     judge = ClientSettings(model=args.judge_model, base_url=args.judge_base_url, concurrency=args.judge_concurrency,
                            temperature=0.2)  # LLaVA-Bench's review temperature
-    from evaluation.judge import DEFAULT_RULES, load_review_rules
-
     rules = load_review_rules(args.judge_rules, args.judge_rules_key) if args.judge_rules else DEFAULT_RULES
-    results = run_judged_task(args.task, args.model, args.data, args.out, args.config, args.split, judge,
-                              batch_size=args.batch_size, max_new_tokens=args.max_new_tokens or 256, rules=rules)
+    results = run_judged_task(settings, judge, rules=rules)
+    if results is None:  # another process of `accelerate launch`: the main one judges and reports
+        return 0
     if Path(args.model).is_dir():
         update_model_card(args.model, [results], base_model=args.base_model, datasets=args.training_data)
     print(f"{args.task}: {json.dumps(results['metrics'])} -> {args.out}")

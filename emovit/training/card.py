@@ -6,6 +6,7 @@ licence a placeholder; this card (`evaluation.model_card.write_model_card`) says
 and frozen, the recipe's settings, how to load it, and holds only valid Hub metadata.
 """
 
+from dataclasses import dataclass
 from pathlib import Path
 
 from trl import SFTTrainer
@@ -22,10 +23,20 @@ CARD_SETTINGS = (
 PEFT_PREFIX = "base_model.model."
 
 
+@dataclass
+class TrainingRecipe:
+    """What the card reports of a run beside the trainer's own arguments (set by `emovit.training.sft.train`)."""
+
+    script_args: object  # `EmoVITScriptArguments`: the data and EmoVIT's options
+    model_args: object  # TRL's `ModelConfig`: the base model and LoRA settings
+    mixture_args: object  # TRL's `DatasetMixtureConfig`
+    training_rows: int
+
+
 class ModelCardSFTTrainer(SFTTrainer):
     """`SFTTrainer` whose README.md is the project's model card; `recipe` is set by `emovit.training.sft.train`."""
 
-    recipe: tuple | None = None  # (script_args, model_args, mixture_args, training rows)
+    recipe: TrainingRecipe | None = None
 
     def create_model_card(self, model_name=None, dataset_name=None, tags=None, **kwargs):
         if self.recipe is None:
@@ -42,7 +53,8 @@ def describe_training(trainer: ModelCardSFTTrainer, merged: bool = False) -> Mod
     """
     from modeling_emovit.modeling_emovit import EmoVITForConditionalGeneration
 
-    script_args, model_args, mixture_args, rows = trainer.recipe
+    recipe = trainer.recipe
+    script_args, model_args, mixture_args = recipe.script_args, recipe.model_args, recipe.mixture_args
     model = trainer.accelerator.unwrap_model(trainer.model)
     base = model.get_base_model() if hasattr(model, "get_base_model") else model
     trained, frozen = module_groups(model)
@@ -69,7 +81,7 @@ def describe_training(trainer: ModelCardSFTTrainer, merged: bool = False) -> Mod
         adapter=adapter,
         data=data,
         data_note=f" (config `{script_args.dataset_config or 'default'}`, split `{script_args.dataset_train_split}`, "
-                  f"{rows} rows)",
+                  f"{recipe.training_rows} rows)",
         hyperparameters=settings,
         results=outcome,
         license=base_licence(model_args.model_name_or_path),

@@ -1,9 +1,10 @@
 """EmoVIT collator: dataset rows (`image`, `prompt`, `completion`) -> model inputs, passed to `SFTTrainer`.
 
-Flow: `load_dataset` -> this collator -> `EmoVITSFTTrainer`. A thin wrapper over
-`EmoVITProcessor.build_training_inputs`, which lays the batch out as LAVIS `blip2_vicuna_instruct.forward` does:
-the Q-Former sees the instruction only, labels cover the answer (+ eos) only. The collator adds what a long run
-needs: images decoded here (the dataset keeps bytes, `Image(decode=False)`), so an undecodable image is skipped and
+Flow: `load_dataset` -> this collator -> `EmoVITSFTTrainer`. A thin wrapper over the model's backbone adapter
+(`modeling_emovit.backbone`, `training_batch`), which for EmoVIT lays the batch out as LAVIS
+`blip2_vicuna_instruct.forward` does: the Q-Former sees the instruction only, labels cover the answer (+ eos) only.
+(Families whose adapter is `trl_native`, the chat templates, train through TRL's own collator instead.) The
+collator adds what a long run needs: images decoded here (the dataset keeps bytes, `Image(decode=False)`), so an undecodable image is skipped and
 counted instead of crashing the run, and cached vision features (`image_embeds`) used in place of pixels. The count
 travels in the batch (`skipped_images`), since with `dataloader_num_workers > 0` the collator runs in worker
 processes, each with its own copy; `EmoVITSFTTrainer` takes it out before the forward and logs the total.
@@ -52,7 +53,7 @@ class EmoVITCollator:
     the release's training did (`dataset_builder.text_processors`).
     """
 
-    processor: object
+    adapter: object  # the model's `BackboneAdapter`
     max_prompt_length: int = 128
     max_completion_length: int = 256
     image_embeds_dtype: torch.dtype | None = None  # the model's dtype, for cached features stored in float32/16
@@ -75,7 +76,7 @@ class EmoVITCollator:
         if images is not None and self.augment is not None:
             images = [self.augment(image) for image in images]
         texts = [process_text(self.text_processor, example["prompt"], example["completion"]) for example in readable]
-        batch = self.processor.build_training_inputs(
+        batch = self.adapter.training_batch(
             images,
             [prompt for prompt, _ in texts],
             [completion for _, completion in texts],

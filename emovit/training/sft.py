@@ -85,9 +85,12 @@ def check_release_options(script_args, training_args) -> None:
 
 
 def _refuse_release_options(script_args, model: str) -> None:
-    """The release-protocol options act through EmoVIT's collator and trainer: other models cannot take them."""
+    """The release-protocol options act through EmoVIT's collator and trainer: a family that trains through TRL's
+    own collator (`trl_native`) cannot take them."""
     chosen = {key: getattr(script_args, key) for key in ("lr_schedule", "augmentation", "text_processor")}
     chosen = {key: value for key, value in chosen.items() if value not in ("none", "transformers")}
+    if script_args.vision_feature_cache:
+        chosen["vision_feature_cache"] = script_args.vision_feature_cache
     if chosen:
         raise EmoVITInputError(
             f"{', '.join(f'{key}: {value}' for key, value in chosen.items())} apply to EmoVIT/InstructBLIP models, "
@@ -126,20 +129,47 @@ def checkpoint_to_resume(training_args):
 
 def train(script_args, training_args, model_args, mixture_args) -> dict:
     """Loads the data and the model, trains, saves; returns the training metrics."""
-    from datasets import Image
+    from .card import TrainingRecipe
+    from .data import check_model_reads, load_train_dataset
 
-    from modeling_emovit.loading import load_model_and_processor
-    from modeling_emovit.modeling_emovit import EmoVITForConditionalGeneration
+    resume = _check_before_loading(script_args, training_args)
 
-    from .card import ModelCardSFTTrainer
-    from .collator import EmoVITCollator
-    from .data import as_conversations, check_model_reads, is_conversational, load_train_dataset
-    from .feature_cache import attach_vision_features
+    ###############
+    # Load the data (first: a bad dataset is named before a 7B model loads)
+    ###############
+    train_dataset = load_train_dataset(script_args, mixture_args)
+    check_model_reads(train_dataset, model_args.model_name_or_path, training_args.trust_remote_code)
+
+    ###############
+    # Load the model, and its backbone adapter (which decides how the family trains)
+    ###############
+    adapter = _load_for_training(model_args, training_args)
+
+    ###############
+    # Collate and train
+    ###############
+    train_dataset, collator = _collation(adapter, train_dataset, script_args, training_args)
+    trainer = _trainer(adapter, train_dataset, collator, script_args, training_args, model_args)
+    trainer.recipe = TrainingRecipe(script_args, model_args, mixture_args, len(train_dataset))  # for the model card
+    result = trainer.train(resume_from_checkpoint=resume)
+    trainable = sum(parameter.numel() for parameter in trainer.model.parameters() if parameter.requires_grad)
+    metrics = {**result.metrics, "train_samples": len(train_dataset), "trainable_parameters": trainable}
+    trainer.log_metrics("train", metrics)
+    trainer.save_metrics("train", metrics)  # train_results.json
+    trainer.save_state()
+
+    ###############
+    # Save (and push)
+    ###############
+    _save(trainer, adapter, script_args, training_args, model_args)
+    return metrics
+
+
+def _check_before_loading(script_args, training_args):
+    """The launch, the release options, the trackers and the checkpoint to resume, checked before anything loads;
+    returns that checkpoint (or None)."""
     from .launch import check_launch
-    from .augmentation import training_transform
-    from .lora import lora_config, record_base, save_merged
     from .trackers import check_trackers
-    from .trainer import EmoVITSFTTrainer
 
     check_launch(training_args)
     check_release_options(script_args, training_args)
@@ -149,85 +179,98 @@ def train(script_args, training_args, model_args, mixture_args) -> dict:
         # name: the parser reads this field as a boolean).
         training_args.include_num_input_tokens_seen = "non_padding"
     check_trackers(training_args)
-    resume = checkpoint_to_resume(training_args)
+    return checkpoint_to_resume(training_args)
 
-    ###############
-    # Load the data (first: a bad dataset is named before a 7B model loads)
-    ###############
-    train_dataset = load_train_dataset(script_args, mixture_args)
-    check_model_reads(train_dataset, model_args.model_name_or_path, training_args.trust_remote_code)
 
-    ###############
-    # Load the model
-    ###############
+def _load_for_training(model_args, training_args):
+    """The model's backbone adapter, its family's freezing policy applied (EmoVIT's unless LoRA trains instead) and
+    a LoRA adapter's base recorded so that the adapter loads."""
+    from modeling_emovit.backbone import backbone_adapter
+    from modeling_emovit.loading import load_model_and_processor
+
+    from .lora import record_base
+
     model, processor = load_model_and_processor(
         model_args.model_name_or_path, model_args.dtype, training_args.trust_remote_code, training_args.seed
     )
-    is_emovit = isinstance(model, EmoVITForConditionalGeneration)
-    if is_emovit and not model_args.use_peft:
-        model.freeze_for_instruction_tuning()
-    if model_args.use_peft:  # the adapter's base_model_name_or_path must load
+    adapter = backbone_adapter(model, processor)
+    if not model_args.use_peft:
+        adapter.freeze_for_instruction_tuning()
+    else:  # the adapter's base_model_name_or_path must load
         record_base(model, processor, model_args.model_name_or_path, training_args.output_dir)
+    return adapter
 
-    ###############
-    # Collate (the model decides how)
-    ###############
-    if is_emovit:
-        # Images decode in the collator, so that one that fails is skipped and counted (EmoVITCollator).
-        train_dataset = train_dataset.cast_column("image", Image(decode=False))
-        collator = EmoVITCollator(
-            processor, script_args.max_prompt_length, script_args.max_completion_length,
-            augment=training_transform(script_args.augmentation, processor), text_processor=script_args.text_processor,
-        )
-        training_args.remove_unused_columns = False
-        if script_args.vision_feature_cache:
-            train_dataset, _ = attach_vision_features(train_dataset, script_args.vision_feature_cache, model)
-            collator.image_embeds_dtype = model.dtype
-    else:
-        _refuse_release_options(script_args, model_args.model_name_or_path)
-        # TRL's own collator and chat template, on decoded images (the `messages` config is read as it is)
-        if not is_conversational(train_dataset):
+
+def _collation(adapter, train_dataset, script_args, training_args):
+    """(the dataset as the collator reads it, the collator): TRL's own collator and chat template for a `trl_native`
+    family (None: SFTTrainer builds it), else EmoVIT's collator over the adapter, decoding images itself so that one
+    that fails is skipped and counted."""
+    from datasets import Image
+
+    from .augmentation import training_transform
+    from .collator import EmoVITCollator
+    from .data import as_conversations, is_conversational
+    from .feature_cache import attach_vision_features
+
+    if adapter.trl_native:
+        _refuse_release_options(script_args, type(adapter.model).__name__)
+        if not is_conversational(train_dataset):  # the `messages` config is read as it is
             train_dataset = as_conversations(train_dataset.cast_column("image", Image()))
-        collator = None
+        return train_dataset, None
+    train_dataset = train_dataset.cast_column("image", Image(decode=False))
+    collator = EmoVITCollator(
+        adapter, script_args.max_prompt_length, script_args.max_completion_length,
+        augment=training_transform(script_args.augmentation, adapter.processor),
+        text_processor=script_args.text_processor,
+    )
+    training_args.remove_unused_columns = False
+    if script_args.vision_feature_cache:
+        train_dataset, _ = attach_vision_features(train_dataset, script_args.vision_feature_cache, adapter.model)
+        collator.image_embeds_dtype = adapter.model.dtype
+    return train_dataset, collator
 
-    ###############
-    # Train
-    ###############
-    trainer_class = EmoVITSFTTrainer if is_emovit else ModelCardSFTTrainer
-    schedule = dict(lr_schedule=script_args.lr_schedule, warmup_start_lr=script_args.warmup_start_lr) if is_emovit else {}
-    trainer = trainer_class(
+
+def _trainer(adapter, train_dataset, collator, script_args, training_args, model_args):
+    """EmoVIT's trainer (the model's own loss, LAVIS's schedule on request) or, for a `trl_native` family, TRL's
+    SFTTrainer writing the project's model card."""
+    from .card import ModelCardSFTTrainer
+    from .lora import lora_config
+    from .trainer import EmoVITSFTTrainer
+
+    if adapter.trl_native:
+        trainer_class, schedule = ModelCardSFTTrainer, {}
+    else:
+        trainer_class = EmoVITSFTTrainer
+        schedule = dict(lr_schedule=script_args.lr_schedule, warmup_start_lr=script_args.warmup_start_lr)
+    return trainer_class(
         **schedule,
-        model=model,
+        model=adapter.model,
         args=training_args,
         train_dataset=train_dataset,
-        processing_class=processor,
+        processing_class=adapter.processor,
         data_collator=collator,
         peft_config=lora_config(model_args) if model_args.use_peft else None,
     )
-    trainer.recipe = (script_args, model_args, mixture_args, len(train_dataset))  # for the model card
-    result = trainer.train(resume_from_checkpoint=resume)
-    trainable = sum(parameter.numel() for parameter in trainer.model.parameters() if parameter.requires_grad)
-    metrics = {**result.metrics, "train_samples": len(train_dataset), "trainable_parameters": trainable}
-    trainer.log_metrics("train", metrics)
-    trainer.save_metrics("train", metrics)  # train_results.json
-    trainer.save_state()
 
-    ###############
-    # Save
-    ###############
+
+def _save(trainer, adapter, script_args, training_args, model_args) -> None:
+    """The model, its processor and card (and the emotion pipeline beside a transformers model), then the push and
+    the merged LoRA model when asked."""
+    from .lora import save_merged
+
     trainer.save_model(training_args.output_dir)  # processor saved beside it (Trainer saves processing_class)
-    if not is_emovit:  # EmoVIT's save_pretrained saves the emotion pipeline itself
+    beside_weights = adapter.trl_native  # EmoVIT's save_pretrained saves the emotion pipeline itself
+    if beside_weights:
         save_emotion_pipeline_beside(trainer, training_args.output_dir)
     trainer.create_model_card()  # README.md: the project's card (the push below writes it again)
     if training_args.push_to_hub:
         trainer.push_to_hub(dataset_name=script_args.dataset_name)
     if model_args.use_peft and script_args.merge_adapter:
-        save_merged(trainer, processor, f"{training_args.output_dir}/merged")
-        if not is_emovit:
+        save_merged(trainer, adapter.processor, f"{training_args.output_dir}/merged")
+        if beside_weights:
             save_emotion_pipeline_beside(trainer, f"{training_args.output_dir}/merged")
     trainer.accelerator.wait_for_everyone()
     trainer.end()
-    return metrics
 
 
 def save_emotion_pipeline_beside(trainer, folder) -> None:

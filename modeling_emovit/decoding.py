@@ -1,10 +1,9 @@
-"""Greedy text from any image-text-to-text model: answers to instructions (evaluation) or captions (data).
+"""Greedy decoding from model inputs: answers to instructions (evaluation, judged tasks) or captions (data), for
+every backbone family (`backbone.BackboneAdapter.generate` builds the inputs, this module decodes).
 
 One rule for every architecture: `generate` returns the prompt before the new tokens for decoder-only language
 models and only the new tokens for encoder-decoder ones, so the prompt is cut off exactly when the output starts
-with it. A processor with a chat template (LLaVA, Idefics3, Qwen2-VL, ...) gets each prompt as a user turn with the
-image, followed by the template's generation prompt (`chat_vlm.chat_inputs`); EmoVIT and InstructBLIP the bare
-prompt.
+with it.
 
 `GENERATION_PRESETS["release"]` is the original EmoVIT release's decoding (its `blip2_vicuna_instruct.generate`
 defaults): greedy (`num_beams=1`, `use_nucleus_sampling=False`), `max_length=256` and `min_length=1` (LAVIS passes
@@ -15,7 +14,7 @@ penalty covers the generated tokens only, whereas transformers' InstructBLIP als
 
 import torch
 
-# Keyword arguments of `generate_text`, by preset name ("default": greedy, answer-length budget, no penalty).
+# Keyword arguments of `BackboneAdapter.generate`, by preset name ("default": greedy, answer-length budget, no penalty).
 GENERATION_PRESETS = {
     "default": {},
     "release": {"num_beams": 1, "max_new_tokens": 256, "min_new_tokens": 1, "generated_repetition_penalty": 5.0},
@@ -32,19 +31,12 @@ def _penalise_generated_tokens_only(model, inputs, penalty: float) -> list:
 
 
 @torch.no_grad()
-def generate_text(model, processor, images: list, prompts: list[str] | None = None, max_new_tokens: int = 30,
-                  generated_repetition_penalty: float | None = None, **generate_kwargs) -> list[str]:
-    """Greedy text for each image (conditioned on its prompt when given), special tokens and prompt removed.
+def generate_from_inputs(model, processor, inputs, max_new_tokens: int = 30,
+                         generated_repetition_penalty: float | None = None, **generate_kwargs) -> list[str]:
+    """Greedy text for each row of `inputs` (a batch from the processor), special tokens and prompt removed.
 
     `generated_repetition_penalty`: a repetition penalty over the generated tokens only (as LAVIS applies one).
     """
-    from .chat_vlm import chat_inputs, uses_chat_template
-
-    if prompts and uses_chat_template(processor):
-        inputs = chat_inputs(processor, images, list(prompts)).to(model.device, dtype=model.dtype)  # floats only
-    else:
-        text = {"text": list(prompts), "padding": True} if prompts else {}
-        inputs = processor(images=images, return_tensors="pt", **text).to(model.device)
     generate_kwargs.setdefault("do_sample", False)
     if generated_repetition_penalty is not None:
         generate_kwargs["logits_processor"] = _penalise_generated_tokens_only(model, inputs, generated_repetition_penalty)

@@ -58,12 +58,13 @@ def candidate_log_likelihoods(
     common, suffixes = split_common_prefix(candidates)
     encoder_decoder = bool(getattr(language_model.config, "is_encoder_decoder", False))
     common_score, first, cache, lm_outputs = _prefix(model, language_model, prefix_inputs, common, encoder_decoder)
+    rows = (len(input_ids), input_ids.device)  # each image's row, where the scores are computed
     if encoder_decoder:
-        rest = _expanded(language_model, cache, suffixes, lm_outputs.encoder_last_hidden_state)
+        rest = _expanded(language_model, cache, suffixes, rows, lm_outputs.encoder_last_hidden_state)
     elif strategy == "packed":
-        rest = _packed(language_model, cache, suffixes, cache.get_seq_length())
+        rest = _packed(language_model, cache, suffixes, cache.get_seq_length(), rows)
     else:
-        rest = _expanded(language_model, cache, suffixes)
+        rest = _expanded(language_model, cache, suffixes, rows)
     first_tokens = torch.tensor([s[0] for s in suffixes], device=input_ids.device)
     return common_score[:, None] + first[:, first_tokens] + rest
 
@@ -99,10 +100,11 @@ def _cache_and_lm_outputs(outputs):
     return lm_outputs.cache, lm_outputs
 
 
-def _packed(language_model, cache, suffixes: list[list[int]], prefix_length: int) -> torch.Tensor:
-    """`(batch, C)`: log p of every suffix token after the first, all candidates packed into one row per image.
-    A candidate's last token predicts nothing and no other token sees it, so it is not fed."""
-    batch, device = _any_key(cache).shape[0], _any_key(cache).device
+def _packed(language_model, cache, suffixes: list[list[int]], prefix_length: int, rows: tuple) -> torch.Tensor:
+    """`(batch, C)`: log p of every suffix token after the first, all candidates packed into one row per image
+    (`rows`: (batch, device)). A candidate's last token predicts nothing and no other token sees it, so it is not
+    fed."""
+    batch, device = rows
     fed = [(c, t) for c, s in enumerate(suffixes) for t in range(len(s) - 1)]  # (candidate, step) of each token
     scores = torch.zeros(batch, len(suffixes), device=device)
     if not fed:  # single-token suffixes: the prefix forward scored everything
@@ -125,11 +127,11 @@ def _packed(language_model, cache, suffixes: list[list[int]], prefix_length: int
     return scores.to(token_scores.dtype).index_add_(1, owner, token_scores)
 
 
-def _expanded(language_model, cache, suffixes: list[list[int]], encoder_states=None) -> torch.Tensor:
+def _expanded(language_model, cache, suffixes: list[list[int]], rows: tuple, encoder_states=None) -> torch.Tensor:
     """`(batch, C)`: log p of every suffix token after the first, one row per (image, candidate) over a repeated
-    cache (image-major: image b's candidates are rows b*C .. b*C + C-1)."""
+    cache (image-major: image b's candidates are rows b*C .. b*C + C-1; `rows`: (batch, device))."""
     count, width = len(suffixes), max(map(len, suffixes))
-    batch, device = _any_key(cache).shape[0], _any_key(cache).device
+    batch, device = rows
     if width == 1:
         return torch.zeros(batch, count, device=device)
     padded = torch.tensor([s + [s[-1]] * (width - len(s)) for s in suffixes], device=device)  # right-padded (C, W)
@@ -144,9 +146,3 @@ def _expanded(language_model, cache, suffixes: list[list[int]], encoder_states=N
     lengths = torch.tensor([len(s) for s in suffixes], device=device).repeat(batch)
     real = torch.arange(width - 1, device=device) < (lengths[:, None] - 1)
     return (token_scores * real).sum(-1).view(batch, count)
-
-
-def _any_key(cache) -> torch.Tensor:
-    """A key tensor of the cache's first self-attention layer (its batch size and device)."""
-    cache = getattr(cache, "self_attention_cache", cache)
-    return cache.layers[0].keys

@@ -6,7 +6,7 @@ import torch
 from PIL import Image
 
 from modeling_emovit.labels import categorical_answer, emovit_instruction, label_space_labels
-from modeling_emovit.scoring_emovit import STRATEGIES, candidate_log_likelihoods, split_common_prefix
+from modeling_emovit.candidate_scoring import STRATEGIES, candidate_log_likelihoods, split_common_prefix
 from modeling_emovit.testing import tiny_emovit
 
 IMAGES = [Image.new("RGB", (20, 20), colour) for colour in ((255, 0, 0), (0, 90, 200), (30, 200, 40))]

@@ -1,5 +1,5 @@
-"""EmoVIT's instruction and answers through a chat template: what differs for LLaVA, Idefics3/SmolVLM, Qwen2-VL and
-any other image-text-to-text model whose processor has one (EmoVIT/InstructBLIP read the bare instruction).
+"""The chat-template family's adapter: EmoVIT's instruction and answers through the processor's chat template, for
+LLaVA, Idefics3/SmolVLM, Qwen2-VL, Qwen2.5-VL and any other image-text-to-text model whose processor has one.
 
 The conversation is the one training used (TRL's collator, `recipes/sft.py`): a user turn holding the image and the
 instruction, then the assistant turn `Predict emotion: <label>`, rendered by the processor's template and tokenized
@@ -8,26 +8,45 @@ conversation after the prompt rendered with the generation prompt, end-of-turn i
 token prefix of the conversation (it is for these families; a generation prompt ending in a space is not, and is
 refused by name).
 
-Rank scoring goes through the one scorer (`scoring_emovit.candidate_log_likelihoods`); this module supplies its
+Rank scoring goes through the one scorer (`candidate_scoring.candidate_log_likelihoods`); this module supplies its
 inputs: images whose prompts tokenize alike (Qwen2-VL and Idefics3 give an image as many tokens as its size needs)
-form one prefix batch, and Qwen2-VL's multimodal rotary positions continue after the image (`_MRopeModel`). Saved
-beside the weights with the pipeline: imports only torch, transformers and modules next to it.
+form one prefix batch, and Qwen2-VL's multimodal rotary positions continue after the image (`_MRopeModel`).
+Training goes through TRL's own vision collator and loss, which render the same conversation (`trl_native`).
+Chosen by `backbone.backbone_adapter`, and imported by no other module; saved beside the weights with the pipeline:
+imports only torch, transformers and modules next to it.
 """
+
+from collections.abc import Sequence
 
 import torch
 
+from .backbone import BackboneAdapter
+from .candidate_scoring import DEFAULT_STRATEGY, candidate_log_likelihoods
 from .errors import EmoVITInputError
-from .scoring_emovit import DEFAULT_STRATEGY, candidate_log_likelihoods
 
 
-def uses_chat_template(processor) -> bool:
-    """Whether instructions reach the model through the processor's chat template: any processor with one, except
-    InstructBLIP-style processors (EmoVIT, InstructBLIP, BLIP-2), which take the bare instruction EmoVIT trains on."""
-    from transformers import Blip2Processor, InstructBlipProcessor
+class ChatTemplateAdapter(BackboneAdapter):
+    """The user turn holds the image and the instruction; a candidate is the assistant turn's tokens, end of turn
+    included."""
 
-    if isinstance(processor, (InstructBlipProcessor, Blip2Processor)):
-        return False
-    return getattr(processor, "chat_template", None) is not None
+    family = "chat-template"
+    trl_native = True
+
+    def prompt_inputs(self, images: list, instructions: Sequence[str]):
+        return chat_inputs(self.processor, images, list(instructions)).to(self.model.device, dtype=self.model.dtype)
+
+    def encode_candidates(self, instruction: str, answers: Sequence[str]) -> list[list[int]]:
+        return answer_token_ids(self.processor, instruction, list(answers))
+
+    def answer_lengths(self, answers: Sequence[str]) -> list[int]:
+        """The answer's own tokens plus one for the end of the turn (what the template's generation must emit)."""
+        encoded = self.processor.tokenizer(list(answers), add_special_tokens=False)["input_ids"]
+        return [len(ids) + 1 for ids in encoded]
+
+    def answer_log_likelihoods(self, images: list, instruction: str, answers: Sequence[str],
+                               strategy: str = DEFAULT_STRATEGY) -> torch.Tensor:
+        return chat_candidate_log_likelihoods(self.model, self.processor, images, instruction, list(answers),
+                                              strategy=strategy, candidates=self.candidates(instruction, answers))
 
 
 def user_turn(instruction: str) -> dict:
