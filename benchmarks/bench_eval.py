@@ -30,6 +30,7 @@ from PIL import Image
 from dataset_builder.emotions import get_label_space
 from dataset_builder.instructions import categorical_answer, categorical_instruction
 from evaluation.predictors import GeneratePredictor, RankPredictor
+from modeling_emovit.backbone import backbone_adapter
 from modeling_emovit.testing import tiny_emovit
 
 SPACES = {8: get_label_space("emoset"), 25: get_label_space("webemo-25")}
@@ -104,20 +105,12 @@ def main() -> None:
               [categorical_instruction(space.labels)] + [categorical_answer(label) for label in space.labels]] * 20
     model, processor = tiny_emovit("llama", size="small", seed=0, emotion_labels=SPACES[8].labels, corpus=corpus)
     seconds = fit(model, processor, args.steps, rng)
+    adapter = backbone_adapter(model, processor)
     tests = {}
     for count, space in SPACES.items():
         labels = [space.labels[i % len(space.labels)] for i in range(args.test_images)]
         tests[count] = ([noisy_image(space, label, rng) for label in labels], labels)
-    variants = {}
-    for count, space in SPACES.items():
-        for strategy in ("packed", "expanded"):
-            ranker = RankPredictor(model, processor, space, strategy=strategy)
-            variants[f"rank {strategy} {count} 16"] = lambda n, p=ranker, c=count: measure(p, tests[c], 16, SPACES[c])
-        generator = GeneratePredictor(model, processor, space)
-        variants[f"generate - {count} 16"] = lambda n, p=generator, c=count: measure(p, tests[c], 16, SPACES[c])
-        variants[f"prefix-only - {count} 16"] = (
-            lambda n, c=count: measure(PrefixOnly(model, processor), tests[c], 16, SPACES[c]))
-    variants["rank packed 8 1"] = lambda n: measure(RankPredictor(model, processor, SPACES[8]), tests[8], 1, SPACES[8])
+    variants = compared_variants(adapter, tests)
     prompt_tokens = {count: len(processor.tokenizer(categorical_instruction(space.labels))["input_ids"])
                      for count, space in SPACES.items()}
     print(f"fitted size 'small' (llama) for {args.steps} steps of 16 in {seconds:.0f} s; {args.test_images} test images "
@@ -125,9 +118,30 @@ def main() -> None:
           f"{torch.get_num_threads()} torch threads; {args.rounds} interleaved rounds")
     print(f"before: {machine_load()}")
     with torch.no_grad():
-        measure(RankPredictor(model, processor, SPACES[8]), (tests[8][0][:16], tests[8][1][:16]), 16, SPACES[8])  # warm-up
+        measure(RankPredictor(adapter, SPACES[8]), (tests[8][0][:16], tests[8][1][:16]), 16, SPACES[8])  # warm-up
         results = interleaved(variants, args.rounds)
     print(f"after: {machine_load()}\n")
+    print_results(results)
+
+
+def compared_variants(adapter, tests: dict) -> dict:
+    """name -> one measurement: rank (both scorers) / generate / prefix only, at 8 and 25 labels, batch 16; rank
+    packed at batch 1."""
+    variants = {}
+    for count, space in SPACES.items():
+        for strategy in ("packed", "expanded"):
+            ranker = RankPredictor(adapter, space, strategy=strategy)
+            variants[f"rank {strategy} {count} 16"] = lambda n, p=ranker, c=count: measure(p, tests[c], 16, SPACES[c])
+        generator = GeneratePredictor(adapter, space)
+        variants[f"generate - {count} 16"] = lambda n, p=generator, c=count: measure(p, tests[c], 16, SPACES[c])
+        variants[f"prefix-only - {count} 16"] = (
+            lambda n, c=count: measure(PrefixOnly(adapter.model, adapter.processor), tests[c], 16, SPACES[c]))
+    variants["rank packed 8 1"] = lambda n: measure(RankPredictor(adapter, SPACES[8]), tests[8], 1, SPACES[8])
+    return variants
+
+
+def print_results(results: dict) -> None:
+    """The table, then the ratios measured within each round."""
     print("| mode | scorer | labels | batch | images/s (best / median) | images per CPU-second (best / median) "
           "| accuracy | unmapped |")
     print("|---|---|---:|---:|---|---|---:|---:|")

@@ -24,6 +24,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from transformers import TrainerCallback
 
 from emovit.training.collator import EmoVITCollator
+from modeling_emovit.backbone import backbone_adapter
 from emovit.training.feature_cache import attach_vision_features, cache_vision_features
 from emovit.training.trainer import EmoVITSFTTrainer
 from modeling_emovit.testing import tiny_emovit
@@ -69,7 +70,7 @@ def run_recipe(data, batch, steps, cache=None):
 
     model, processor = tiny_emovit(size="small", seed=0)
     model.freeze_for_instruction_tuning()
-    collator = EmoVITCollator(processor)
+    collator = EmoVITCollator(backbone_adapter(model, processor))
     if cache is not None:
         data, _ = attach_vision_features(data, cache, model)
     timer = StepTimer()
@@ -107,7 +108,7 @@ def flops_of_a_step(batch):
     model, processor = tiny_emovit(size="small", seed=0)
     model.freeze_for_instruction_tuning()
     rows = list(dataset(batch))
-    inputs = EmoVITCollator(processor)(rows)
+    inputs = EmoVITCollator(backbone_adapter(model, processor))(rows)
     with FlopCounterMode(display=False) as counter:
         model(**inputs).loss.backward()
     steps, visions = [], []
