@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from dataset_builder.loading import load_split
+from modeling_emovit.errors import EmoVITInputError
 
 from .label_space import resolve_label_space
 from .prediction_loop import predict_split
@@ -23,6 +24,10 @@ CALIBRATION_DIR = "calibration"  # OUT/calibration: the validation split's predi
 BIAS_MIN_GAIN = 0.01  # relative cross-validated NLL gain the per-label biases must bring to be kept
 FOLDS = 5
 LOG_TEMPERATURE_BOUNDS = (np.log(1e-2), np.log(1e2))
+# The smallest validation split a temperature is fitted on: fewer images, or one emotion only, give a temperature
+# that says nothing about the model (a single image drives it to a bound). A few hundred images are better.
+MIN_CALIBRATION_IMAGES = 16
+MIN_CALIBRATION_EMOTIONS = 2
 
 
 def calibrate(settings: EvalSettings, adapter, space) -> dict:
@@ -40,7 +45,9 @@ def calibrate(settings: EvalSettings, adapter, space) -> dict:
     dataset = load_split(val.data, val.config, val.split)
     resolve_label_space(dataset, space, val.data)  # every validation emotion must be a candidate
     # every process fits the same rows, deterministically
-    rows = predict_split(val, dataset, ClassificationTask(RankPredictor(adapter, space), space)).rows
+    split = predict_split(val, dataset, ClassificationTask(RankPredictor(adapter, space), space))
+    rows = split.rows
+    check_calibration_split(rows, f"--calibrate-on {val.data} (split {val.split})", split.skipped["count"])
     log_likelihoods, references = log_likelihood_matrix(rows, space.labels)
     fitted_on = f"{Path(val.data).name} ({val.split}, {len(rows)} images)"
     calibration, report = fit_calibration(log_likelihoods, references, space.labels, fitted_on)
@@ -48,6 +55,18 @@ def calibrate(settings: EvalSettings, adapter, space) -> dict:
     if PartialState().is_main_process and Path(settings.model).is_dir():
         store_calibration(settings.model, calibration)
     return report
+
+
+def check_calibration_split(rows: list[dict], where: str, skipped: int = 0) -> None:
+    """Refuses, in one sentence, a validation split too small or too uniform to fit a temperature on."""
+    emotions = {row["reference"] for row in rows}
+    if len(rows) < MIN_CALIBRATION_IMAGES or len(emotions) < MIN_CALIBRATION_EMOTIONS:
+        unreadable = f" ({skipped} more did not decode)" if skipped else ""
+        raise EmoVITInputError(
+            f"{where}: {len(rows)} readable image(s){unreadable} of {len(emotions)} emotion(s) is too little to "
+            f"calibrate on; a validation split needs at least {MIN_CALIBRATION_IMAGES} images of at least "
+            f"{MIN_CALIBRATION_EMOTIONS} emotions (a few hundred are better). Nothing was stored."
+        )
 
 
 def log_likelihood_matrix(rows: list[dict], labels) -> tuple[np.ndarray, np.ndarray]:
@@ -67,6 +86,7 @@ def fit_calibration(log_likelihoods: np.ndarray, references: np.ndarray, labels,
     keep_bias = cv_bias is not None and cv_bias < cv_temperature * (1 - BIAS_MIN_GAIN)
     if keep_bias:
         temperature, bias = _fit(centred, references, with_bias=True)
+    _refuse_a_bound(temperature, fitted_on)
     calibration = {
         "temperature": round(float(temperature), 6),
         "bias": {label: round(float(b), 6) for label, b in zip(labels, bias)} if keep_bias else None,
@@ -76,6 +96,18 @@ def fit_calibration(log_likelihoods: np.ndarray, references: np.ndarray, labels,
     report = {"fitted_on": fitted_on, "temperature": calibration["temperature"], "bias_kept": keep_bias,
               "cross_validated_nll": {"temperature": cv_temperature, "temperature_and_bias": cv_bias}}
     return calibration, report
+
+
+def _refuse_a_bound(temperature: float, fitted_on: str) -> None:
+    """A temperature at the edge of its search range is no fit (the split pushes it as far as allowed): refused
+    rather than stored, since T = 100 would make every later probability nearly uniform."""
+    low, high = np.exp(LOG_TEMPERATURE_BOUNDS)
+    if not low * 1.01 < temperature < high / 1.01:
+        raise EmoVITInputError(
+            f"Calibration on {fitted_on}: the temperature ran to the end of its range ({temperature:.3g}; allowed "
+            f"{low:g} to {high:g}), so this split cannot calibrate the model; use a larger validation split with "
+            "several emotions. Nothing was stored."
+        )
 
 
 def store_calibration(model_dir: str | Path, calibration: dict) -> None:

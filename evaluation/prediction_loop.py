@@ -36,10 +36,15 @@ def read_predictions(path: Path) -> tuple[dict, int]:
 
 
 def check_out(settings: EvalSettings) -> None:
-    """Refuses (writing nothing) an `out` that holds another run's predictions, or predictions whose run.json is
-    garbled."""
+    """Refuses (writing nothing) an `out` that holds another run's predictions, predictions whose run.json is
+    garbled, or predictions without a run.json."""
     out = Path(settings.out)
     run_file = out / RUN_FILE
+    if (out / PREDICTIONS_FILE).exists() and not run_file.exists():
+        raise EmoVITInputError(
+            f"{out / PREDICTIONS_FILE}: predictions without the run.json that says which run made them (copied from "
+            "elsewhere?), so they cannot be resumed; pass a new --out or delete the file."
+        )
     if run_file.exists() and (out / PREDICTIONS_FILE).exists():
         try:
             previous = json.loads(run_file.read_text(encoding="utf-8"))

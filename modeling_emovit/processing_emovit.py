@@ -11,6 +11,9 @@ Differs from transformers' `InstructBlipProcessor` in four ways:
   loses its beginning, an over-long answer its end, as in LAVIS.
 """
 
+import json
+from pathlib import Path
+
 import torch
 from transformers import BatchFeature, InstructBlipProcessor
 
@@ -18,6 +21,7 @@ from .errors import EmoVITInputError
 from .image_utils import open_image_input
 
 IGNORE_INDEX = -100  # positions the loss skips (transformers / PyTorch cross-entropy convention)
+QFORMER_TOKENIZER_DIR = "qformer_tokenizer"  # where InstructBlipProcessor saves the Q-Former's (BERT) tokenizer
 # Single-turn InstructBLIP prompting: the instruction is the user's text, images are added by the processor.
 DEFAULT_CHAT_TEMPLATE = (
     "{%- for message in messages -%}"
@@ -36,6 +40,29 @@ def _as_rgb(images):
     if isinstance(images, (str, bytes)) or hasattr(images, "__fspath__") or hasattr(images, "mode"):
         return open_image_input(images)  # chat requests (`transformers serve`) send URLs
     return images
+
+
+def _check_qformer_tokenizer(folder) -> None:
+    """Refuses, naming the file, a local processor folder whose `qformer_tokenizer/` is absent or holds an empty or
+    unreadable JSON file (a Hub id is left to transformers' download)."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return
+    subfolder = folder / QFORMER_TOKENIZER_DIR
+    if not subfolder.is_dir():
+        raise EmoVITInputError(
+            f"{folder}: no {QFORMER_TOKENIZER_DIR}/ folder, so the Q-Former would read the language model's tokenizer; "
+            f"save the processor there again with processor.save_pretrained({str(folder)!r})."
+        )
+    for path in sorted(subfolder.glob("*.json")):
+        try:
+            json.loads(path.read_text(encoding="utf-8"))
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            size = path.stat().st_size
+            raise EmoVITInputError(
+                f"{path}: {'empty' if size == 0 else f'not valid JSON ({size} bytes)'}, so the Q-Former's tokenizer "
+                f"cannot load; copy that folder again from where the model came from."
+            ) from None
 
 
 def _keep_the_end(tokenizer, texts: list[str], max_length: int, **kwargs):
@@ -69,6 +96,14 @@ class EmoVITProcessor(InstructBlipProcessor):
         super().__init__(image_processor, tokenizer, qformer_tokenizer, num_query_tokens=num_query_tokens, **kwargs)
         self.chat_template = chat_template or DEFAULT_CHAT_TEMPLATE
         self.decoder_only = tokenizer.bos_token is not None if decoder_only is None else decoder_only
+
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path, *args, **kwargs):
+        """transformers' loading, after refusing a local folder whose Q-Former tokenizer is missing, empty or garbled:
+        transformers would then read the language model's tokenizer for the Q-Former, silently (5.24: "Falling back
+        to loading from the root directory"), and the first forward would fail on ids its embeddings lack."""
+        _check_qformer_tokenizer(pretrained_model_name_or_path)
+        return super().from_pretrained(pretrained_model_name_or_path, *args, **kwargs)
 
     @property
     def image_token_id(self) -> int:

@@ -192,13 +192,14 @@ def test_what_a_backbone_learns_through_its_recipe_is_what_both_eval_modes_and_t
         else:
             assert all(row["answer"].endswith("awe") for row in rows)  # the prompt and the end of turn cut off
 
-    val = write_split(tmp_path / "val", "validation", ["awe", "anger", "fear", "sadness", "awe"],
-                      {"label_space": ["emoset"] * 5})
+    # the smallest split calibration accepts (evaluation.calibration.MIN_CALIBRATION_IMAGES)
+    val = write_split(tmp_path / "val", "validation", ["awe", "anger", "fear", "sadness"] * 4,
+                      {"label_space": ["emoset"] * 16})
     rows, results = eval_rows("--model", folder, "--data", test, "--out", tmp_path / "calibrated", "--mode", "rank",
                               "--calibrate-on", val)
     stored = json.loads((folder / "config.json").read_text())["emotion_calibration"]
     assert stored["temperature"] == results["calibration"]["temperature"] != 1.0
-    assert stored["fitted_on"] == "val (validation, 5 images)" and stored["labels"] == list(MIKELS_EMOTIONS)
+    assert stored["fitted_on"] == "val (validation, 16 images)" and stored["labels"] == list(MIKELS_EMOTIONS)
     assert results["calibration"]["after"]["nll"] < results["calibration"]["before"]["nll"]
 
     classify = pipeline("image-emotion-classification", model=str(folder), trust_remote_code=True)

@@ -43,19 +43,39 @@ def test_per_label_biases_are_kept_only_when_cross_validation_shows_they_help():
     assert calibration["temperature"] == pytest.approx(2.0, rel=0.1)
 
 
-def emotion6_split(folder, split, count, seed):
+def emotion6_split(folder, split, count, seed, emotions=None):
     rng = random.Random(seed)
     return config_folder(folder, "categorical", split, {
         "id": [f"{split}{i:03d}" for i in range(count)],
         "image": [{"bytes": png_bytes(tuple(rng.randrange(256) for _ in range(3))), "path": None} for _ in range(count)],
-        "emotion": [EMOTION6[i % len(EMOTION6)] for i in range(count)],
+        "emotion": emotions or [EMOTION6[i % len(EMOTION6)] for i in range(count)],
         "label_space": ["emotion6"] * count,
     })
 
 
+def split_the_model_gets_mostly_right(model_folder, folder, split, count, seed, accuracy=0.7):
+    """`emotion6_split`'s images, each labelled with the model's own rank-mode answer `accuracy` of the time (another
+    emotion otherwise): a model better than chance but overconfident, so the fitted temperature is finite and > 1."""
+    from datasets import load_dataset
+
+    from dataset_builder.emotions import get_label_space
+    from dataset_builder.instructions import categorical_instruction
+    from evaluation.harness import load_adapter
+    from evaluation.predictors import RankPredictor
+
+    images = load_dataset(str(emotion6_split(folder / "draft", split, count, seed)), "categorical", split=split)["image"]
+    space = get_label_space("emotion6")
+    answers = RankPredictor(load_adapter(str(model_folder)), space, calibration={}).predict(
+        list(images), categorical_instruction(space.labels))
+    rng = random.Random(seed)
+    emotions = [p.label if rng.random() < accuracy else rng.choice([e for e in EMOTION6 if e != p.label])
+                for p in answers]
+    return emotion6_split(folder, split, count, seed, emotions)
+
+
 @pytest.fixture(scope="module")
 def overconfident_model(tmp_path_factory):
-    """A random tiny EmoVIT whose LM head is scaled up 30x: near-one-hot probabilities, right about 1 time in 6."""
+    """A random tiny EmoVIT whose LM head is scaled up 30x: near-one-hot probabilities."""
     folder = tmp_path_factory.mktemp("overconfident")
     model, processor = tiny_emovit("llama", seed=0)
     with torch.no_grad():
@@ -66,7 +86,8 @@ def overconfident_model(tmp_path_factory):
 
 
 def test_calibrating_an_overconfident_model_lowers_its_ece_and_keeps_its_accuracy(overconfident_model, tmp_path, capsys):
-    val, test = emotion6_split(tmp_path / "val", "validation", 35, 1), emotion6_split(tmp_path / "test", "test", 35, 2)
+    val = split_the_model_gets_mostly_right(overconfident_model, tmp_path / "val", "validation", 35, 1)
+    test = split_the_model_gets_mostly_right(overconfident_model, tmp_path / "test", "test", 35, 2)
     out = tmp_path / "out"
 
     assert main(["eval", "--model", str(overconfident_model), "--data", str(test), "--out", str(out),
@@ -75,10 +96,10 @@ def test_calibrating_an_overconfident_model_lowers_its_ece_and_keeps_its_accurac
     results = json.loads((out / "results.json").read_text())
     calibration = results["calibration"]
     before, after = calibration["before"], calibration["after"]
-    assert before["ece"] > 0.5 and after["ece"] < before["ece"] / 3
-    assert after["nll"] < before["nll"] and after["brier"] < before["brier"]
+    assert before["ece"] > 0.25 and after["ece"] < before["ece"] / 1.5  # confident near 1, right about 70%
+    assert after["nll"] < before["nll"] / 2 and after["brier"] < before["brier"]
     assert after["accuracy"] == before["accuracy"] == results["metrics"]["accuracy"]
-    assert calibration["temperature"] > 1 and calibration["fitted_on"] == "val (validation, 35 images)"
+    assert 1 < calibration["temperature"] < 100 and calibration["fitted_on"] == "val (validation, 35 images)"
     assert results["metrics"]["ece"] == pytest.approx(after["ece"])  # the run's own probabilities are calibrated
     stored = json.loads((overconfident_model / "config.json").read_text())["emotion_calibration"]
     assert stored["temperature"] == calibration["temperature"] and stored["labels"] == EMOTION6
@@ -103,3 +124,38 @@ def test_calibrate_on_in_generate_mode_is_refused_in_one_sentence(overconfident_
     code = main(["eval", "--model", str(overconfident_model), "--data", str(data), "--out", str(tmp_path / "out"),
                  "--mode", "generate", "--calibrate-on", str(data)])
     assert code == 2 and "--calibrate-on calibrates rank-mode probabilities" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("split, expected", [
+    ("one image", "1 readable image(s) of 1 emotion(s) is too little to calibrate on"),
+    ("one emotion", "20 readable image(s) of 1 emotion(s) is too little to calibrate on"),
+    ("no readable image", "0 readable image(s) (20 more did not decode) of 0 emotion(s) is too little"),
+])
+def test_a_degenerate_validation_split_is_refused_and_nothing_is_stored(split, expected, overconfident_model,
+                                                                      tmp_path, capsys):
+    count = 1 if split == "one image" else 20
+    val = config_folder(tmp_path / "val", "categorical", "validation", {
+        "id": [f"v{i:03d}" for i in range(count)],
+        "image": [{"bytes": b"not an image" if split == "no readable image" else png_bytes((9 * i, 90, 200)),
+                   "path": None} for i in range(count)],
+        "emotion": ["joy"] * count, "label_space": ["emotion6"] * count,
+    })
+    test = emotion6_split(tmp_path / "test", "test", 6, 4)
+    config_before = (overconfident_model / "config.json").read_text()
+    code = main(["eval", "--model", str(overconfident_model), "--data", str(test), "--out", str(tmp_path / "out"),
+                 "--calibrate-on", str(val)])
+    error = capsys.readouterr().err.strip().splitlines()[-1]
+    assert code == 2 and expected in error and "Traceback" not in error
+    assert (overconfident_model / "config.json").read_text() == config_before  # no temperature stored
+    assert not (tmp_path / "out" / "results.json").exists()
+
+
+def test_a_temperature_that_runs_to_its_bound_is_refused_not_stored():
+    """Labels that are always the model's least likely answer: the best temperature is as large as allowed."""
+    from modeling_emovit.errors import EmoVITInputError
+
+    rng = np.random.default_rng(3)
+    log_likelihoods = rng.normal(0, 3, (60, 4))
+    references = log_likelihoods.argmin(axis=1)
+    with pytest.raises(EmoVITInputError, match=r"the temperature ran to the end of its range \(100; allowed 0.01"):
+        fit_calibration(log_likelihoods, references, list("abcd"), "synthetic")

@@ -343,6 +343,22 @@ def test_an_undecodable_image_is_skipped_and_counted_and_the_rest_is_scored(mode
     assert f"accuracy {results['metrics']['accuracy']:.4f} (unmapped answers {unmapped:.1%})" in printed
 
 
+def test_predictions_of_another_label_space_without_their_run_json_are_refused_before_anything_is_written(
+        model_dir, emotion6_data, tmp_path, capsys):
+    """predictions.jsonl copied from an EmoSet run into a fresh --out: eval used to trip over the foreign rows and
+    leave a run.json beside them, so every later run failed too."""
+    out = tmp_path / "out"
+    out.mkdir()
+    foreign = {"id": "img000", "paraphrase": 0, "reference": "awe", "prediction": "awe", "answer": "Predict emotion: awe",
+               "scores": {"amusement": 0.1, "awe": 0.9}, "log_likelihoods": {"amusement": -3.0, "awe": -1.0}}
+    (out / "predictions.jsonl").write_text(json.dumps(foreign) + "\n")
+    assert main(eval_args(model_dir, emotion6_data, out)) == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1] == (
+        f"emovit eval: {out / 'predictions.jsonl'}: predictions without the run.json that says which run made them "
+        "(copied from elsewhere?), so they cannot be resumed; pass a new --out or delete the file.")
+    assert sorted(path.name for path in out.iterdir()) == ["predictions.jsonl"]
+
+
 def test_a_garbled_run_json_is_refused_and_its_predictions_kept(model_dir, emotion6_data, tmp_path, capsys):
     out = tmp_path / "out"
     assert main(eval_args(model_dir, emotion6_data, out)) == 0
@@ -370,11 +386,14 @@ def test_a_garbled_prediction_line_is_dropped_counted_and_predicted_again(model_
     assert kept.garbled_lines == 1 and sorted(row["id"] for row in kept.rows) == [f"img{i:03d}" for i in range(10)]
 
 
-@pytest.mark.parametrize("damage",
-                         ["truncated weights", "config field of the wrong type", "config without text_config"])
+@pytest.mark.parametrize("damage", ["truncated weights", "config field of the wrong type",
+                                    "config without text_config", "empty Q-Former tokenizer"])
 def test_a_model_that_fails_to_load_writes_nothing_to_out(damage, model_dir, emotion6_data, tmp_path, capsys):
     broken = damaged_copy(model_dir, tmp_path / "broken", damage)
     assert main(eval_args(broken, emotion6_data, tmp_path / "out")) == 2
     error = capsys.readouterr().err
-    assert "Traceback" not in error and error.strip().splitlines()[-1].startswith(f"emovit eval: {broken}: ")
+    assert "Traceback" not in error and error.strip().splitlines()[-1].startswith(f"emovit eval: {broken}")
+    if damage == "empty Q-Former tokenizer":  # not the language model's tokenizer, silently
+        assert error.strip().endswith(f"{broken / 'qformer_tokenizer' / 'tokenizer.json'}: empty, so the Q-Former's "
+                                      "tokenizer cannot load; copy that folder again from where the model came from.")
     assert not (tmp_path / "out").exists()

@@ -108,6 +108,33 @@ def test_resume_from_checkpoint_continues_at_the_next_step(data, base, tmp_path)
     assert [entry["step"] for entry in history if "loss" in entry] == [1, 2, 3, 4]
 
 
+@pytest.mark.parametrize("damage", ["only config.json", "weights cut short"])
+def test_resume_true_falls_back_to_the_newest_complete_checkpoint(damage, data, base, tmp_path, caplog):
+    """A run killed while saving checkpoint-4 (as Trainer._save_checkpoint writes: weights, then trainer_state.json):
+    `resume_from_checkpoint: true` resumes checkpoint-2 and says why; naming checkpoint-4 is one sentence naming the
+    damaged file."""
+    common = ["--model_name_or_path", base, "--dataset_name", data, "--output_dir", tmp_path, "--save_strategy", "steps",
+              "--save_steps", 2]
+    train(*common, "--max_steps", 4)
+    newest = tmp_path / "checkpoint-4"
+    if damage == "only config.json":
+        for path in newest.iterdir():
+            if path.name != "config.json":
+                path.unlink() if path.is_file() else __import__("shutil").rmtree(path)
+        expected = f"{newest / 'trainer_state.json'} is missing"
+    else:
+        weights = newest / "model.safetensors"
+        weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])
+        expected = f"{weights} is cut short or damaged"
+    with pytest.raises(EmoVITInputError, match="resume_from_checkpoint .*checkpoint-4: " + expected):
+        train(*common, "--max_steps", 6, "--resume_from_checkpoint", newest)
+    caplog.set_level("WARNING")
+    train(*common, "--max_steps", 6, "--resume_from_checkpoint", "true")
+    assert f"Not resuming from checkpoint-4: {expected}" in caplog.text
+    history = json.loads((tmp_path / "checkpoint-6" / "trainer_state.json").read_text())["log_history"]
+    assert [entry["step"] for entry in history if "loss" in entry] == [1, 2, 3, 4, 5, 6]  # steps 3-4 trained again
+
+
 def test_lora_output_loads_by_itself_and_merged_with_the_trained_logits(data, base, tmp_path, monkeypatch):
     """train -> adapter folder and merged folder -> each loads through the Auto classes (no package code) -> the
     logits of the model still in memory after training."""

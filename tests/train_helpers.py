@@ -45,7 +45,8 @@ def save_tiny_emovit(folder, text_model="llama", seed=0) -> Path:
 
 def damaged_copy(model: Path, folder: Path, damage: str) -> Path:
     """A copy of a saved model folder with one defect: "truncated weights" (half of model.safetensors), "config
-    field of the wrong type" (num_query_tokens "four"), "config without text_config", or "none"."""
+    field of the wrong type" (num_query_tokens "four"), "config without text_config", "empty Q-Former tokenizer"
+    (qformer_tokenizer/tokenizer.json of 0 bytes, as a copy cut short leaves it), or "none"."""
     import json
     import shutil
 
@@ -58,6 +59,8 @@ def damaged_copy(model: Path, folder: Path, damage: str) -> Path:
         (folder / "config.json").write_text(json.dumps({**config, "num_query_tokens": "four"}))
     elif damage == "config without text_config":
         (folder / "config.json").write_text(json.dumps({k: v for k, v in config.items() if k != "text_config"}))
+    elif damage == "empty Q-Former tokenizer":
+        (folder / "qformer_tokenizer" / "tokenizer.json").write_bytes(b"")
     return folder
 
 

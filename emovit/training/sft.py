@@ -105,28 +105,6 @@ def _refuse_value(message: str, recipe: str, argv: list[str]):
     raise EmoVITInputError(f"{source}: {message.removeprefix('argument ')}; see `python recipes/sft.py --help`.")
 
 
-def checkpoint_to_resume(training_args):
-    """What `resume_from_checkpoint` names: None, or an existing checkpoint folder (`true`/`last`: the newest
-    `checkpoint-N` in output_dir); refuses, before anything loads, a folder that is not there."""
-    from transformers.trainer_utils import get_last_checkpoint
-
-    resume = training_args.resume_from_checkpoint
-    if resume in (None, "", "false", "False"):
-        return None
-    if resume in ("true", "True", "last"):
-        output_dir = Path(training_args.output_dir)
-        last = get_last_checkpoint(str(output_dir)) if output_dir.is_dir() else None
-        if last is None:
-            raise EmoVITInputError(
-                f"resume_from_checkpoint {resume}: {output_dir} holds no checkpoint-N folder to resume from; drop "
-                "the flag to start afresh, or name a checkpoint folder."
-            )
-        return last
-    if not Path(resume).is_dir():
-        raise EmoVITInputError(f"resume_from_checkpoint {resume}: no such checkpoint folder.")
-    return resume
-
-
 def train(script_args, training_args, model_args, mixture_args) -> dict:
     """Loads the data and the model, trains, saves; returns the training metrics."""
     from .card import TrainingRecipe
@@ -168,6 +146,7 @@ def train(script_args, training_args, model_args, mixture_args) -> dict:
 def _check_before_loading(script_args, training_args):
     """The launch, the release options, the trackers and the checkpoint to resume, checked before anything loads;
     returns that checkpoint (or None)."""
+    from .checkpoints import checkpoint_to_resume
     from .launch import check_launch
     from .trackers import check_trackers
 
