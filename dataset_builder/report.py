@@ -97,13 +97,14 @@ class CaptionReport(ItemReport):
 @dataclass
 class GenerationReport(ItemReport):
     """Counts of a generation run: written now (`done`, of which `cached`), already there (`resumed`), failed by
-    reason (`failures`), skipped by reason, HTTP requests sent, tokens used and estimated cost (USD, None when the
-    model has no price)."""
+    reason (`failures`), replies rejected by reason (`rejected`: each was asked again, or its item failed),
+    skipped by reason, HTTP requests sent, tokens used and estimated cost (USD, None when the model has no price)."""
 
     done: int = 0
     cached: int = 0
     resumed: int = 0
     failures: dict[str, int] = field(default_factory=dict)
+    rejected: dict[str, int] = field(default_factory=dict)
     requests: int = 0
     prompt_tokens: int = 0
     completion_tokens: int = 0
@@ -124,4 +125,5 @@ class GenerationReport(ItemReport):
             f"requests {self.requests}, tokens {self.prompt_tokens + self.completion_tokens}, estimated cost {cost}"
         ]
         lines += [f"  failed: {count} x {reason}" for reason, count in _by_count(self.failures)]
+        lines += [f"  rejected reply: {count} x {reason}" for reason, count in _by_count(self.rejected)]
         return "\n".join(lines + self.reason_lines())

@@ -20,10 +20,17 @@ default echoes the last user message. `script` picks a fault per chat request: a
 - "no_json_schema": 400 for any request with `response_format` (a server without structured output); use
   `structured_output=False` to refuse it for every request.
 - "http_NNN": status NNN with an OpenAI-style error body (e.g. "http_404", "http_409").
+- "huge" / "huge_unsized": a normal completion (make it large with `respond`) sent with its Content-Length /
+  without one (the body then ends when the connection closes), of which only the first `HUGE_FIRST_BYTES` arrive
+  before a pause of `hang` seconds: a client that reads the whole body before judging its size waits out its
+  deadline, one that refuses it early does not.
 
-`stats` counts chat requests (`requests`, `by_fault`, the most answered at once: `max_in_flight`), keeps their bodies (`bodies`) and the Authorization
-headers seen (`authorizations`), when each arrived and was answered (`arrivals`, `replies`: `time.monotonic()`),
-counts batch API calls (`batch_calls`) and the tokens of every line a batch answered (`batch_tokens`).
+`stats` counts chat requests (`requests`, `by_fault`, the most answered at once: `max_in_flight`), keeps their
+bodies (`bodies`) and the Authorization headers seen (`authorizations`), when each arrived and was answered
+(`arrivals`, `replies`: `time.monotonic()`), the usage of every completion sent (`prompt_tokens`,
+`completion_tokens`), counts batch API calls (`batch_calls`) and the tokens of every line a batch answered
+(`batch_tokens`). The usage it reports: prompt tokens are the whitespace-separated words of the request's
+messages, completion tokens those of the reply content.
 `GET /v1/stats` returns the request count and those times, so a client in another process can measure the
 server-side span of a run (`python tests/openai_server.py --latency 0.1` serves until killed, printing its base URL).
 
@@ -55,9 +62,14 @@ class ServerStats:
     authorizations: set = field(default_factory=set)
     arrivals: list = field(default_factory=list)
     replies: list = field(default_factory=list)
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
     batch_calls: Counter = field(default_factory=Counter)
     batch_tokens: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+HUGE_FIRST_BYTES = 1 << 20  # what a "huge" reply sends before it pauses
 
 
 def echo(body: dict) -> str:
@@ -119,7 +131,11 @@ class _Server(ThreadingHTTPServer):
         if fault == "refusal_text":
             return 200, _completion(body, "I'm sorry, but I can't help with that.")
         content = self.respond(body)
-        return 200, _completion(body, content if isinstance(content, str) else json.dumps(content))
+        completion = _completion(body, content if isinstance(content, str) else json.dumps(content))
+        with self.stats.lock:
+            self.stats.prompt_tokens += completion["usage"]["prompt_tokens"]
+            self.stats.completion_tokens += completion["usage"]["completion_tokens"]
+        return 200, completion
 
     def run_batch(self, batch: dict) -> None:
         """Answer the lines of the batch's input file with `respond` (no faults), as the Batch API would, or end
@@ -250,6 +266,8 @@ class _Handler(BaseHTTPRequestHandler):
                 if server.stopping.wait(server.hang / 10):
                     return
             return
+        if fault in ("huge", "huge_unsized"):
+            return self._send_huge(body, sized=fault == "huge")
         if fault in ("malformed", "truncated"):
             data = b"{this is not json" if fault == "malformed" else json.dumps(_completion(body, "cut")).encode()
             self.send_response(200)
@@ -262,6 +280,25 @@ class _Handler(BaseHTTPRequestHandler):
         status, payload = server.chat_reply(body, fault)
         headers = {"Retry-After": str(server.retry_after)} if status == 429 else None
         self._send_json(status, payload, headers)
+
+    def _send_huge(self, body: dict, sized: bool) -> None:
+        server: _Server = self.server
+        data = json.dumps(server.chat_reply(body, "ok")[1]).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        if sized:
+            self.send_header("Content-Length", str(len(data)))
+        else:
+            self.send_header("Connection", "close")
+        self.end_headers()
+        self.close_connection = True
+        try:
+            self.wfile.write(data[:HUGE_FIRST_BYTES])
+            self.wfile.flush()
+            if not server.stopping.wait(server.hang):
+                self.wfile.write(data[HUGE_FIRST_BYTES:])
+        except (BrokenPipeError, ConnectionResetError):  # the client hung up: what a careful one does
+            pass
 
     def _upload(self, body: bytes) -> None:
         server: _Server = self.server

@@ -1,12 +1,18 @@
-"""The reusable chat request runner against a real loopback OpenAI-compatible server with injected faults."""
+"""The reusable chat request runner against a real loopback OpenAI-compatible server with injected faults.
 
+Waits are checked as decisions, on a `ManualClock` that records them without spending them; no test reads the
+wall clock.
+"""
+
+import asyncio
 import json
-import time
 
 import pytest
 
-from dataset_builder.chat import ChatRequest, ClientSettings, ResponseCache, run_chat_requests
+from dataset_builder.chat import ChatRequest, ChatRunner, ClientSettings, ResponseCache, run_chat_requests
 from dataset_builder.chat import RejectedOutput
+from generation_fixtures import ManualClock, closed_port_url
+from modeling_emovit.errors import EmoVITInputError
 from openai_server import running_openai_server
 
 
@@ -48,35 +54,65 @@ def test_client_errors_are_not_retried_except_timeout_and_conflict(status, retri
 
 
 def test_timeout_is_a_deadline_for_the_whole_reply_even_when_the_server_drips_it():
-    # Each piece arrives 0.3 s after the last (under the 1 s per-read timeout of the SDK); the whole takes 3 s.
+    # Each piece arrives 0.3 s after the last (under the 2 s per-read timeout of the SDK); the whole takes 3 s. Without
+    # the deadline the drip would be the answer (one attempt); with it, it is cut and the retry answers.
     with running_openai_server(script=["drip"], hang=3.0) as (base_url, stats):
-        started = time.monotonic()
-        [result] = run_chat_requests(requests(1), settings(base_url, timeout=1.0), parse=echo_value)
-        elapsed = time.monotonic() - started
-    assert result.ok and result.value == "item 0" and result.attempts == 2  # the drip was cut, the retry answered
-    assert stats.by_fault["drip"] == 1 and elapsed < 2.5
+        [result] = run_chat_requests(requests(1), settings(base_url, timeout=2.0), parse=echo_value)
+    assert result.ok and result.value == "item 0" and result.attempts == 2
+    assert stats.by_fault["drip"] == 1 and stats.requests == 2
 
 
-def test_retry_waits_at_least_the_servers_retry_after():
+def test_retry_waits_the_servers_retry_after_when_it_exceeds_the_backoff():
+    clock = ManualClock()
     with running_openai_server(script=["rate_limit"], retry_after=0.4) as (base_url, stats):
-        started = time.monotonic()
-        [result] = run_chat_requests(requests(1), settings(base_url), parse=echo_value)
-    assert result.ok and time.monotonic() - started >= 0.4
+        [result] = run_chat_requests(requests(1), settings(base_url), parse=echo_value, clock=clock)
+    # backoff_base 0.01: the jittered backoff of retry 1 is at most 0.02 s, so the server's 0.4 s decides
+    assert result.ok and clock.sleeps == [0.4] and stats.requests == 2
 
 
 def test_a_retry_after_over_backoff_max_fails_the_item_at_once_with_its_reason_instead_of_stalling():
+    clock = ManualClock()
     with running_openai_server(script=["rate_limit"], retry_after=3600) as (base_url, stats):
-        started = time.monotonic()
-        [result] = run_chat_requests(requests(1), settings(base_url, backoff_max=2.0), parse=echo_value)
-    assert time.monotonic() - started < 10 and stats.requests == 1
+        [result] = run_chat_requests(requests(1), settings(base_url, backoff_max=2.0), parse=echo_value, clock=clock)
+    assert clock.sleeps == [] and stats.requests == 1
     assert result.error == "http 429: the server asked to wait 3600 s (over backoff_max 2 s)"
 
 
 def test_a_long_wait_within_backoff_max_is_logged(caplog):
+    clock = ManualClock()
     with running_openai_server(script=["rate_limit"], retry_after=5.5) as (base_url, stats):
         with caplog.at_level("WARNING", logger="dataset_builder.chat.runner"):
-            [result] = run_chat_requests(requests(1), settings(base_url, backoff_max=10.0), parse=echo_value)
-    assert result.ok and "waiting 5.5 s before retry 1" in caplog.text
+            [result] = run_chat_requests(requests(1), settings(base_url, backoff_max=10.0), parse=echo_value,
+                                         clock=clock)
+    assert result.ok and clock.sleeps == [5.5] and "waiting 5.5 s before retry 1" in caplog.text
+
+
+@pytest.mark.parametrize("fault", ["huge", "huge_unsized"])
+def test_a_reply_over_the_size_limit_fails_at_once_without_being_read_whole(fault):
+    # 10 MB for max_tokens 32 (limit 64 KiB + 64 bytes per token); the server sends 1 MB, then pauses 5 s: a client
+    # reading the body whole before judging it would wait out its 2 s deadline and retry.
+    with running_openai_server(script=[fault], respond=lambda body: "x" * 10_000_000, hang=5) as (base_url, stats):
+        [result] = run_chat_requests(requests(1), settings(base_url, timeout=2.0, max_retries=1), parse=echo_value)
+    assert result.error == "reply over 67584 bytes (max_tokens 32)" and result.attempts == 1
+    assert stats.requests == 1 and stats.by_fault[fault] == 1
+
+
+def test_a_refused_connection_stops_the_run_at_once_with_one_sentence_naming_the_url():
+    url, clock = closed_port_url(), ManualClock()
+    with pytest.raises(EmoVITInputError) as refused:
+        run_chat_requests(requests(3), settings(url, concurrency=2), parse=echo_value, clock=clock)
+    assert str(refused.value) == (f"cannot connect to {url} (connection refused): check the server address "
+                                  "(--base-url) and that the server is running.")
+    assert clock.sleeps == []  # no retry was even waited for
+
+
+def test_a_refused_connection_after_the_server_has_answered_is_retried_like_a_timeout():
+    """A server restarting mid-run: the runner has had answers (`reached_server`), so a refusal is transient."""
+    results, clock = [], ManualClock()
+    runner = ChatRunner(settings(closed_port_url(), max_retries=2), parse=echo_value, clock=clock)
+    runner.reached_server = True
+    asyncio.run(runner.run(requests(1), results.append))
+    assert results[0].error == "APITimeoutError after 2 retries" and len(clock.sleeps) == 2
 
 
 def test_a_request_failing_past_its_retries_comes_back_with_its_reason_and_others_complete():
@@ -124,26 +160,27 @@ def test_a_second_server_with_the_same_model_name_does_not_share_the_first_ones_
 
 
 def test_concurrency_bounds_the_requests_in_flight():
+    # 0.15 s per reply keeps 4 workers' requests overlapping at the server; never more than 4 are in flight.
     with running_openai_server(latency=0.15) as (base_url, stats):
-        started = time.monotonic()
         results = run_chat_requests(requests(12), settings(base_url, concurrency=4), parse=echo_value)
     assert all(result.ok for result in results)
-    assert stats.max_in_flight == 4 and time.monotonic() - started < 12 * 0.15
+    assert stats.max_in_flight == 4 and stats.requests == 12
 
 
 def test_requests_per_minute_limit_spaces_requests_out():
+    clock = ManualClock()
     with running_openai_server() as (base_url, stats):
-        started = time.monotonic()
-        run_chat_requests(requests(8), settings(base_url, concurrency=8, rpm=240), parse=echo_value)
-        elapsed = time.monotonic() - started
-    # 4 requests per second, a one-second burst of 4: the other 4 wait about a second.
-    assert stats.requests == 8 and elapsed >= 0.9
+        run_chat_requests(requests(8), settings(base_url, concurrency=1, rpm=240), parse=echo_value, clock=clock)
+    # 4 requests per second, a one-second burst of 4: each of the other 4 waits a quarter of a second for its turn.
+    assert stats.requests == 8 and clock.sleeps == pytest.approx([0.25] * 4)
 
 
-def test_tokens_per_minute_limit_spaces_requests_out():
+def test_tokens_per_minute_limit_charges_the_estimate_and_settles_on_the_reported_usage():
+    clock = ManualClock()
     with running_openai_server() as (base_url, stats):
-        started = time.monotonic()
-        # each request is estimated at about 34 tokens (2 of text + max_tokens 32): 1200 tpm = 20 per second
-        run_chat_requests(requests(3), settings(base_url, concurrency=3, tpm=1200), parse=echo_value)
-        elapsed = time.monotonic() - started
-    assert stats.requests == 3 and elapsed >= 2.0
+        run_chat_requests(requests(3), settings(base_url, concurrency=1, tpm=1200), parse=echo_value, clock=clock)
+    # 1200 tpm = 20 tokens per second, a burst of 20. Each request is estimated at 33 tokens (6 characters of text
+    # at 4 per token, plus max_tokens 32): the bucket goes to -13. The server reports 5 (2 prompt words, 3 reply
+    # words), so 28 come back: level 15, and the next request waits (20 - 15) / 20 s for a full burst. Without the
+    # settlement every wait would be (20 + 13) / 20 = 1.65 s.
+    assert stats.requests == 3 and clock.sleeps == pytest.approx([0.25, 0.25])

@@ -6,15 +6,20 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections import Counter
 from pathlib import Path
+
+import pytest
 
 from dataset_builder.generation.batch import BatchBackend
 from dataset_builder.chat import ClientSettings, ResponseCache
 from dataset_builder.generation import OpenAIBackend, RulesBackend, failed_path, generate_instructions
 from dataset_builder.generation.prompts import load_prompt
-from generation_fixtures import make_records, pairs_reply, task_of
+from generation_fixtures import (closed_port_url, huge_reply, injected_reply, make_records, opposite_emotion_reply,
+                                 pairs_reply, task_of)
+from modeling_emovit.errors import EmoVITInputError
 from openai_server import running_openai_server
 
 TESTS = Path(__file__).parent
@@ -28,9 +33,9 @@ def keys(path) -> Counter:
     return Counter((row["id"], row["task"]) for row in rows(path))
 
 
-def openai_backend(base_url, cache=None, **overrides) -> OpenAIBackend:
+def openai_backend(base_url, cache=None, content_checks=True, **overrides) -> OpenAIBackend:
     settings = dict(model="gpt-4o-mini", base_url=base_url, timeout=1.0, backoff_base=0.01, concurrency=4)
-    return OpenAIBackend(ClientSettings(**{**settings, **overrides}), cache)
+    return OpenAIBackend(ClientSettings(**{**settings, **overrides}), cache, content_checks=content_checks)
 
 
 def test_rules_backend_writes_one_marked_line_per_image_and_task_and_resumes_with_nothing_to_do(tmp_path):
@@ -54,8 +59,15 @@ def test_structured_output_run_writes_validated_pairs_with_model_version_and_usa
     assert row["pairs"] == [{"question": "What is happening in the picture (0)?",
                              "answer": "It shows a dog chasing a ball number 1 on a beach."}]
     assert row["model"] == "gpt-4o-mini" and row["prompt_version"] == load_prompt("reasoning").version
-    assert row["backend"] == "openai" and row["usage"]["total_tokens"] > 0
-    assert report.cost is not None and report.cost > 0
+    assert row["backend"] == "openai"
+    # The usage written and counted is the server's own (every row's, summed), and the cost is OpenAI's list price
+    # for gpt-4o-mini when written: $0.15 per 1M input tokens, $0.60 per 1M output tokens.
+    assert sum(row["usage"]["prompt_tokens"] for row in rows(out)) == stats.prompt_tokens == report.prompt_tokens
+    assert sum(row["usage"]["completion_tokens"] for row in rows(out)) == stats.completion_tokens
+    assert report.completion_tokens == stats.completion_tokens > 0
+    assert all(row["usage"]["total_tokens"] == row["usage"]["prompt_tokens"] + row["usage"]["completion_tokens"]
+               for row in rows(out))
+    assert report.cost == pytest.approx((stats.prompt_tokens * 0.15 + stats.completion_tokens * 0.60) / 1e6)
 
 
 def test_text_fallback_gives_the_same_pairs_when_the_server_lacks_json_schema(tmp_path):
@@ -95,6 +107,73 @@ def test_rejected_replies_are_retried_then_recorded_with_the_reason(tmp_path):
     [failure] = rows(failed_path(out))
     assert failure["id"] == "img-00000" and failure["error"].startswith("rejected: leaked label")
     assert report.done == 1 and stats.requests == 1 + 2  # one good, the bad one asked twice
+
+
+POISONED = {"another emotion": (opposite_emotion_reply, "answer states another emotion than the label"),
+            "instruction-like text": (injected_reply, "instruction-like text in answer")}
+
+
+@pytest.mark.parametrize("poison", list(POISONED))
+def test_pairs_that_contradict_the_label_or_address_the_model_are_rejected_and_counted_by_reason(tmp_path, poison):
+    respond, reason = POISONED[poison]
+    out = tmp_path / "generations.jsonl"
+    with running_openai_server(respond=respond) as (base_url, stats):
+        report = generate_instructions(make_records(2), openai_backend(base_url, max_rejections=1), out,
+                                       progress=False)
+    assert rows(out) == [] and stats.requests == 4 * 2  # each item asked twice, then failed
+    assert report.failures == {f"rejected: {reason}": 4} and report.rejected == {reason: 8}
+    assert {row["error"] for row in rows(failed_path(out))} == {f"rejected: {reason}"}
+    assert f"rejected reply: 8 x {reason}" in report.summary()
+
+
+def test_content_checks_off_writes_the_pairs_the_checks_would_reject(tmp_path):
+    out = tmp_path / "generations.jsonl"
+    with running_openai_server(respond=opposite_emotion_reply) as (base_url, stats):
+        report = generate_instructions(make_records(2), openai_backend(base_url, content_checks=False), out,
+                                       progress=False)
+    assert report.done == 4 and report.rejected == {} and stats.requests == 4
+    # img-00000 is amusement; the poisoned server says disgust, four labels on in Mikels-8
+    assert "evokes disgust" in next(row for row in rows(out) if row["id"] == "img-00000")["pairs"][0]["answer"]
+
+
+def test_replies_over_the_size_limit_are_not_written_and_are_counted_by_reason(tmp_path):
+    """10 MB answers to max_tokens 1024 (the limit: 64 KiB + 64 bytes per token = 128 KiB), with and without a
+    Content-Length; each item fails at once, without a second request."""
+    out = tmp_path / "generations.jsonl"
+    script = lambda number, body: "huge" if number % 2 else "huge_unsized"  # noqa: E731
+    with running_openai_server(script=script, respond=huge_reply, hang=5) as (base_url, stats):
+        report = generate_instructions(make_records(2), openai_backend(base_url, timeout=4.0, max_tokens=1024), out,
+                                       progress=False)
+    assert out.read_text() == "" and stats.requests == 4 and stats.by_fault == {"huge": 2, "huge_unsized": 2}
+    assert report.failures == {"reply over 131072 bytes (max_tokens 1024)": 4}
+
+
+def test_a_second_run_on_the_same_output_is_refused_while_the_first_sends(tmp_path):
+    out, first_is_waiting, release = tmp_path / "generations.jsonl", threading.Event(), threading.Event()
+
+    def held_reply(body):  # the first run's requests wait here until the second run has been refused
+        first_is_waiting.set()
+        release.wait(timeout=30)
+        return pairs_reply(body)
+
+    with running_openai_server(respond=held_reply) as (base_url, stats):
+        first = threading.Thread(target=generate_instructions, args=(make_records(2), openai_backend(base_url), out),
+                                 kwargs={"progress": False})
+        first.start()
+        try:
+            assert first_is_waiting.wait(timeout=30)
+            with pytest.raises(EmoVITInputError) as refused:
+                generate_instructions(make_records(2), openai_backend(base_url), out, progress=False)
+            sent_while_the_first_ran = stats.requests
+        finally:
+            release.set()
+            first.join(timeout=60)
+    assert str(refused.value) == (f"{out}: another `emovit data generate` is writing it now; wait for it, or pass "
+                                  "another --out.")
+    assert sent_while_the_first_ran <= 4 and stats.requests == 4  # only the first run's 4 items were ever asked
+    assert keys(out) == Counter({(f"img-0000{index}", task): 1 for index in range(2)
+                                 for task in ("conversation", "reasoning")})
+    assert not Path(f"{out}.lock").exists()
 
 
 def test_a_second_run_from_the_cache_sends_no_request_and_writes_the_same_lines(tmp_path):
@@ -289,3 +368,28 @@ def test_a_batch_picked_up_after_a_kill_counts_as_a_round_of_max_rejections(tmp_
         report = generate_instructions(make_records(1), BatchBackend(settings, tmp_path / "batch", poll_interval=0.01),
                                        out, progress=False)
     assert (report.done, report.failed) == (1, 1) and stats.batch_calls["batches.create"] == 1
+
+
+def test_batch_rejects_poisoned_pairs_for_another_round_and_fails_an_oversized_reply_at_once(tmp_path):
+    # max_tokens 16: replies over 64 KiB + 16 x 64 bytes = 66560 bytes are refused
+    respond = lambda body: (opposite_emotion_reply(body) if "number 0 " in body["messages"][-1]["content"]  # noqa: E731
+                            else huge_reply(body, size=200_000))
+    settings = ClientSettings(model="gpt-4o-mini", max_rejections=1, max_tokens=16)
+    with running_openai_server(respond=respond) as (base_url, stats):
+        settings.base_url = base_url
+        report = generate_instructions(make_records(2), BatchBackend(settings, tmp_path / "batch", poll_interval=0.01),
+                                       tmp_path / "g.jsonl", tasks=["reasoning"], progress=False)
+    assert report.failures == {"rejected: answer states another emotion than the label": 1,
+                               "reply over 66560 bytes (max_tokens 16)": 1}
+    assert report.rejected == {"answer states another emotion than the label": 2}
+    # the poisoned item went into a second round; the oversized one did not
+    assert stats.batch_calls["batches.create"] == 2 and rows(tmp_path / "g.jsonl") == []
+    second_round = (tmp_path / "batch" / "requests-0001.jsonl").read_text().splitlines()
+    assert [json.loads(line)["custom_id"] for line in second_round] == ["img-00000:reasoning"]
+
+
+def test_batch_backend_at_a_closed_port_stops_with_one_sentence_naming_the_url(tmp_path):
+    url = closed_port_url()
+    backend = BatchBackend(ClientSettings(model="gpt-4o-mini", base_url=url), tmp_path / "batch")
+    with pytest.raises(EmoVITInputError, match=f"^cannot connect to {url} \\(connection refused\\)"):
+        generate_instructions(make_records(1), backend, tmp_path / "g.jsonl", progress=False)

@@ -7,6 +7,7 @@ that can go (or must change).
 import subprocess
 import sys
 
+import pytest
 import torch
 from PIL import Image
 
@@ -129,3 +130,42 @@ def test_transformers_5_24_instructblip_takes_precomputed_image_features_as_mm_e
     source = inspect.getsource(InstructBlipForConditionalGeneration.forward)
     assert "mm_encoder_outputs" in inspect.signature(InstructBlipForConditionalGeneration.forward).parameters
     assert 'if mm_encoder_outputs.get("image") is None:' in source
+
+
+def test_openai_3_57_post_returns_an_unread_response_for_the_raw_stream_header_and_maps_refusals_to_timeouts():
+    """Why `dataset_builder.chat.runner` sends `X-Stainless-Raw-Response: stream` (to judge a reply's size before
+    reading it) and looks for `ConnectionRefusedError` under the SDK's error (its aiohttp transport reports a refused
+    connection as `httpx2.ConnectTimeout`, hence `APITimeoutError`)."""
+    import asyncio
+    import socket
+
+    import httpx2
+    import openai
+
+    from dataset_builder.chat import ClientSettings, make_client
+    from dataset_builder.chat.runner import RAW_RESPONSE_HEADER
+    from openai_server import running_openai_server
+
+    async def post(url):
+        client = make_client(ClientSettings(model="loopback", base_url=url, timeout=5))
+        try:
+            response = await client.post("/chat/completions", cast_to=httpx2.Response,
+                                         body={"model": "loopback", "messages": [{"role": "user", "content": "hi"}]},
+                                         options={"headers": {RAW_RESPONSE_HEADER: "stream"}})
+            unread = not response.is_stream_consumed
+            await response.aread()
+            return unread, response.json()["choices"][0]["message"]["content"]
+        finally:
+            await client.close()
+
+    with running_openai_server() as (base_url, _):
+        assert asyncio.run(post(base_url)) == (True, '{"echo": "hi"}')
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        closed = f"http://127.0.0.1:{probe.getsockname()[1]}/v1"
+    with pytest.raises(openai.APITimeoutError) as refused:
+        asyncio.run(post(closed))
+    causes = [refused.value]
+    while causes[-1].__cause__ or causes[-1].__context__:
+        causes.append(causes[-1].__cause__ or causes[-1].__context__)
+    assert isinstance(causes[1], httpx2.ConnectTimeout) and isinstance(causes[-1], ConnectionRefusedError)

@@ -18,8 +18,15 @@ What is this module's own, and why (openai 3.57 checked):
   retried too, and every retry is counted in the run's statistics. Otherwise the policy is the SDK's: 408, 409, 429, 5xx,
   timeouts and connection errors, exponential backoff with jitter, never shorter than `Retry-After` /
   `retry-after-ms`.
-- Validation: a reply the caller's `parse` rejects is asked again up to `max_rejections` times. What still fails
-  comes back as a result with `error` set: nothing is lost.
+- Validation: a reply the caller's `parse` rejects is asked again up to `max_rejections` times, and counted by
+  reason in the run's statistics. What still fails comes back as a result with `error` set: nothing is lost.
+- Reply size: a body over `reply_byte_limit(settings)` (128 KiB for max_tokens 1024) is refused as soon as its
+  `Content-Length`, or the bytes read so far, exceed it; the item fails at once ("reply over N bytes"), since a
+  server that ignores max_tokens answers the same way again.
+- Unreachable server: a connection refused, or a host name that does not resolve, before the run has reached its
+  server stops the run at once with one sentence ("cannot connect to URL"); after the first answer it is a transient
+  error, retried like a timeout (a server restarting mid-run).
+- Time: every wait (rate limits, backoff) goes through one `clock` (`limits.Clock`), which a test replaces.
 - Structured output: a request with `response_format` whose server answers 400/422 (no `json_schema` support)
   is sent again as `fallback_messages` without it, and so is every later request of the run.
 - Cache: content-addressed by the request's `cache_key` (the caller's, made with `content_key`), by default the
@@ -32,33 +39,46 @@ import email.utils
 import json
 import logging
 import random
+import socket
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable
 
 from modeling_emovit.errors import EmoVITInputError
 
 from .cache import ResponseCache, content_key
-from .limits import TokenBucket
+from .limits import REAL_CLOCK, Clock, TokenBucket
 from .requests import ChatRequest, ChatResult, RejectedOutput
-from .settings import ClientSettings, api_key_from_env, endpoint
+from .settings import ClientSettings, api_key_from_env, endpoint, oversized_reply, reply_byte_limit
 
 logger = logging.getLogger(__name__)
 LOGGED_WAIT = 5.0  # seconds: waits longer than this are logged, so a slow run says why
+# openai 3.57 `_base_client`: a request carrying this header is sent with `stream=True`, and with `cast_to` an
+# HTTP response class `post` returns the response unread (tests/test_library_pins.py).
+RAW_RESPONSE_HEADER = "X-Stainless-Raw-Response"
 
 
 @dataclass
 class ChatRunStats:
-    """What a run cost: HTTP requests sent (retries included), cache hits, retries, rejections and tokens."""
+    """What a run cost: HTTP requests sent (retries included), cache hits, retries, rejected replies by reason and
+    tokens."""
 
     requests: int = 0
     cache_hits: int = 0
     retries: int = 0
-    rejections: int = 0
+    rejections: dict[str, int] = field(default_factory=dict)
     done: int = 0
     failed: int = 0
     prompt_tokens: int = 0
     completion_tokens: int = 0
+
+    def reject(self, reason: str) -> None:
+        """Counts one reply that failed validation (asked again, or the item's last attempt)."""
+        self.rejections[reason] = self.rejections.get(reason, 0) + 1
+
+
+class ReplyTooLarge(Exception):
+    """A reply body over the size limit (`settings.reply_byte_limit`); not retried."""
 
 
 def make_client(settings: ClientSettings):
@@ -119,17 +139,55 @@ def _error_reason(error) -> str:
     return f"http {status}" if status else type(error).__name__
 
 
+def estimated_prompt_tokens(messages: list[dict]) -> int:
+    """About four characters per token for English text (OpenAI's rule of thumb)."""
+    return sum(len(str(message.get("content", ""))) for message in messages) // 4
+
+
+def connection_failure(error, settings: ClientSettings) -> EmoVITInputError | None:
+    """One sentence for an error caused by a refused connection or a host name that does not resolve (the SDK
+    wraps both, on its aiohttp transport as `APITimeoutError` from `httpx2.ConnectTimeout`); None for other errors."""
+    cause = error
+    while cause is not None:
+        if isinstance(cause, (ConnectionRefusedError, socket.gaierror)):
+            why = "connection refused" if isinstance(cause, ConnectionRefusedError) else "host name not found"
+            return EmoVITInputError(
+                f"cannot connect to {endpoint(settings)} ({why}): check the server address (--base-url) and that the "
+                "server is running."
+            )
+        cause = cause.__cause__ or cause.__context__
+    return None
+
+
+async def read_capped(response, limit: int) -> bytes:
+    """The body of an unread (streamed) response, or ReplyTooLarge once it is known to exceed `limit` bytes: at once
+    from its Content-Length, otherwise when the bytes read pass it."""
+    declared = response.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit:
+        raise ReplyTooLarge
+    chunks, size = [], 0
+    async for chunk in response.aiter_bytes():
+        size += len(chunk)
+        if size > limit:
+            raise ReplyTooLarge
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
 class ChatRunner:
     """Runs `ChatRequest`s through one client with shared limits, cache and statistics (see module docstring)."""
 
-    def __init__(self, settings: ClientSettings, parse: Callable[[str], Any] | None = None, cache=None, client=None):
+    def __init__(self, settings: ClientSettings, parse: Callable[[str], Any] | None = None, cache=None, client=None,
+                 clock: Clock = REAL_CLOCK):
         self.settings = settings
         self.parse = parse or (lambda content: content)
         self.cache = cache
         self.client = client or make_client(settings)
-        self.requests_per_minute = TokenBucket(settings.rpm) if settings.rpm else None
-        self.tokens_per_minute = TokenBucket(settings.tpm) if settings.tpm else None
+        self.clock = clock
+        self.requests_per_minute = TokenBucket(settings.rpm, clock) if settings.rpm else None
+        self.tokens_per_minute = TokenBucket(settings.tpm, clock) if settings.tpm else None
         self.structured_output = True
+        self.reached_server = False  # set by the first answer: a refused connection is fatal only before it
         self.stats = ChatRunStats()
 
     def cache_key(self, request: ChatRequest) -> str:
@@ -151,14 +209,29 @@ class ChatRunner:
         return ChatResult(request, value, hit["content"], hit["usage"], cached=True)
 
     def _estimated_tokens(self, messages: list[dict]) -> int:
-        # About four characters per token for English text (OpenAI's rule of thumb).
-        return sum(len(str(message.get("content", ""))) for message in messages) // 4 + (self.settings.max_tokens or 512)
+        return estimated_prompt_tokens(messages) + (self.settings.max_tokens or 512)
+
+    async def _post(self, body: dict) -> bytes:
+        """The body goes out as a plain dict through the client's `post` (the SDK's auth, headers, status errors and
+        timeouts, without its per-request transform of typed parameters); the reply comes back unread, and is read
+        up to the size limit."""
+        import httpx2
+        import openai
+
+        try:
+            response = await self.client.post("/chat/completions", cast_to=httpx2.Response, body=body,
+                                              options={"headers": {RAW_RESPONSE_HEADER: "stream"}})
+        except openai.APIStatusError:
+            self.reached_server = True
+            raise
+        self.reached_server = True
+        try:
+            return await read_capped(response, reply_byte_limit(self.settings))
+        finally:
+            await response.aclose()
 
     async def _send(self, messages: list[dict], response_format: dict | None) -> Completion:
-        """One attempt. The body goes out as a plain dict through the client's `post` (the SDK's auth, headers, status
-        errors and timeouts, without its per-request transform of typed parameters) and comes back as raw JSON."""
-        import httpx2
-
+        """One attempt: rate limits, then the request, answered within the deadline."""
         settings = self.settings
         estimate = self._estimated_tokens(messages)
         if self.requests_per_minute:
@@ -174,10 +247,7 @@ class ChatRunner:
             body["temperature"] = settings.temperature
         self.stats.requests += 1
         # The SDK's timeout bounds each socket read only; a server that drips its reply would outlast it.
-        response = await asyncio.wait_for(
-            self.client.post("/chat/completions", cast_to=httpx2.Response, body=body), settings.timeout
-        )
-        completion = Completion.parse(response.content)
+        completion = Completion.parse(await asyncio.wait_for(self._post(body), settings.timeout))
         used = (completion.usage or {}).get("total_tokens") or estimate
         if self.tokens_per_minute:
             self.tokens_per_minute.give_back(estimate - used)
@@ -195,11 +265,12 @@ class ChatRunner:
             return f"{_error_reason(error)}: the server asked to wait {wait:.0f} s (over backoff_max {self.settings.backoff_max:g} s)"
         if wait > LOGGED_WAIT:
             logger.warning("%s for %s: waiting %.1f s before retry %d", _error_reason(error), request.key, wait, retry)
-        await asyncio.sleep(wait)
+        await self.clock.sleep(wait)
         return None
 
     async def complete(self, request: ChatRequest) -> ChatResult:
         """One request through cache, limits, retries and validation; always returns a result, never loses one."""
+        import httpx2
         import openai
 
         key = self.cache_key(request)
@@ -208,7 +279,8 @@ class ChatRunner:
             return cached
         result, retries, rejections = ChatResult(request), 0, 0
         transient = (openai.APIStatusError, openai.APITimeoutError, openai.APIConnectionError,  # retried when
-                     openai.APIResponseValidationError, ValueError, asyncio.TimeoutError)  # `is_retryable` says so
+                     openai.APIResponseValidationError, ValueError, asyncio.TimeoutError,  # `is_retryable` says so;
+                     httpx2.TransportError)  # a body cut short while read (`_post` reads it, not the SDK)
         while True:
             structured = self.structured_output and request.response_format is not None
             fallback = request.response_format is not None and not structured and request.fallback_messages
@@ -227,7 +299,11 @@ class ChatRunner:
                     f"The server refused the API key from ${self.settings.api_key_env} ({_error_reason(error)}): "
                     "check that variable."
                 ) from None
+            except ReplyTooLarge:
+                return self._failed(result, oversized_reply(self.settings))
             except transient as error:
+                if not self.reached_server and (unreachable := connection_failure(error, self.settings)):
+                    raise unreachable from None
                 if not is_retryable(error):  # a 4xx other than 408/409/429: the same request fails the same way
                     return self._failed(result, _error_reason(error))
                 if retries >= self.settings.max_retries:
@@ -239,14 +315,8 @@ class ChatRunner:
                     return self._failed(result, refused)
                 continue
             self._add_usage(result, completion.usage)
-            message = completion.message
-            try:
-                if message.get("refusal"):
-                    raise RejectedOutput("refusal")
-                result.content = message.get("content") or ""
-                result.value = (request.parse or self.parse)(result.content)
-            except ValueError as rejection:  # RejectedOutput, or a parser's own error (json.loads)
-                self.stats.rejections += 1
+            rejection = self._parse_reply(result, completion.message)
+            if rejection is not None:
                 rejections += 1
                 if rejections > self.settings.max_rejections:
                     return self._failed(result, f"rejected: {rejection}")
@@ -255,6 +325,19 @@ class ChatRunner:
                 self.cache.put(key, {"content": result.content, "usage": result.usage, "model": completion.model})
             self.stats.done += 1
             return result
+
+    def _parse_reply(self, result: ChatResult, message: dict) -> ValueError | None:
+        """Parses the reply into `result.value`; returns why it was rejected instead (counted by reason)."""
+        try:
+            if message.get("refusal"):
+                raise RejectedOutput("refusal")
+            result.content = message.get("content") or ""
+            result.value = (result.request.parse or self.parse)(result.content)
+        except ValueError as rejection:  # RejectedOutput, or a parser's own error (json.loads)
+            self.stats.reject(str(rejection) if isinstance(rejection, RejectedOutput)
+                              else f"unparsable reply ({type(rejection).__name__})")
+            return rejection
+        return None
 
     def _add_usage(self, result: ChatResult, usage: dict | None) -> None:
         if usage is None:
@@ -290,8 +373,9 @@ class ChatRunner:
 def run_chat_requests(
     requests: Iterable[ChatRequest], settings: ClientSettings, parse: Callable[[str], Any] | None = None,
     cache: ResponseCache | None = None, on_result: Callable[[ChatResult], None] | None = None,
+    clock: Clock = REAL_CLOCK,
 ) -> list[ChatResult]:
-    """Run `requests` (see module docstring) and return their results in the same order."""
+    """Run `requests` (see module docstring) and return their results in the same order; `clock` times every wait."""
     requests = list(requests)
     results: dict[int, ChatResult] = {}
 
@@ -300,5 +384,5 @@ def run_chat_requests(
         if on_result is not None:
             on_result(result)
 
-    asyncio.run(ChatRunner(settings, parse, cache).run(requests, collect))
+    asyncio.run(ChatRunner(settings, parse, cache, clock=clock).run(requests, collect))
     return [results[id(request)] for request in requests]

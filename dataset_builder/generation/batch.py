@@ -13,10 +13,11 @@ import json
 from pathlib import Path
 
 from ..chat import ChatRunStats, ClientSettings, RejectedOutput, ResponseCache, make_client
+from ..chat.runner import connection_failure
+from ..chat.settings import oversized_reply, reply_byte_limit
 from ..jsonl import append_line, iter_objects, read_objects, read_resumable
 from .backends import OpenAIBackend
 from .items import GenerationItem
-from .validation import reply_parser
 from .writer import OutputWriter
 
 TERMINAL = ("completed", "failed", "expired", "cancelled")
@@ -29,14 +30,22 @@ class BatchBackend(OpenAIBackend):
 
     def __init__(self, settings: ClientSettings, work_dir: str | Path, cache: ResponseCache | None = None,
                  poll_interval: float = 30.0, max_requests_per_batch: int = MAX_REQUESTS_PER_BATCH,
-                 prompts: dict | None = None):
-        super().__init__(settings, cache, prompts)
+                 prompts: dict | None = None, content_checks: bool = True):
+        super().__init__(settings, cache, prompts, content_checks)
         self.work_dir = Path(work_dir)
         self.poll_interval, self.max_requests_per_batch = poll_interval, max_requests_per_batch
         self.state = self.work_dir / "batches.jsonl"
 
     def run(self, items: list[GenerationItem], writer: OutputWriter) -> ChatRunStats:
-        return asyncio.run(self._run(items, writer))
+        import openai
+
+        try:
+            return asyncio.run(self._run(items, writer))
+        except openai.APIConnectionError as error:  # timeouts included: nothing submitted is lost (batch log)
+            unreachable = connection_failure(error, self.settings)
+            if unreachable is None:
+                raise
+            raise unreachable from None
 
     async def _run(self, items, writer) -> ChatRunStats:
         self.work_dir.mkdir(parents=True, exist_ok=True)
@@ -59,15 +68,12 @@ class BatchBackend(OpenAIBackend):
         return stats
 
     def _write_cached(self, item: GenerationItem, writer: OutputWriter, stats: ChatRunStats) -> bool:
-        hit = self.cache.get(self.cache_key(item)) if self.cache is not None else None
-        if hit is None:
+        cached = self.cached_pairs(item)
+        if cached is None:
             return False
-        try:
-            pairs = reply_parser(self.prompt(item.task).pairs)(hit["content"])
-        except RejectedOutput:
-            return False
+        pairs, usage = cached
         stats.cache_hits += 1
-        writer.done(item, pairs, self.model, self.prompt(item.task).version, hit["usage"], cached=True)
+        writer.done(item, pairs, self.model, self.prompt(item.task).version, usage, cached=True)
         return True
 
     def _log(self, row: dict) -> None:
@@ -130,7 +136,7 @@ class BatchBackend(OpenAIBackend):
     async def _ingest(self, client, batch_id: str, pending: dict, writer: OutputWriter, stats: ChatRunStats,
                       last_round: bool) -> None:
         """Write what the batch answered; keep rejected or unanswered items pending unless this is the last round
-        (an HTTP error inside the batch is final at once)."""
+        (an HTTP error inside the batch, or a reply over the size limit, is final at once)."""
         batch = await self._wait(client, batch_id)
         lines = await self._lines(client, batch.output_file_id) + await self._lines(client, batch.error_file_id)
         answers = {line["custom_id"]: line for line in lines}
@@ -141,7 +147,7 @@ class BatchBackend(OpenAIBackend):
             answer = answers.get(custom_id)
             reason = (self._ingest_line(item, answer, writer, stats) if answer
                       else f"missing from the batch output (batch {batch.status}{_batch_errors(batch)})")
-            if reason is None or reason.startswith("http") or last_round:
+            if reason is None or reason.startswith(("http", "reply over")) or last_round:
                 del pending[custom_id]
                 if reason is not None:
                     writer.failed(item, reason, self.model)
@@ -159,13 +165,16 @@ class BatchBackend(OpenAIBackend):
         message = body["choices"][0]["message"]
         usage = {name: (body.get("usage") or {}).get(name, 0)
                  for name in ("prompt_tokens", "completion_tokens", "total_tokens")}
+        if len((message.get("content") or "").encode()) > reply_byte_limit(self.settings):  # read, never written
+            writer.count_tokens(self.model, usage)
+            return oversized_reply(self.settings)
         prompt = self.prompt(item.task)
         try:
             if message.get("refusal"):
                 raise RejectedOutput("refusal")
-            pairs = reply_parser(prompt.pairs)(message.get("content") or "")
+            pairs = self.parser(item)(message.get("content") or "")
         except RejectedOutput as rejection:
-            stats.rejections += 1
+            stats.reject(str(rejection))
             writer.count_tokens(self.model, usage)  # a rejected reply is billed too
             return f"rejected: {rejection}"
         if self.cache is not None:

@@ -2,13 +2,16 @@
 
 Structured output (JSON `{"pairs": [...]}`) is parsed first; servers without `json_schema` support answer in text,
 parsed from `Question:`/`Answer:` lines. The original EmoVIT scripts split free text with regular expressions and
-leaked labels such as "Complex question:" into the data: here a leaked label is a rejection, never data.
+leaked labels such as "Complex question:" into the data: here a leaked label is a rejection, never data. Given the
+record, pairs are also screened against it (`screening`: no other emotion stated, no instruction-like text).
 """
 
 import json
 import re
 
 from ..chat import RejectedOutput
+from ..records import EmotionRecord
+from .screening import screening_rejection
 
 # A label that prefixes a question or answer ("Complex question:", "Q2:", "Answer 1 -").
 LEAKED_LABEL = re.compile(r"^\s*(\*\*)?\s*(complex\s+)?(question|answer|q|a)\s*\d*\s*(\*\*)?\s*[:：\-]", re.I)
@@ -55,9 +58,9 @@ def parse_pairs(text: str) -> list[dict]:
     return pairs
 
 
-def validate_pairs(pairs: list[dict], expected: int | None) -> list[dict]:
+def validate_pairs(pairs: list[dict], expected: int | None, record: EmotionRecord | None = None) -> list[dict]:
     """Return `pairs` if there are `expected` of them (None: any number), none empty, refused, labelled or revealing
-    the input."""
+    the input, and (given `record`) none failing `screening`."""
     if expected is not None and len(pairs) != expected:
         raise RejectedOutput(f"expected {expected} pairs, got {len(pairs)}")
     for pair in pairs:
@@ -71,13 +74,17 @@ def validate_pairs(pairs: list[dict], expected: int | None) -> list[dict]:
                 raise RejectedOutput(f"leaked label in {field}: {text[:30]!r}")
             if MENTIONS_INPUT.search(text):
                 raise RejectedOutput(f"{field} mentions the caption or attributes")
+        screened = screening_rejection(pair, record) if record is not None else None
+        if screened:
+            raise RejectedOutput(screened)
     return pairs
 
 
-def reply_parser(expected: int | None):
-    """A `parse(content) -> pairs` for `chat.run_chat_requests` that validates `expected` pairs (None: any)."""
+def reply_parser(expected: int | None, record: EmotionRecord | None = None):
+    """A `parse(content) -> pairs` for `chat.run_chat_requests` that validates `expected` pairs (None: any) and,
+    given the `record` they are written for, screens them against it."""
 
     def parse(content: str) -> list[dict]:
-        return validate_pairs(parse_pairs(content), expected)
+        return validate_pairs(parse_pairs(content), expected, record)
 
     return parse

@@ -45,7 +45,10 @@ def add_commands(data_commands) -> None:
     caption.add_argument("--max-new-tokens", type=int, default=30)
     caption.add_argument("--device", help="Torch device (default: cuda when available, else cpu).")
     caption.set_defaults(handler=run_caption)
+    _add_generate_command(data_commands)
 
+
+def _add_generate_command(data_commands) -> None:
     generate = data_commands.add_parser(
         "generate", help="Write conversation/reasoning instruction pairs with GPT, the Batch API or offline rules.",
         description="Resumable, cached, concurrent generation of EmoVIT instruction pairs from captions and clues. "
@@ -82,6 +85,13 @@ def add_commands(data_commands) -> None:
     generate.add_argument("--cache", help="SQLite cache file: a re-run sends nothing for what it holds.")
     generate.add_argument("--prices", help="JSON price table {model: {input, output}} in USD per 1M tokens.")
     generate.add_argument("--poll-interval", type=float, default=30.0, help="Seconds between Batch API polls.")
+    generate.add_argument("--no-content-checks", action="store_true",
+                          help="Write pairs that state another emotion than the image's label, or carry "
+                               "instruction-like text (\"ignore the rules\", \"SYSTEM OVERRIDE\"); by default such "
+                               "replies are rejected, asked again and counted by reason.")
+    generate.add_argument("--dry-run", action="store_true",
+                          help="Print how many requests the run would send and their estimated cost, then stop: "
+                               "nothing is sent or written, and no API key is needed.")
     generate.add_argument("--out", required=True, help="generations.jsonl to append to; failures go to "
                                                        "<out>.failed.jsonl.")
     generate.set_defaults(handler=run_generate)
@@ -130,29 +140,45 @@ def make_backend(args, cache):
         max_tokens=args.max_tokens if args.max_tokens is not None else (None if release else 1024),
         temperature=args.temperature if args.temperature is not None else (RELEASE_TEMPERATURE if release else None),
     )
-    api_key_from_env(settings)  # fail before any work when the key is missing
+    if not args.dry_run:
+        api_key_from_env(settings)  # fail before any work when the key is missing
+    content_checks = not args.no_content_checks
     if args.backend == "batch":
         from dataset_builder.generation.batch import BatchBackend
 
-        return BatchBackend(settings, f"{args.out}.batch", cache, poll_interval=args.poll_interval, prompts=prompts)
-    return OpenAIBackend(settings, cache, prompts=prompts)
+        return BatchBackend(settings, f"{args.out}.batch", cache, poll_interval=args.poll_interval, prompts=prompts,
+                            content_checks=content_checks)
+    return OpenAIBackend(settings, cache, prompts=prompts, content_checks=content_checks)
+
+
+def _open_cache(args):
+    """The --cache file (a dry run only reads one that exists: it creates nothing)."""
+    from pathlib import Path
+
+    from dataset_builder.chat import ResponseCache
+
+    if not args.cache or args.backend == "rules" or (args.dry_run and not Path(args.cache).exists()):
+        return None
+    return ResponseCache(args.cache)
 
 
 def run_generate(args) -> int:
-    from dataset_builder.chat import ResponseCache
-    from dataset_builder.generation import generate_instructions, read_captions
+    from dataset_builder.generation import estimate_instructions, generate_instructions, read_captions
     from dataset_builder.generation.pricing import load_prices
     from dataset_builder.report import GenerationReport
 
     captions = read_captions(args.captions) if args.captions else None
     prices = load_prices(args.prices)
-    cache = ResponseCache(args.cache) if args.cache and args.backend != "rules" else None
+    cache = _open_cache(args)
     report = GenerationReport()
+    plan = dict(tasks=args.tasks, captions=captions, max_records=args.max_records, prices=prices, report=report)
     try:
-        generate_instructions(
-            _records(args, report), make_backend(args, cache), args.out, tasks=args.tasks, captions=captions,
-            max_records=args.max_records, prices=prices, progress=not args.no_progress, report=report,
-        )
+        backend = make_backend(args, cache)
+        if args.dry_run:
+            estimate = estimate_instructions(_records(args, report), backend, args.out, **plan)
+            print("\n".join([estimate.summary(), *report.reason_lines()]))
+            return 0
+        generate_instructions(_records(args, report), backend, args.out, progress=not args.no_progress, **plan)
     finally:
         if cache is not None:
             cache.close()
