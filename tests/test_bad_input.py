@@ -253,4 +253,4 @@ def test_the_real_entry_points_answer_in_one_sentence_and_debug_shows_the_traceb
     recipe_run = _child([str(REPO / "recipes" / "sft.py"), "--config", str(broken)])
     assert recipe_run.returncode == 2 and "Traceback" not in recipe_run.stderr and "usage:" not in recipe_run.stderr
     assert recipe_run.stderr.strip().splitlines()[-1] == (
-        f"sft: {broken}: --max_steps/--max-steps: invalid int value: 'four'; see `python recipes/sft.py --help`.")
+        f"sft: {broken}: --max_steps/--max-steps: invalid int value: 'four'; see `emovit train sft --help`.")

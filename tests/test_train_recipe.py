@@ -387,6 +387,6 @@ def test_a_recipe_value_of_the_wrong_type_is_one_sentence_not_the_usage(tmp_path
     recipe.write_text(TINY_RECIPE.read_text().replace("max_steps: 60", "max_steps: four"))
     assert sft.main(["--config", str(recipe)]) == 2
     assert capsys.readouterr().err.strip().splitlines() == [
-        f"sft: {recipe}: --max_steps/--max-steps: invalid int value: 'four'; see `python recipes/sft.py --help`."]
+        f"sft: {recipe}: --max_steps/--max-steps: invalid int value: 'four'; see `emovit train sft --help`."]
     assert sft.main(["--config", str(TINY_RECIPE), "--max_steps", "many"]) == 2
     assert capsys.readouterr().err.startswith("sft: the command line: --max_steps/--max-steps: invalid int value")

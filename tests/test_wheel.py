@@ -4,11 +4,14 @@ the source tree, run from a folder where the source tree is not importable.
 The fresh environment gets its dependencies without a reinstall: a `.pth` line puts the test environment's
 site-packages after its own (a plain path line: the editable install's finder, a `.pth` import hook there, never
 runs), so `emovit`, `modeling_emovit`, `dataset_builder` and `evaluation` can only come from the wheel. Each smoke
-command checks that what it needs (metric scripts, prompts, the console script) was installed from the wheel.
+command checks that what it needs (metric scripts, prompts, recipes, the console script) was installed from the
+wheel. The extras are installed for real (pip resolves them with constraints.txt against what is there), which needs
+the package registry, as CI has.
 """
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -22,6 +25,9 @@ from openai_server import running_openai_server
 
 REPO = Path(__file__).resolve().parents[1]
 PACKAGES = ("emovit", "modeling_emovit", "dataset_builder", "evaluation")
+# recipes/ as the repository holds it (the one copy): the wheel carries each file as emovit/recipes/<path>.
+RECIPE_FILES = sorted(str(path.relative_to(REPO / "recipes")) for path in (REPO / "recipes").rglob("*")
+                      if path.is_file() and "__pycache__" not in path.parts and path.name != "__init__.py")
 # Files the code reads at run time; a wheel without them breaks `emovit eval` and `data generate` (setup.cfg).
 PACKAGE_DATA = (
     "evaluation/metrics/emotion_classification/emotion_classification.py",
@@ -36,6 +42,13 @@ WHERE_FROM = """
 import json, sys, importlib
 modules = {name: importlib.import_module(name).__file__ for name in sys.argv[1:]}
 print(json.dumps({"modules": modules, "path": sys.path}))
+"""
+METRIC_FROM_ITS_INSTALLED_PATH = """
+import evaluate
+from evaluation.metrics import metric_path
+metric = evaluate.load(metric_path("emotion_classification"))
+scores = metric.compute(predictions=["joy", "fear"], references=["joy", "anger"], labels=["anger", "fear", "joy"])
+print(metric_path("emotion_classification"), scores["accuracy"])
 """
 TINY_MODEL = """
 import sys
@@ -83,12 +96,28 @@ def installed(wheel, tmp_path_factory):
     return venv / "bin", env, work
 
 
-def run(installed, *command, timeout=300) -> subprocess.CompletedProcess:
-    bin_dir, env, work = installed
-    done = subprocess.run([str(bin_dir / command[0]), *command[1:]], cwd=work, env=env, capture_output=True,
-                          text=True, timeout=timeout)
-    assert done.returncode == 0, f"{command}: {done.stderr[-3000:]}"
+def run(installed, *command, timeout=300, cwd=None, env=None, expect=0) -> subprocess.CompletedProcess:
+    """`command` from the venv's bin folder, in the working folder (or `cwd`); its exit code must be `expect`."""
+    bin_dir, base_env, work = installed
+    done = subprocess.run([str(bin_dir / command[0]), *command[1:]], cwd=cwd or work, env={**base_env, **(env or {})},
+                          capture_output=True, text=True, timeout=timeout)
+    assert done.returncode == expect, f"{command}: {done.stderr[-3000:]}"
     return done
+
+
+def extra_requirements(metadata: str) -> dict[str, list[str]]:
+    """{extra: [distribution names]} from a wheel's METADATA (`Requires-Dist: NAME...; extra == "X"`)."""
+    extras = {line.split(":", 1)[1].strip(): [] for line in metadata.splitlines() if line.startswith("Provides-Extra:")}
+    for line in metadata.splitlines():
+        if line.startswith("Requires-Dist:") and "extra ==" in line:
+            name = re.split(r"[\s;<>=!~\[(]", line.split(":", 1)[1].strip())[0]
+            extras[line.rsplit("extra ==", 1)[1].strip().strip("'\"")].append(name)
+    return extras
+
+
+def wheel_metadata(wheel: Path) -> str:
+    with zipfile.ZipFile(wheel) as archive:
+        return archive.read(next(name for name in archive.namelist() if name.endswith(".dist-info/METADATA"))).decode()
 
 
 def test_the_wheel_holds_package_data_typing_marker_licence_extras_and_entry_point(wheel):
@@ -98,10 +127,11 @@ def test_the_wheel_holds_package_data_typing_marker_licence_extras_and_entry_poi
         metadata = archive.read(f"{info}/METADATA").decode()
         entry_points = archive.read(f"{info}/entry_points.txt").decode()
     assert set(PACKAGE_DATA) <= names
+    assert {f"emovit/recipes/{path}" for path in RECIPE_FILES} <= names and len(RECIPE_FILES) >= 15
     assert any(name.startswith(f"{info}/licenses/LICENSE") for name in names)
     assert "Provides-Extra: track" in metadata
-    assert {"tensorboard", "trackio", "wandb"} <= {
-        line.split()[1].split(";")[0] for line in metadata.splitlines() if line.startswith("Requires-Dist:") and "track" in line}
+    # trackio is left out: no release of it works beside the pinned pillow 13 (emovit.training.trackers)
+    assert extra_requirements(metadata)["track"] == ["tensorboard", "wandb"]
     assert "Requires-Dist: scikit-learn" in metadata
     assert "emovit = emovit.cli:main" in entry_points
 
@@ -131,8 +161,94 @@ def test_installed_wheel_runs_every_command_from_outside_the_source_tree(install
     for mode in ("rank", "generate"):
         done = run(installed, "emovit", "eval", "--model", "model", "--data", "data", "--out", f"eval-{mode}",
                    "--mode", mode, "--max-new-tokens", "4")
-        assert f"[emoset, {mode}] accuracy" in done.stdout
+        assert f"[emoset, {mode}] accuracy" in done.stdout and f" in {mode} mode: " in done.stdout
+    metric = run(installed, "python", "-c", METRIC_FROM_ITS_INSTALLED_PATH).stdout.split()
+    assert Path(metric[0]).is_relative_to(site) and metric[1] == "0.5"
     demo = run(installed, "emovit", "demo", "--out", "demo", "--steps", "4", "--base-steps", "2",
                "--images-per-emotion", "2", "1", timeout=600)
     assert "EmoVIT training loss" in demo.stdout
     assert (work / "demo" / "emovit" / "model.safetensors").is_file()
+
+
+IMPORT_EXTRAS = """
+import importlib, json, sys
+from transformers.integrations import get_available_reporting_integrations
+import PIL
+for name in json.loads(sys.argv[1]):
+    importlib.import_module(name.replace("-", "_"))
+print(json.dumps({"trackers": get_available_reporting_integrations(), "pillow": PIL.__version__,
+                  "trackio": importlib.util.find_spec("trackio") is not None}))
+"""
+
+
+@pytest.mark.slow
+def test_every_extra_installs_with_the_constraints_and_imports(installed, wheel):
+    """`pip install -c constraints.txt "emovit[EXTRA]"` for every extra the wheel declares, resolved for real (no
+    --no-deps) on top of the test environment, then each requirement imported and the trackers seen by
+    transformers; and the reason trackio is not among them: its newest release cannot install beside the pins."""
+    bin_dir, env, work = installed
+    extras = extra_requirements(wheel_metadata(wheel))
+    assert set(extras) == {"dev", "track"}
+    pip = [sys.executable, "-m", "pip", "--python", str(bin_dir / "python"), "install", "-c", str(REPO / "constraints.txt")]
+    done = subprocess.run([*pip, f"{wheel}[{','.join(extras)}]"], capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    requirements = sorted({name for names in extras.values() for name in names})
+    found = json.loads(run(installed, "python", "-c", IMPORT_EXTRAS, json.dumps(requirements)).stdout)
+    assert {"tensorboard", "wandb"} <= set(found["trackers"]) and not found["trackio"]
+    assert found["pillow"] == "13.0.0"  # the constraint held
+    refused = subprocess.run([*pip, "--dry-run", "trackio==0.43.0"], capture_output=True, text=True, timeout=300)
+    assert refused.returncode != 0 and "pillow" in refused.stdout + refused.stderr
+
+
+@pytest.mark.slow
+def test_installed_recipes_list_copy_and_train_on_cpu_without_use_cpu(installed):
+    """The recipes come from the wheel; a copy equals the repository's recipes/; `emovit train sft` trains a recipe
+    without `use_cpu` on this CPU machine and says so; a launch error names an accelerate config that exists."""
+    from train_helpers import write_dataset
+
+    bin_dir, env, work = installed
+    site = Path(bin_dir).parent
+    listed = run(installed, "emovit", "recipes", "list").stdout
+    for name in ("emovit-tiny", "emovit-vicuna-7b", "llava-1.5-7b", "smolvlm-256m", "qwen2.5-vl-7b"):
+        path = re.search(rf"{re.escape(name)}\s.*?(\S+/{re.escape(name)}/sft\.yaml)", listed)[1]
+        assert Path(path).is_relative_to(site) and Path(path).is_file(), listed
+    run(installed, "emovit", "recipes", "copy", "all", "recipes")
+    copied = sorted(str(path.relative_to(work / "recipes")) for path in (work / "recipes").rglob("*") if path.is_file())
+    assert copied == RECIPE_FILES
+    assert all((work / "recipes" / path).read_bytes() == (REPO / "recipes" / path).read_bytes() for path in copied)
+
+    recipe = work / "recipes" / "emovit-tiny" / "sft.yaml"
+    recipe.write_text("".join(line for line in recipe.read_text().splitlines(True) if not line.startswith("use_cpu:")))
+    data = write_dataset(work / "tiny-data", rows=8)
+    trained = run(installed, "emovit", "train", "sft", "--config", str(recipe), "--model_name_or_path", "tiny-random",
+                  "--dataset_name", str(data), "--output_dir", "trained", "--max_steps", "2", "--save_strategy", "no",
+                  "--disable_tqdm", "true")
+    import torch
+
+    cpu_log = "No GPU or other accelerator found: training on the CPU (use_cpu: true)."
+    assert (cpu_log in trained.stderr) is not torch.accelerator.is_available()
+    assert (work / "trained" / "model.safetensors").is_file()
+
+    refused = run(installed, "emovit", "train", "sft", "--config", str(recipe), "--dataset_name", str(data),
+                  env={"MASTER_ADDR": "127.0.0.1"}, expect=2)  # what `accelerate launch --cpu --num_processes 2` leaves
+    config = re.search(r"--config_file (\S+cpu_ddp\.yaml) -m emovit train sft", refused.stderr)[1]
+    assert Path(config).is_relative_to(site) and Path(config).is_file()
+
+
+def test_a_users_own_evaluation_package_is_named_not_imported(installed):
+    """A user's `evaluation/__init__.py` in the launch folder comes first on sys.path under `python -m` (with the
+    wheel it hid ours: `No module named 'evaluation.model_card'`); both entry points say so, naming both paths. The
+    console script does not search the launch folder, so it runs."""
+    bin_dir, env, work = installed
+    project = work / "user-project"
+    (project / "evaluation").mkdir(parents=True)
+    (project / "evaluation" / "__init__.py").write_text('"""The user\'s own evaluation code."""\n')
+    ours = Path(bin_dir).parent / "lib" / f"python{sys.version_info.major}.{sys.version_info.minor}" / "site-packages"
+    sentence = (f"The package {project.resolve() / 'evaluation'} (first on sys.path: the folder you launched from, or "
+                f"PYTHONPATH) hides emovit's own `evaluation` package at {ours.resolve() / 'evaluation'}; rename "
+                f"yours, or launch from another folder.")
+    cli = run(installed, "python", "-m", "emovit", "recipes", "list", cwd=project, expect=2)
+    assert cli.stderr.strip() == f"emovit: {sentence}"
+    recipe = run(installed, "python", "-m", "emovit.training.sft", "--config", "no-such.yaml", cwd=project, expect=2)
+    assert recipe.stderr.strip().endswith(f"sft: {sentence}")
+    assert "emovit-tiny" in run(installed, "emovit", "recipes", "list", cwd=project).stdout

@@ -3,8 +3,6 @@
 Parsers only; each handler imports what it needs, so `emovit --help` stays instant.
 """
 
-import argparse
-
 from dataset_builder.schema import TASKS
 from dataset_builder.sources import SOURCES
 
@@ -13,7 +11,12 @@ from .generate import ALLOW_OUTSIDE_ROOT_HELP
 
 
 def add_commands(subparsers) -> None:
-    data = subparsers.add_parser("data", help="Build, push, caption and generate emotion instruction data.")
+    data = subparsers.add_parser(
+        "data", help="Build, push, caption and generate emotion instruction data.",
+        description="Emotion instruction data from a dataset as released: captions and GPT-written pairs (caption, "
+                    "generate), Parquet that load_dataset reads (build), the Hub (push), EmoVIT's JSON (export), and a "
+                    "drawn sample to try them on (sample).",
+    )
     data_commands = data.add_subparsers(dest="data_command", required=True, metavar="DATA_COMMAND")
     _add_build(data_commands)
     add_push_parser(data_commands, "push", "a built dataset folder", "Folder written by `emovit data build`.",
@@ -24,7 +27,12 @@ def add_commands(subparsers) -> None:
 
 
 def _add_build(data_commands) -> None:
-    build = data_commands.add_parser("build", help="Build Parquet shards, a dataset card and a build report.")
+    build = data_commands.add_parser(
+        "build", help="Build Parquet shards, a dataset card and a build report.",
+        description="Reads --root in the --source layout, joins the generated pairs, and writes one config per task "
+                    "(plus all and messages) as Parquet with embedded images, a card and build_report.json (every "
+                    "skipped item counted by reason).",
+    )
     build.add_argument("--source", required=True, choices=sorted(SOURCES), help="Dataset layout of --root.")
     build.add_argument("--root", required=True, help="Dataset folder as released (or an EmoVIT .json file).")
     build.add_argument("--split", default="train", help="Split to build (train, val, test; `all` for class folders).")
@@ -43,10 +51,14 @@ def _add_build(data_commands) -> None:
 
 
 def _add_export(data_commands) -> None:
-    export = data_commands.add_parser("export", help="Write a built dataset as EmoVIT's LLaVA-style instruction JSON.")
+    export = data_commands.add_parser(
+        "export", help="Write a built dataset as EmoVIT's LLaVA-style instruction JSON.",
+        description="One record per question and answer, as the original release's instruction files: "
+                    "[{\"id\", \"image\", \"conversations\": [{\"from\": \"human\", ...}, {\"from\": \"gpt\", ...}]}].",
+    )
     export.add_argument("out", help="Folder written by `emovit data build`.")
     export.add_argument("--json", required=True, help="Output .json file.")
-    export.add_argument("--split", default="train")
+    export.add_argument("--split", default="train", help="Split to export.")
     export.add_argument("--config", default="all", help="Config to export (default all).")
     export.add_argument("--images-dir", help="Also write each image once into this folder.")
     export.set_defaults(handler=_export)
@@ -57,7 +69,6 @@ def _add_sample(data_commands) -> None:
         "sample", help="Draw a small EmoSet-layout sample (no download) to try every command on.",
         description="Writes image/, annotation/, train.json, test.json and captions.jsonl: the layout of EmoSet-118K, "
                     "with drawn images whose shapes and colours carry the emotion (the sample `emovit demo` uses).",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     sample.add_argument("--out", required=True, help="New (or empty) folder to write the sample into.")
     sample.add_argument("--images-per-emotion", type=int, nargs=2, default=(100, 25), metavar=("TRAIN", "TEST"),

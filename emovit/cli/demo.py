@@ -2,17 +2,23 @@
 
 
 def add_commands(subparsers) -> None:
-    demo = subparsers.add_parser("demo", help="The whole EmoVIT pipeline on a drawn sample, on CPU, in minutes.")
+    demo = subparsers.add_parser(
+        "demo", help="The whole EmoVIT pipeline on a drawn sample, on CPU, in minutes.",
+        description="Draws an EmoSet-layout sample, writes instructions, builds the dataset, pretrains a tiny base, "
+                    "instruction-tunes it as EmoVIT, evaluates both in rank and generate modes and prints a summary; "
+                    "an interrupted run resumes at its first unfinished stage.",
+    )
     demo.add_argument("--out", default="demo-output", help="Output folder (an interrupted run resumes there).")
     demo.add_argument("--steps", type=int, default=300, help="EmoVIT instruction-tuning steps.")
     demo.add_argument("--base-steps", type=int, default=200, help="Pretraining steps of the tiny base model.")
-    demo.add_argument("--seed", type=int, default=0)
+    demo.add_argument("--seed", type=int, default=0, help="Seed of the sample, the models and the training.")
     demo.add_argument("--images-per-emotion", type=int, nargs=2, default=(100, 25), metavar=("TRAIN", "TEST"),
-                      help="Size of the drawn sample (default: 100 train and 25 test images per emotion).")
+                      help="Images per emotion in the train and test splits of the drawn sample.")
     demo.add_argument("--val-images-per-emotion", type=int, default=25,
                       help="Held-out validation images per emotion, used only to calibrate rank probabilities.")
     demo.add_argument("--backend", choices=("rules", "openai"), default=None,
-                      help="Instruction generation backend (default: openai when OPENAI_API_KEY or --base-url is set).")
+                      help="Instruction generation backend (default: openai when OPENAI_API_KEY or --base-url is set, else "
+                           "rules).")
     demo.add_argument("--model", default=None, help="Model for the openai backend.")
     demo.add_argument("--base-url", default=None, help="OpenAI-compatible server for the openai backend.")
     demo.set_defaults(handler=_demo)

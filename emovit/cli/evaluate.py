@@ -53,7 +53,16 @@ def add_commands(subparsers) -> None:
     evaluate.set_defaults(handler=run_eval_command)
 
 
+# What each classification mode does, printed before a run starts.
+MODE_SUMMARIES = {
+    "rank": "rank mode: every candidate answer scored by its likelihood",
+    "generate": "generate mode: greedy decoding, the answer parsed onto a label",
+}
+
+
 def run_eval_command(args: argparse.Namespace) -> int:
+    import os
+
     from evaluation.settings import EvalSettings
 
     settings = EvalSettings(
@@ -66,8 +75,13 @@ def run_eval_command(args: argparse.Namespace) -> int:
         return run_judged_command(args, settings)
     from evaluation.harness import run_eval
 
+    if os.environ.get("RANK", "0") == "0":  # once under `accelerate launch`
+        release = " (the release's decoding)" if args.mode == "generate" and args.generation == "release" else ""
+        print(f"Evaluating {args.model} on {args.data} ({settings.config}, {args.split}) in "
+              f"{MODE_SUMMARIES[args.mode]}{release}.")
     results = run_eval(settings, base_model=args.base_model, training_data=args.training_data)
     if results is not None:
+        _point_at_add_pipeline(args.model)
         metrics = results["metrics"]
         unmapped = f" (unmapped answers {metrics['unmapped_rate']:.1%})" if results["mode"] == "generate" else ""
         skipped = results["skipped_images"]["count"]
@@ -99,6 +113,16 @@ def run_judged_command(args: argparse.Namespace, settings) -> int:
         update_model_card(args.model, [results], base_model=args.base_model, datasets=args.training_data)
     print(f"{args.task}: {json.dumps(results['metrics'])} -> {args.out}")
     return 0
+
+
+def _point_at_add_pipeline(model: str) -> None:
+    """A note for a local model folder without the emotion pipeline (a stock `trl sft` folder): the model card's
+    `pipeline("image-emotion-classification", ...)` would raise `KeyError: Unknown task` on it."""
+    from .add_pipeline import ADD_PIPELINE_HINT, lacks_emotion_pipeline
+
+    if lacks_emotion_pipeline(model):
+        print(f"Note: {model} has no image-emotion-classification pipeline (pipeline(...) raises KeyError: Unknown "
+              f"task); {ADD_PIPELINE_HINT.format(folder=model)}.")
 
 
 def format_calibration(calibration: dict) -> str:

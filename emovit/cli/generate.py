@@ -38,11 +38,11 @@ def add_commands(data_commands) -> None:
     _add_source_arguments(caption)
     caption.add_argument("--model", required=True, help="Hub id or local folder of an image-to-text model.")
     caption.add_argument("--out", required=True, help="captions.jsonl to append to.")
-    caption.add_argument("--batch-size", type=int, default=8)
+    caption.add_argument("--batch-size", type=int, default=8, help="Images per generate call.")
     caption.add_argument("--prompt", default="",
                          help="Instruction for instruction-tuned models (InstructBLIP, EmoVIT), e.g. "
                               "'Describe the image briefly.'; none for BLIP-2 (as in the paper).")
-    caption.add_argument("--max-new-tokens", type=int, default=30)
+    caption.add_argument("--max-new-tokens", type=int, default=30, help="Caption length budget in tokens.")
     caption.add_argument("--device", help="Torch device (default: cuda when available, else cpu).")
     caption.set_defaults(handler=run_caption)
     _add_generate_command(data_commands)
@@ -57,7 +57,9 @@ def _add_generate_command(data_commands) -> None:
     _add_source_arguments(generate)
     generate.add_argument("--captions", help="captions.jsonl from `emovit data caption` (default: record captions).")
     generate.add_argument("--tasks", type=_tasks, default=list(TASK_NAMES), help="conversation,reasoning (default: both).")
-    generate.add_argument("--backend", choices=("openai", "batch", "rules"), default="openai")
+    generate.add_argument("--backend", choices=("openai", "batch", "rules"), default="openai",
+                          help="openai: concurrent chat completions; batch: OpenAI's Batch API (half price, results "
+                               "within 24 h); rules: offline, deterministic pairs from the clues (no key, no cost).")
     generate.add_argument("--model", help="Chat model name (default: gpt-4o-mini; gpt-4 with --prompts-from).")
     generate.add_argument("--prompts-from", metavar="DIR",
                           help="A clone of the original EmoVIT release: send its emo/prompt/conversation.txt and "

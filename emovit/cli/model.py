@@ -1,7 +1,5 @@
 """`emovit convert`, `emovit serve` and `emovit push`: model folders in and out (parsers only; handlers import lazily)."""
 
-import argparse
-
 from . import add_push_parser
 
 
@@ -14,7 +12,6 @@ def add_commands(subparsers) -> None:
                     "onto an InstructBLIP base in transformers format and writes a folder that loads with "
                     "AutoModelForImageTextToText.from_pretrained(OUT, trust_remote_code=True). The checkpoint is read "
                     "with torch.load(weights_only=True) unless --trust-pickle is given.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     convert.add_argument("--lavis", required=True, help="LAVIS checkpoint file (.pth).")
     convert.add_argument("--base", required=True, help="InstructBLIP folder or Hub id in transformers format "
@@ -32,7 +29,6 @@ def add_commands(subparsers) -> None:
         description="Runs `transformers serve` on one EmoVIT folder: POST /v1/chat/completions with one image and an "
                     "instruction per request (a request without an image is answered with HTTP 400). Blocks until "
                     "stopped (Ctrl-C).",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     serve.add_argument("model", help="EmoVIT folder or Hub id.")
     serve.add_argument("--host", default="127.0.0.1", help="Interface to listen on (0.0.0.0: every interface).")

@@ -1,9 +1,22 @@
-"""`emovit train ...` (parsers only; handlers import lazily)."""
+"""`emovit train sft|cache-features` (parsers only; handlers import lazily)."""
 
 
 def add_commands(subparsers) -> None:
-    train = subparsers.add_parser("train", help="Training helpers (the training itself: recipes/sft.py).")
+    train = subparsers.add_parser(
+        "train", help="Train a recipe (`emovit train sft --config RECIPE.yaml`) and its helpers.",
+        description="`emovit train sft` is the recipe script (the repository's recipes/sft.py); the recipes ship with "
+                    "the package: `emovit recipes list` prints their paths, `emovit recipes copy NAME DIR` copies one "
+                    "to edit.",
+    )
     commands = train.add_subparsers(dest="train_command", required=True, metavar="TRAIN_COMMAND")
+    sft = commands.add_parser(
+        "sft", add_help=False, usage="emovit train sft --config RECIPE.yaml [--KEY VALUE ...]",
+        help="Instruction-tune a model from a recipe YAML plus overrides (`emovit train sft --help` lists the keys).",
+        description="The same script as the repository's recipes/sft.py: TRL's SFTConfig, ModelConfig and script "
+                    "arguments from --config, each overridable as --KEY VALUE. One process; for several: `accelerate "
+                    "launch --config_file CONFIG.yaml -m emovit train sft ...` (CONFIG from `emovit recipes list`).",
+    )
+    sft.set_defaults(handler=_sft, passes_arguments_on=True)
     cache = commands.add_parser(
         "cache-features",
         help="Run the frozen vision encoder once over a dataset split and store its outputs beside the dataset.",
@@ -12,13 +25,19 @@ def add_commands(subparsers) -> None:
     cache.add_argument("--model", required=True, help="Model folder, Hub id or tiny-random name (as in the recipe).")
     cache.add_argument("--dataset", required=True, help="Dataset folder or Hub id (as `dataset_name` in the recipe).")
     cache.add_argument("--config", default=None, help="Dataset config name (as `dataset_config`).")
-    cache.add_argument("--split", default="train")
+    cache.add_argument("--split", default="train", help="Dataset split (as `dataset_train_split`).")
     cache.add_argument("--out", default=None, help="Output folder; default <dataset>/vision_features/<config>-<split>.")
-    cache.add_argument("--batch-size", type=int, default=16)
+    cache.add_argument("--batch-size", type=int, default=16, help="Images per encoder forward pass.")
     cache.add_argument("--dtype", choices=("float32", "float16"), default="float32", help="Storage dtype.")
     cache.add_argument("--device", default="cpu", help="torch device for the encoder, e.g. cuda.")
     cache.add_argument("--seed", type=int, default=42, help="Seed of a tiny-random model (the recipe's `seed`).")
     cache.set_defaults(handler=_cache_features)
+
+
+def _sft(args) -> int:
+    from emovit.training.sft import main
+
+    return main([*args.passed_on, *(["--debug"] if args.debug else [])])
 
 
 def _cache_features(args) -> int:

@@ -67,11 +67,14 @@ def describe_training(trainer: ModelCardSFTTrainer, merged: bool = False) -> Mod
     settings["processes"] = trainer.args.world_size
     if adapter:
         settings["LoRA target modules"] = f"`{adapter['target_modules']}`"
-    losses = [entry.get("loss", entry.get("train_loss")) for entry in trainer.state.log_history]
-    losses = [loss for loss in losses if loss is not None]
+    # log_history: one {"loss", "step", ...} per logging step, then the run's summary, whose train_loss is the mean
+    step_losses = [entry["loss"] for entry in trainer.state.log_history if "loss" in entry]
+    mean_losses = [entry["train_loss"] for entry in trainer.state.log_history if "train_loss" in entry]
     outcome = {"optimizer steps": trainer.state.global_step}
-    if losses:
-        outcome["training loss (last logged)"] = round(float(losses[-1]), 4)
+    if step_losses:
+        outcome["training loss (last logged step)"] = round(float(step_losses[-1]), 4)
+    if mean_losses:
+        outcome["training loss (mean over the run)"] = round(float(mean_losses[-1]), 4)
     return ModelDescription(
         architecture=type(base).__name__.removesuffix("ForConditionalGeneration"),
         emovit=isinstance(base, EmoVITForConditionalGeneration),

@@ -1,4 +1,4 @@
-"""The instruction-tuning entry point behind `recipes/sft.py` (and `accelerate launch -m emovit.training.sft`).
+"""The instruction-tuning entry point behind `recipes/sft.py` and `emovit train sft` (the same `main`).
 
     accelerate launch --config_file recipes/accelerate_configs/single_gpu.yaml -m emovit.training.sft \
         --config recipes/emovit-vicuna-7b/sft.yaml
@@ -15,6 +15,8 @@ from pathlib import Path
 from trl import DatasetMixtureConfig, ModelConfig, ScriptArguments, SFTConfig, TrlParser
 
 from modeling_emovit.errors import EmoVITInputError, reading
+
+from .launch import cpu_default
 
 
 @dataclass
@@ -53,6 +55,7 @@ def parse_recipe(argv: list[str] | None = None):
     recipe = argv[argv.index("--config") + 1] if "--config" in argv[:-1] else "the command line"
     parser = TrlParser((EmoVITScriptArguments, SFTConfig, ModelConfig, DatasetMixtureConfig))
     parser.error = lambda message: _refuse_value(message, recipe, argv)  # instead of usage text and exit 2
+    parser.set_defaults(**cpu_default())  # the recipe's keys and the flags override it
     try:
         with reading(recipe):
             *parsed, unknown_in_recipe, unknown_flags = parser.parse_args_and_config(
@@ -66,7 +69,7 @@ def parse_recipe(argv: list[str] | None = None):
     if unknown:
         raise EmoVITInputError(
             f"{recipe if unknown_in_recipe else 'the command line'}: unknown recipe key(s) {', '.join(unknown)}; "
-            f"see `python recipes/sft.py --help` for the keys TRL's SFTConfig, ModelConfig and ScriptArguments take."
+            f"see `emovit train sft --help` for the keys TRL's SFTConfig, ModelConfig and ScriptArguments take."
         )
     return tuple(parsed)
 
@@ -102,7 +105,7 @@ def _refuse_value(message: str, recipe: str, argv: list[str]):
     """argparse's complaint ("argument --max_steps: invalid int value: 'four'") as one sentence naming its source."""
     flag = message.split(":", 1)[0].removeprefix("argument ").split("/")[0].strip()
     source = "the command line" if flag in argv else recipe
-    raise EmoVITInputError(f"{source}: {message.removeprefix('argument ')}; see `python recipes/sft.py --help`.")
+    raise EmoVITInputError(f"{source}: {message.removeprefix('argument ')}; see `emovit train sft --help`.")
 
 
 def train(script_args, training_args, model_args, mixture_args) -> dict:
@@ -272,12 +275,14 @@ def main(argv: list[str] | None = None) -> int:
     """Parses the recipe and trains; bad input and known library failures are one sentence on stderr and exit
     code 2 (`emovit.error_boundary`); `--debug` or EMOVIT_DEBUG=1 shows the traceback instead."""
     from emovit.error_boundary import run_guarded
+    from emovit.package_names import check_package_names
 
     argv = sys.argv[1:] if argv is None else list(argv)
     debug = "--debug" in argv
     argv = [item for item in argv if item != "--debug"]
 
     def run() -> int:
+        check_package_names()  # before train() imports dataset_builder and evaluation
         train(*parse_recipe(argv))
         return 0
 

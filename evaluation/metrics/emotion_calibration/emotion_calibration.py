@@ -2,9 +2,10 @@
 accuracy from per-label probabilities.
 
 A stand-alone `evaluate` module: it imports no emovit code and shares none with its sibling modules (it repeats
-their few lines of input checking by design), so it can be published on its own. Offline:
-`evaluate.load("evaluation/metrics/emotion_calibration")`, by path. The probabilities come from
-`emovit eval --mode rank`, which scores every candidate answer (Guo et al., ICML 2017, for ECE).
+their few lines of input checking by design), so it can be published on its own. Offline, by path:
+`evaluate.load(metric_path("emotion_calibration"))`, the installed folder (the README says where `metric_path`
+lives), or "evaluation/metrics/emotion_calibration" from a clone's root. The probabilities come from `emovit eval
+--mode rank`, which scores every candidate answer (Guo et al., ICML 2017, for ECE).
 """
 
 import datasets
@@ -31,7 +32,7 @@ Args:
 Returns:
     ece, brier, nll, mean_confidence, and top_{k}_accuracy for each k (floats).
 Example:
-    >>> metric = evaluate.load("evaluation/metrics/emotion_calibration")
+    >>> metric = evaluate.load(metric_path("emotion_calibration"))  # metric_path: see the README
     >>> metric.compute(predictions=[[0.9, 0.1], [0.6, 0.4]], references=[0, 1], top_k=[1])
     {'ece': 0.35, 'brier': 0.37, 'nll': 0.5108..., 'mean_confidence': 0.75, 'top_1_accuracy': 0.5}
 """
@@ -90,6 +91,9 @@ class EmotionCalibration(evaluate.Metric):
 def _reference_ids(references, labels, metric: str) -> list[int]:
     if not (len(references) and isinstance(references[0], str)):
         return [int(reference) for reference in references]
+    if labels is None:
+        raise ValueError(f"{metric}: the references are label strings ({references[0]!r}, ...); pass `labels`, the "
+                         f"label list in id order, to match them.")
     index = {str(label).lower(): i for i, label in enumerate(labels or [])}
     unknown = sorted({reference for reference in references if reference.lower() not in index})
     if unknown:

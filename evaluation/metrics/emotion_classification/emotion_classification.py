@@ -1,11 +1,13 @@
 """Emotion classification metric: accuracy, macro/weighted F1, per-class scores, confusion matrix, unmapped share.
 
 A stand-alone `evaluate` module: it imports no emovit code and shares none with its sibling modules (it repeats
-their few lines of input checking by design), so it can be pushed to the Hub as a Space and loaded by name. Offline:
-`evaluate.load("evaluation/metrics/emotion_classification")`, by path. Predictions and references are label
-strings (matched to `labels` case-insensitively) or label ids; predictions may also be per-label scores (the
-arg-max is taken), so it combines with `emotion_calibration` through `evaluate.combine`. Free-text answers are
-mapped onto labels before they reach it (`emovit eval` does this with its label-space normaliser).
+their few lines of input checking by design), so it can be pushed to the Hub as a Space and loaded by name. Offline,
+by path: `evaluate.load(metric_path("emotion_classification"))`, the installed folder (the README says where
+`metric_path` lives), or "evaluation/metrics/emotion_classification" from a clone's root. Predictions and references
+are label strings (matched to `labels` case-insensitively, which strings need) or label ids; predictions may also be
+per-label scores (the arg-max is taken), so it combines with `emotion_calibration` through `evaluate.combine`.
+Free-text answers are mapped onto labels before they reach it (`emovit eval` does this with its label-space
+normaliser).
 """
 
 import datasets
@@ -30,7 +32,7 @@ Returns:
     accuracy, macro_f1, weighted_f1, unmapped_rate (floats); per_class ({label: {precision, recall, f1, support}});
     confusion_matrix (list of rows); labels (the label order).
 Example:
-    >>> metric = evaluate.load("evaluation/metrics/emotion_classification")
+    >>> metric = evaluate.load(metric_path("emotion_classification"))  # metric_path: see the README
     >>> metric.compute(predictions=["joy", "fear"], references=["joy", "anger"], labels=["anger", "fear", "joy"])["accuracy"]
     0.5
 """
@@ -74,6 +76,10 @@ class EmotionClassification(evaluate.Metric):
             width = len(predictions[0])
             predictions = [int(np.argmax(scores)) for scores in predictions]
         names = [str(label) for label in labels] if labels is not None else None
+        strings = [values[0] for values in (references, predictions) if len(values) and isinstance(values[0], str)]
+        if strings and names is None:
+            raise ValueError(f"{self.name}: the inputs are label strings ({strings[0]!r}, ...); pass `labels`, the "
+                             f"label list in id order, to match them.")
         truth, guess = _encode(references, names), _encode(predictions, names)
         classes = list(range(len(names) if names is not None else max([width, *(code + 1 for code in truth)])))
         unknown = sorted({str(value) for value, code in zip(references, truth) if code not in classes})

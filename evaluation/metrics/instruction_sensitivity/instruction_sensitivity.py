@@ -1,8 +1,9 @@
 """Instruction sensitivity metric: how much accuracy moves when the instruction is paraphrased (lower is better).
 
 A stand-alone `evaluate` module: it imports no emovit code and shares none with its sibling modules (it repeats
-their few lines of input checking by design), so it can be published on its own. Offline:
-`evaluate.load("evaluation/metrics/instruction_sensitivity")`, by path. Per dataset, the accuracy under each
+their few lines of input checking by design), so it can be published on its own. Offline, by path:
+`evaluate.load(metric_path("instruction_sensitivity"))`, the installed folder (the README says where `metric_path`
+lives), or "evaluation/metrics/instruction_sensitivity" from a clone's root. Per dataset, the accuracy under each
 instruction paraphrase; sensitivity = standard deviation / mean of those accuracies (the coefficient of variation),
 then averaged over datasets, as the instruction-sensitivity measure of InstructBLIP-style evaluations.
 """
@@ -27,7 +28,7 @@ Returns:
     sensitivity (float, averaged over datasets) and per_dataset
     ({name: {sensitivity, mean_accuracy, std_accuracy, accuracy_per_paraphrase: {index: accuracy}}}).
 Example:
-    >>> metric = evaluate.load("evaluation/metrics/instruction_sensitivity")
+    >>> metric = evaluate.load(metric_path("instruction_sensitivity"))  # metric_path: see the README
     >>> metric.compute(predictions=["joy", "joy", "joy", "fear"], references=["joy"] * 4, paraphrases=[0, 0, 1, 1],
     ...                datasets=["emotion6"] * 4)["sensitivity"]
     0.3333333333333333
