@@ -81,8 +81,8 @@ class BackboneAdapter:
         if not self.scores_answers():
             raise EmoVITInputError(
                 f"{name}: its processor ({type(self.processor).__name__}) has no chat template and is not EmoVIT's, "
-                f"so there is no way to put EmoVIT's instruction to this {type(self.model).__name__}; save the "
-                f"processor with a chat template (processor.chat_template = ...)."
+                f"so there is no way to put EmoVIT's instruction to the model; save the processor with a chat "
+                f"template (processor.chat_template = ...)."
             )
 
     def candidates(self, instruction: str, answers: Sequence[str]) -> list[list[int]]:

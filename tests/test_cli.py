@@ -117,3 +117,9 @@ def test_add_pipeline_gives_a_stock_chat_folder_the_emotion_pipeline_and_eval_po
     (adapter / "adapter_config.json").write_text("{}")
     assert main(["add-pipeline", str(adapter)]) == 2
     assert "is a LoRA adapter" in capsys.readouterr().err
+
+    no_template = save_tiny_llava(tmp_path / "no-template")
+    (no_template / "chat_template.jinja").unlink()
+    assert main(["add-pipeline", str(no_template)]) == 2
+    assert "has no chat template and is not EmoVIT's" in capsys.readouterr().err
+    assert not (no_template / "pipeline_emovit.py").exists()

@@ -36,9 +36,9 @@ def _add_pipeline(args) -> int:
     from transformers import AutoProcessor
 
     import modeling_emovit
-    from modeling_emovit.chat_vlm import uses_chat_template
+    from modeling_emovit.backbone import backbone_adapter
     from modeling_emovit.errors import EmoVITInputError, reading
-    from modeling_emovit.loading import check_processor_folder, model_type_of
+    from modeling_emovit.loading import check_processor_folder
     from modeling_emovit.pipeline_emovit import TASK, save_emotion_pipeline
 
     folder = Path(args.folder)
@@ -51,9 +51,7 @@ def _add_pipeline(args) -> int:
     modeling_emovit.register()  # an EmoVIT folder's processor loads with the package's own class
     with reading(folder):
         processor = AutoProcessor.from_pretrained(folder)
-    if model_type_of(str(folder), trust_remote_code=False) != "emovit" and not uses_chat_template(processor):
-        raise EmoVITInputError(f"{folder}: the processor has no chat template, through which the emotion pipeline "
-                               f"asks a model that is not EmoVIT; save one with the processor first.")
+    backbone_adapter(None, processor).require_emotion_questions(str(folder))  # the processor alone decides
     copied = save_emotion_pipeline(folder)
     print(f"Added the {TASK} pipeline to {folder} ({', '.join(sorted(path.name for path in copied))}, and "
           f"custom_pipelines in config.json): pipeline({TASK!r}, model={str(folder)!r}, trust_remote_code=True).")
