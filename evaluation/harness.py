@@ -26,7 +26,7 @@ CONFUSION_MATRIX_FILE = "confusion_matrix.png"
 RELIABILITY_DIAGRAM_FILE = "reliability_diagram.png"
 
 
-def load_model(model: str):
+def load_model(model: str, trust_remote_code: bool = False):
     """EmoVIT (an InstructBLIP folder is read by EmoVIT's classes) or any image-text-to-text model whose processor
     has a chat template (LLaVA, Idefics3/SmolVLM, Qwen2-VL, ...), with its processor, loaded once.
 
@@ -37,10 +37,10 @@ def load_model(model: str):
 
     check_processor_folder(model, "`emovit eval`")
     try:
-        network, processor = load_model_and_processor(model)
+        network, processor = load_model_and_processor(model, trust_remote_code=trust_remote_code)
     except OSError as error:
         raise EmoVITInputError(f"{model}: cannot load the model or its processor ({error}).") from None
-    if not uses_chat_template(processor) and model_type_of(model) not in EMOVIT_MODEL_TYPES:
+    if not uses_chat_template(processor) and model_type_of(model, trust_remote_code) not in EMOVIT_MODEL_TYPES:
         raise EmoVITInputError(
             f"{model}: its processor has no chat template, so `emovit eval` cannot put the instruction to this "
             f"{type(network).__name__}; save the processor with one (processor.chat_template = ...)."
@@ -65,7 +65,7 @@ def run_eval(settings: EvalSettings, base_model: str | None = None, training_dat
     space = resolve_label_space(dataset, settings.label_space, settings.data)
     if state.is_main_process:
         check_out(settings)  # another run's output is refused before the model loads
-    model, processor = load_model(settings.model)
+    model, processor = load_model(settings.model, settings.trust_remote_code)
     out = prepare_out(settings) if state.is_main_process else Path(settings.out)  # written once the model loaded
     state.wait_for_everyone()
     model.to(state.device)

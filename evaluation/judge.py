@@ -191,7 +191,8 @@ def _run(requests, settings, cache_path: Path):
 
 
 def run_judged_task(task: str, model: str, data: str, out: str, config: str | None, split: str, judge,
-                    batch_size: int = 8, max_new_tokens: int = 256, rules: ReviewRules = DEFAULT_RULES) -> dict:
+                    batch_size: int = 8, max_new_tokens: int = 256, rules: ReviewRules = DEFAULT_RULES,
+                    trust_remote_code: bool = False) -> dict:
     """Generates the model's answers, has them judged, writes predictions.jsonl and results.json to `out`.
 
     `judge`: a `dataset_builder.chat.ClientSettings` for the judge model; `rules`: the reasoning judge's rules.
@@ -213,7 +214,7 @@ def run_judged_task(task: str, model: str, data: str, out: str, config: str | No
     dataset = load_split(data, config, split, required=("id", "image", "completion"))
     if task == "humor":
         _check_humor_references(dataset["completion"], data, config)
-    network, processor = load_model(model)
+    network, processor = load_model(model, trust_remote_code=trust_remote_code)
     dataset = dataset.cast_column("image", Image(decode=False))  # decoded per batch: a bad image is skipped
     items, skipped = [], {}
     for start in range(0, len(dataset), batch_size):

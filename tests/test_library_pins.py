@@ -82,3 +82,20 @@ def test_transformers_5_24_serve_has_no_probability_route_and_exposes_its_app_on
     source = inspect.getsource(serve.Serve.__init__)
     assert "self.start_server()" in source and "self.server.run()" in source
     assert "self._model_manager = ModelManager(" in source and "self._generation_state = GenerationState(" in source
+
+
+def test_transformers_5_24_refuses_a_folders_own_code_with_a_plain_value_error_naming_the_argument():
+    """Why `modeling_emovit.loading.consent_to_remote_code` recognises the refusal by `REFUSED_REMOTE_CODE` in a
+    plain ValueError's text: transformers has no exception class of its own for it."""
+    from transformers.dynamic_module_utils import resolve_trust_remote_code
+
+    from modeling_emovit.loading import REFUSED_REMOTE_CODE
+
+    try:
+        resolve_trust_remote_code(False, "some/model", has_local_code=False, has_remote_code=True)
+    except ValueError as error:
+        assert type(error) is ValueError and REFUSED_REMOTE_CODE in str(error)
+    else:
+        raise AssertionError("transformers no longer refuses remote code with trust_remote_code=False")
+    assert resolve_trust_remote_code(False, "some/model", has_local_code=True, has_remote_code=True) is False
+

@@ -5,6 +5,8 @@ import json
 
 from dataset_builder.emotions import LABEL_SPACES
 
+from . import add_trust_remote_code_argument
+
 
 def add_commands(subparsers) -> None:
     evaluate = subparsers.add_parser(
@@ -15,7 +17,7 @@ def add_commands(subparsers) -> None:
     )
     evaluate.add_argument("--task", choices=["classification", "reasoning", "humor"], default="classification",
                           help="classification (default); reasoning or humor: free-text answers judged by an LLM.")
-    evaluate.add_argument("--model", required=True, help="Model folder or Hub id (loaded with trust_remote_code).")
+    evaluate.add_argument("--model", required=True, help="Model folder or Hub id.")
     evaluate.add_argument("--data", required=True, help="Dataset folder (`emovit data build` output) or Hub id.")
     evaluate.add_argument("--out", required=True, help="Output folder; an interrupted run resumes from it.")
     evaluate.add_argument("--config", help="Dataset config (default: categorical; reasoning for --task reasoning; "
@@ -37,6 +39,7 @@ def add_commands(subparsers) -> None:
     evaluate.add_argument("--calibrate-split", default="validation", help="Split of --calibrate-on (default: validation).")
     evaluate.add_argument("--base-model", help="Model card: the base model id (e.g. Salesforce/instructblip-vicuna-7b).")
     evaluate.add_argument("--training-data", help="Model card: the training dataset id.")
+    add_trust_remote_code_argument(evaluate)
     judge = evaluate.add_argument_group("LLM judge (--task reasoning|humor); the API key comes from $OPENAI_API_KEY")
     judge.add_argument("--judge-model", help="Judge model name, e.g. gpt-4o-mini.")
     judge.add_argument("--judge-base-url", help="OpenAI-compatible server URL (default: OpenAI's).")
@@ -60,7 +63,7 @@ def run_eval_command(args: argparse.Namespace) -> int:
         model=args.model, data=args.data, out=args.out, config=args.config or "categorical", split=args.split,
         label_space=args.label_space, mode=args.mode, paraphrases=args.paraphrases, batch_size=args.batch_size,
         max_new_tokens=args.max_new_tokens, generation=args.generation,
-        calibrate_on=args.calibrate_on, calibrate_split=args.calibrate_split,
+        calibrate_on=args.calibrate_on, calibrate_split=args.calibrate_split, trust_remote_code=args.trust_remote_code,
     )
     results = run_eval(settings, base_model=args.base_model, training_data=args.training_data)
     if results is not None:
@@ -91,7 +94,8 @@ def run_judged_command(args: argparse.Namespace) -> int:
 
     rules = load_review_rules(args.judge_rules, args.judge_rules_key) if args.judge_rules else DEFAULT_RULES
     results = run_judged_task(args.task, args.model, args.data, args.out, args.config, args.split, judge,
-                              batch_size=args.batch_size, max_new_tokens=args.max_new_tokens or 256, rules=rules)
+                              batch_size=args.batch_size, max_new_tokens=args.max_new_tokens or 256, rules=rules,
+                              trust_remote_code=args.trust_remote_code)
     if Path(args.model).is_dir():
         update_model_card(args.model, [results], base_model=args.base_model, datasets=args.training_data)
     print(f"{args.task}: {json.dumps(results['metrics'])} -> {args.out}")
