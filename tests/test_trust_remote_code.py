@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 import torch
 from dataset_trees import config_folder, emoset_tree, png_bytes
+from serving_helpers import free_port
 from train_helpers import TINY_RECIPE, save_tiny_emovit, write_dataset
 
 from emovit.cli import main as emovit_main
@@ -74,6 +75,7 @@ ENTRY_POINTS = [
                            "--no-progress", "--out", str(t / "captions.jsonl")]),
     ("train", lambda t, m: ["train", "cache-features", "--model", str(m), "--dataset",
                             str(write_dataset(t / "data", rows=2)), "--config", "categorical", "--out", str(t / "f")]),
+    ("serve", lambda t, m: ["serve", str(m), "--port", str(free_port()), "--device", "cpu"]),
     ("sft", lambda t, m: recipe(t, m)),
 ]
 
