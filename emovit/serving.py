@@ -10,12 +10,17 @@ private table is still what the server reads. A request without an image makes t
 `EmoVITInputError`; the server answers it with HTTP 400 and the error's sentence (OpenAI's error shape, so clients
 see a `BadRequestError` and do not retry), not with a 500.
 
+Safe to expose (`emovit.serving_inputs`): of transformers' routes only chat completions, `/v1/models` and `/health`
+are kept (not `/load_model`, which loads any model a client names, nor `/reset`, the Responses, completions,
+System One and transcription routes); images are decoded from the request by this server before transformers sees
+the messages; bodies are capped; a model's own code runs only with `--trust-remote-code`.
+
 Chat completions ignore `logprobs` (transformers serve drops the field), so probabilities have their own route,
 answered by the image-emotion-classification pipeline (`modeling_emovit.pipeline_emovit`, the scorer rank
 evaluation uses) on the model the server already loaded, with the calibration stored in its config:
 
-    POST /v1/emotions {"image": "data:image/png;base64,..." or "https://...", or a list of them,
-                       "candidate_labels": ["joy", ...] or "webemo-25" (optional), "top_k": 3 (optional)}
+    POST /v1/emotions {"image": "data:image/png;base64,..." (or a list of them; http(s) URLs with --allow-image-urls),
+                       "candidate_labels": ["joy", ...] (2-256) or "webemo-25" (optional), "top_k": 3 (optional)}
     -> {"model": ..., "emotions": [{"label": "joy", "score": 0.71}, ...]}   (a list of such lists for a list)
 """
 
@@ -23,8 +28,16 @@ from fastapi import HTTPException, Request
 from fastapi.responses import JSONResponse
 from transformers.cli.serving.utils import BaseHandler
 
+from modeling_emovit.errors import EmoVITInputError
+
+from .serving_inputs import RequestBodyLimit, RequestImages, RequestLimits, decode_message_images, install_error_replies
+
 EMOTIONS_ROUTE = "/v1/emotions"
+CHAT_ROUTE = "/v1/chat/completions"
+KEPT_ROUTES = ("/v1/models", "/health")  # of transformers' own; the chat route is replaced, every other one dropped
 _EMOTION_FIELDS = {"model", "image", "candidate_labels", "top_k"}
+MAX_CANDIDATE_LABELS = 256
+MAX_LABEL_CHARACTERS = 100
 
 
 def register_with_transformers_serve() -> None:
@@ -42,9 +55,10 @@ class EmotionHandler(BaseHandler):
     """Answers `POST /v1/emotions` (see module docstring) with the emotion pipeline around the served model, in the
     server's inference thread."""
 
-    def __init__(self, model_manager, generation_state):
+    def __init__(self, model_manager, generation_state, limits: RequestLimits):
         super().__init__(model_manager, generation_state)
         self.pipelines = {}
+        self.limits = limits
 
     def _pipeline(self, model_id: str, model, processor):
         from modeling_emovit.pipeline_emovit import ImageEmotionClassificationPipeline
@@ -55,68 +69,97 @@ class EmotionHandler(BaseHandler):
         return pipe
 
     async def handle_request(self, body: dict, request_id: str) -> JSONResponse:
-        images, options = _emotion_request(body)
+        options = emotion_options(body)
+        images = await _emotion_images(body.get("image"), RequestImages(self.limits))
         model_id, model, processor = self._resolve_model(body)
         pipe = self._pipeline(model_id, model, processor)
         manager = self.generation_state.get_manager(model_id, use_cb=False)
         try:
             emotions = await manager.async_submit(pipe, images, **options)
-        except (ValueError, OSError) as error:  # labels the pipeline refuses, an image that does not decode
+        except (ValueError, OSError) as error:  # labels the pipeline refuses, an image the processor refuses
             raise HTTPException(status_code=400, detail=str(error)) from error
         return JSONResponse({"model": body["model"], "emotions": emotions})
 
 
-def _emotion_request(body: dict) -> tuple:
-    """(image or images, pipeline options), after refusing unknown fields and images that are not URLs (422)."""
+def emotion_options(body: dict) -> dict:
+    """The pipeline options of a `/v1/emotions` body, after refusing unknown fields (422) and out-of-range values
+    (400, one sentence naming the field)."""
     unexpected = set(body) - _EMOTION_FIELDS
     if unexpected:
-        raise HTTPException(status_code=422, detail=f"Unexpected fields in the request: {sorted(unexpected)}")
-    images = body.get("image")
-    urls = images if isinstance(images, list) else [images]
-    if not urls or not all(isinstance(url, str) and url.startswith(("data:", "http://", "https://")) for url in urls):
-        raise HTTPException(status_code=422, detail="`image` must be a data: or http(s) URL, or a list of them.")
-    return images, {key: body[key] for key in ("candidate_labels", "top_k") if body.get(key) is not None}
+        raise HTTPException(status_code=422, detail=f"Unexpected fields in the request: {sorted(unexpected)[:10]}")
+    labels, top_k = body.get("candidate_labels"), body.get("top_k")
+    if labels is not None and not isinstance(labels, str):
+        if not isinstance(labels, list) or not all(isinstance(label, str) for label in labels):
+            raise EmoVITInputError("candidate_labels must be a list of label strings or a label-space name.")
+        if len(labels) > MAX_CANDIDATE_LABELS:
+            raise EmoVITInputError(f"candidate_labels has {len(labels)} labels; at most {MAX_CANDIDATE_LABELS} are "
+                                   f"scored per request.")
+        if any(len(label) > MAX_LABEL_CHARACTERS for label in labels):
+            raise EmoVITInputError(f"candidate_labels: a label may have at most {MAX_LABEL_CHARACTERS} characters.")
+    if top_k is not None and (isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1):
+        raise EmoVITInputError(f"top_k must be an integer of at least 1, not {str(top_k)[:20]}.")
+    return {key: value for key, value in (("candidate_labels", labels), ("top_k", top_k)) if value is not None}
 
 
-async def bad_request(request, error: ValueError):
-    """HTTP 400 for `EmoVITInputError` (matched by name: a folder's remote-code copy defines its own class)."""
-    if type(error).__name__ != "EmoVITInputError":
-        raise error  # any other error stays a server error (500)
-    return JSONResponse(status_code=400, content={
-        "error": {"message": str(error), "type": "invalid_request_error", "param": "messages", "code": None}})
+async def _emotion_images(images, decoder: RequestImages):
+    """The decoded image, or list of images, of a `/v1/emotions` body."""
+    if isinstance(images, list) and images:
+        return [await decoder.decode(image, f"image[{k}]") for k, image in enumerate(images)]
+    if isinstance(images, list) or images is None:
+        raise EmoVITInputError("image must be a data URL (data:image/png;base64,...) or a non-empty list of them.")
+    return await decoder.decode(images, "image")
 
 
-def serve(model: str, host: str, port: int, device: str, foreground: bool = True):
-    """Serves MODEL on host:port: blocks until stopped, or (`foreground=False`) returns the running server, whose
-    `kill_server()` stops it."""
+def secure_routes(serve, limits: RequestLimits) -> None:
+    """The app `serve` (a transformers `Serve`) built, cut down to the routes named in the module docstring, with
+    the emotion route, the body cap, the image decoding before chat completions and OpenAI-shaped errors."""
+    app = serve.server.config.app
+    app.router.routes[:] = [route for route in app.router.routes if getattr(route, "path", None) in KEPT_ROUTES]
+    chat, emotion = serve._chat_handler, EmotionHandler(serve._model_manager, serve._generation_state, limits)
+
+    async def chat_completions(request: Request, body: dict):
+        await decode_message_images(body, RequestImages(limits))
+        return await chat.handle_request(body, request.state.request_id)
+
+    async def emotions(request: Request, body: dict):
+        return await emotion.handle_request(body, request.state.request_id)
+
+    app.add_api_route(CHAT_ROUTE, chat_completions, methods=["POST"])
+    app.add_api_route(EMOTIONS_ROUTE, emotions, methods=["POST"])
+    install_error_replies(app, [CHAT_ROUTE, EMOTIONS_ROUTE, *KEPT_ROUTES])
+    app.add_middleware(RequestBodyLimit, max_bytes=limits.max_request_bytes)
+
+
+def serve(model: str, host: str, port: int, device: str, limits: RequestLimits = RequestLimits(),
+          trust_remote_code: bool = False, foreground: bool = True):
+    """Serves MODEL on host:port: blocks until stopped (Ctrl-C, SIGTERM), or (`foreground=False`) returns the running
+    server, whose `kill_server()` stops it. The model's own code (`auto_map`) runs only with `trust_remote_code`."""
     from transformers.cli.serve import Serve
 
     from modeling_emovit.errors import reading
+    from modeling_emovit.loading import consent_to_remote_code
 
     class EmoVITServe(Serve):
-        """transformers' server with the input-error handler and the emotion route added before it listens."""
+        """transformers' server with the routes and guards of `secure_routes`, in this thread when in the
+        foreground: uvicorn then handles Ctrl-C itself (a graceful shutdown), which it cannot in a thread. (Waiting
+        on transformers' server thread instead lost the Ctrl-C once a request had been served: on CPython 3.11 a
+        KeyboardInterrupt inside `Thread.join` can leave the thread marked as stopped, so `kill_server` returned
+        without stopping uvicorn.)"""
 
         def start_server(self):
-            app = self.server.config.app
-            app.add_exception_handler(ValueError, bad_request)
-            handler = EmotionHandler(self._model_manager, self._generation_state)
+            secure_routes(self, limits)
+            if foreground:
+                self.server.run()
+            else:
+                super().start_server()
 
-            async def emotions(request: Request, body: dict):
-                return await handler.handle_request(body, request.state.request_id)
-
-            app.add_api_route(EMOTIONS_ROUTE, emotions, methods=["POST"])
-            super().start_server()
-
+    limits.check()
     register_with_transformers_serve()
-    # non_blocking=True: Serve builds the app, then calls start_server() (above), which serves from a thread.
-    with reading(model):  # a folder that does not load is named by the error boundary
-        server = EmoVITServe(force_model=model, host=host, port=port, device=device, trust_remote_code=True,
-                             non_blocking=True)
-    if not foreground:
-        return server
+    # non_blocking=True: Serve builds the app, then calls start_server() (above), which serves.
     try:
-        # transformers 5.24's Serve has no public way to wait for a non-blocking server; its thread is `_thread`
-        # (tests/test_serving.py runs a real server through this line).
-        server._thread.join()
-    except KeyboardInterrupt:
-        server.kill_server()
+        with reading(model), consent_to_remote_code(model):  # a folder that does not load is named by the boundary
+            server = EmoVITServe(force_model=model, host=host, port=port, device=device,
+                                 trust_remote_code=trust_remote_code, non_blocking=True)
+    except KeyboardInterrupt:  # Ctrl-C while loading, or the one uvicorn raises again once it has shut down
+        return None
+    return None if foreground else server

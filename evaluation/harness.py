@@ -27,10 +27,10 @@ CONFUSION_MATRIX_FILE = "confusion_matrix.png"
 RELIABILITY_DIAGRAM_FILE = "reliability_diagram.png"
 
 
-def load_adapter(model: str):
+def load_adapter(model: str, trust_remote_code: bool = False):
     """The backbone adapter (`modeling_emovit.backbone`) of EmoVIT (an InstructBLIP folder is read by EmoVIT's
     classes) or of any image-text-to-text model whose processor has a chat template (LLaVA, Idefics3/SmolVLM,
-    Qwen2-VL, ...), model in eval mode, loaded once.
+    Qwen2-VL, ...), model in eval mode, loaded once; a model's own code runs only with `trust_remote_code`.
 
     A local folder without a processor is refused by name from its files alone; a model that cannot be asked
     EmoVIT's instruction once loaded.
@@ -39,7 +39,7 @@ def load_adapter(model: str):
 
     check_processor_folder(model, "`emovit eval`")
     try:
-        network, processor = load_model_and_processor(model)
+        network, processor = load_model_and_processor(model, trust_remote_code=trust_remote_code)
     except OSError as error:
         raise EmoVITInputError(f"{model}: cannot load the model or its processor ({error}).") from None
     adapter = backbone_adapter(network.eval(), processor)
@@ -59,7 +59,7 @@ def run_eval(settings: EvalSettings, base_model: str | None = None, training_dat
     space = resolve_label_space(dataset, settings.label_space, settings.data)
     if state.is_main_process:
         check_out(settings)  # another run's output is refused before the model loads
-    adapter = load_adapter(settings.model)
+    adapter = load_adapter(settings.model, settings.trust_remote_code)
     adapter.model.to(state.device)
     fit = calibrate(settings, adapter, space) if settings.calibrate_on else None
     split = predict_split(settings, dataset, _classification_task(settings, adapter, space))

@@ -247,7 +247,7 @@ def run_judged_task(settings, judge, rules: ReviewRules = DEFAULT_RULES) -> dict
         _check_humor_references(dataset["completion"], settings.data, settings.config)
     if state.is_main_process:
         check_out(settings)
-    adapter = load_adapter(settings.model)
+    adapter = load_adapter(settings.model, settings.trust_remote_code)
     adapter.model.to(state.device)
     task = JudgedAnswersTask(adapter, settings.task, settings.max_new_tokens or DEFAULT_ANSWER_TOKENS)
     split = predict_split(settings, dataset, task)

@@ -26,10 +26,11 @@ class EvalSettings:
     generation: str = "default"  # generate mode: a GENERATION_PRESETS name ("release": the release's LAVIS decoding)
     calibrate_on: str | None = None  # rank mode: fit the probabilities' calibration on this dataset's split first
     calibrate_split: str = "validation"
+    trust_remote_code: bool = False  # run the model's own code (`auto_map`); not part of what a resumed run must match
 
     def identity(self) -> dict:
         """What must match for `out` to be resumed: every setting but `out` and the batch size."""
-        return {k: v for k, v in asdict(self).items() if k not in ("out", "batch_size")}
+        return {k: v for k, v in asdict(self).items() if k not in ("out", "batch_size", "trust_remote_code")}
 
     def check(self) -> None:
         """Refuses, in one sentence, a setting outside its range."""

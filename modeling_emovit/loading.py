@@ -5,6 +5,7 @@ folder or Hub id, a PEFT adapter folder (merged into the base its adapter_config
 
 import json
 import re
+from contextlib import contextmanager
 from pathlib import Path
 
 from .errors import EmoVITInputError, reading
@@ -19,6 +20,9 @@ EMOVIT_MODEL_TYPES = ("emovit", "instructblip")
 PROCESSOR_FILES = ("processor_config.json", "preprocessor_config.json")
 # Processors whose stock class needs torchvision (for its video processor), read images-only without it.
 QWEN2_VL_MODEL_TYPES = ("qwen2_vl", "qwen2_5_vl")
+# What transformers 5.24 says when it refuses to import a folder's own code (`auto_map`) without consent
+# (`dynamic_module_utils.resolve_trust_remote_code`; pinned in tests/test_library_pins.py).
+REFUSED_REMOTE_CODE = "trust_remote_code=True"
 
 
 def check_processor_folder(model: str | Path, action: str) -> None:
@@ -44,7 +48,22 @@ def adapter_base(name: str) -> str | None:
     return base
 
 
-def model_type_of(name: str, trust_remote_code: bool = True) -> str:
+@contextmanager
+def consent_to_remote_code(name: str):
+    """Turns transformers' refusal to run a model's own code (a folder or Hub repo whose config names `.py` files in
+    `auto_map` for classes transformers and this package lack) into one sentence naming the flag."""
+    try:
+        yield
+    except ValueError as error:
+        if type(error) is not ValueError or REFUSED_REMOTE_CODE not in str(error):
+            raise
+        raise EmoVITInputError(
+            f"{name}: this model names its own Python code to run (auto_map), which happens only with "
+            f"--trust-remote-code (trust_remote_code=True in Python); pass it only for a model you trust."
+        ) from None
+
+
+def model_type_of(name: str, trust_remote_code: bool = False) -> str:
     """The `model_type` of a tiny-random name ("emovit", "llava", "qwen2_vl", ...), folder, adapter folder or Hub id,
     from its config alone."""
     tiny = TINY_MODEL.match(name)
@@ -58,7 +77,7 @@ def model_type_of(name: str, trust_remote_code: bool = True) -> str:
 
     register()
     try:
-        with reading(name):
+        with reading(name), consent_to_remote_code(name):
             return AutoConfig.from_pretrained(name, trust_remote_code=trust_remote_code).model_type
     except ValueError as error:  # AutoConfig's complaints about config.json itself (no or unknown model_type)
         if type(error) is not ValueError:  # a decode error, or one already in one sentence: left to the boundary
@@ -66,8 +85,9 @@ def model_type_of(name: str, trust_remote_code: bool = True) -> str:
         raise EmoVITInputError(f"{name}: {' '.join(str(error).split())}") from None
 
 
-def load_model_and_processor(name: str, dtype: str | None = None, trust_remote_code: bool = True, seed: int = 0):
-    """Returns `(model, processor)` for a tiny-random name, an EmoVIT/InstructBLIP folder or Hub id, or another VLM."""
+def load_model_and_processor(name: str, dtype: str | None = None, trust_remote_code: bool = False, seed: int = 0):
+    """Returns `(model, processor)` for a tiny-random name, an EmoVIT/InstructBLIP folder or Hub id, or another VLM.
+    A model's own code (`auto_map`) runs only with `trust_remote_code=True`; EmoVIT's classes are this package's."""
     from . import register
 
     register()
@@ -89,14 +109,15 @@ def load_model_and_processor(name: str, dtype: str | None = None, trust_remote_c
             processor = type(processor).from_pretrained(name)
         return PeftModel.from_pretrained(model, name).merge_and_unload(), processor
     dtype = None if dtype in (None, "auto") else dtype
-    with reading(name):  # a truncated weights file, a garbled tokenizer.json, ... is named by the error boundary
+    # a truncated weights file, a garbled tokenizer.json, ... is named by the error boundary
+    with reading(name), consent_to_remote_code(name):
         model_type = model_type_of(name, trust_remote_code)
         if model_type in EMOVIT_MODEL_TYPES:
             from .modeling_emovit import EmoVITForConditionalGeneration
             from .processing_emovit import EmoVITProcessor
 
             model = EmoVITForConditionalGeneration.from_pretrained(name, dtype=dtype)
-            return model, EmoVITProcessor.from_pretrained(name)
+            return model, EmoVITProcessor.from_pretrained(name, trust_remote_code=trust_remote_code)
         from transformers import AutoModelForImageTextToText, AutoProcessor
         from transformers.utils import is_torchvision_available
 

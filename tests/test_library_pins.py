@@ -169,3 +169,63 @@ def test_openai_3_57_post_returns_an_unread_response_for_the_raw_stream_header_a
     while causes[-1].__cause__ or causes[-1].__context__:
         causes.append(causes[-1].__cause__ or causes[-1].__context__)
     assert isinstance(causes[1], httpx2.ConnectTimeout) and isinstance(causes[-1], ConnectionRefusedError)
+def test_transformers_5_24_refuses_a_folders_own_code_with_a_plain_value_error_naming_the_argument():
+    """Why `modeling_emovit.loading.consent_to_remote_code` recognises the refusal by `REFUSED_REMOTE_CODE` in a
+    plain ValueError's text: transformers has no exception class of its own for it."""
+    from transformers.dynamic_module_utils import resolve_trust_remote_code
+
+    from modeling_emovit.loading import REFUSED_REMOTE_CODE
+
+    try:
+        resolve_trust_remote_code(False, "some/model", has_local_code=False, has_remote_code=True)
+    except ValueError as error:
+        assert type(error) is ValueError and REFUSED_REMOTE_CODE in str(error)
+    else:
+        raise AssertionError("transformers no longer refuses remote code with trust_remote_code=False")
+    assert resolve_trust_remote_code(False, "some/model", has_local_code=True, has_remote_code=True) is False
+
+
+def test_transformers_5_24_load_image_fetches_urls_follows_redirects_and_opens_paths():
+    """Why `emovit serve` decodes every image itself (`emovit.serving_inputs`) and hands transformers no string a
+    client sent: `load_image`, which processors and the serve handlers call on strings, reaches the network and the
+    disk with no deadline."""
+    import inspect
+
+    from transformers import image_utils
+
+    source = inspect.getsource(image_utils.load_image)
+    assert "follow_redirects=True" in source and "os.path.isfile(image)" in source
+
+
+def test_transformers_5_24_serve_passes_an_image_url_object_through_to_the_processor():
+    """Why `emovit.serving_inputs.decode_message_images` can put a decoded PIL image where a chat request's image URL
+    was: the message conversion of the serve handlers copies `image_url.url` as it is into an `image` part's `url`,
+    and the processor's chat template takes that image as it is. `Serve.__init__` keeps the chat handler as
+    `_chat_handler`, which the route `emovit serve` puts in place of transformers' calls."""
+    import inspect
+
+    from transformers.cli import serve
+    from transformers.cli.serving.utils import BaseHandler, Modality
+
+    image = Image.new("RGB", (40, 30), (10, 200, 30))
+    message = {"role": "user", "content": [{"type": "image_url", "image_url": {"url": image}},
+                                           {"type": "text", "text": "Which emotion?"}]}
+    converted = BaseHandler.get_processor_inputs_from_messages([message], Modality.VLM)
+    assert converted[0]["content"][0]["type"] == "image" and converted[0]["content"][0]["url"] is image
+    _, processor = tiny_emovit("llama")
+    inputs = processor.apply_chat_template(converted, add_generation_prompt=True, tokenize=True, return_dict=True,
+                                           return_tensors="pt")
+    direct = processor(images=[image], text=["Which emotion?"], return_tensors="pt")
+    assert torch.equal(inputs["pixel_values"], direct["pixel_values"])
+    assert "self._chat_handler = ChatCompletionHandler(" in inspect.getsource(serve.Serve.__init__)
+
+
+def test_uvicorn_raises_a_handled_ctrl_c_again_once_it_has_shut_down():
+    """Why `emovit.serving.serve` runs uvicorn in the main thread (its signal handlers work only there: one Ctrl-C
+    shuts down gracefully) and catches the KeyboardInterrupt that follows the shutdown (checked with uvicorn 0.55)."""
+    import inspect
+
+    import uvicorn
+
+    source = inspect.getsource(uvicorn.Server.capture_signals)
+    assert "threading.main_thread()" in source and "signal.raise_signal(captured_signal)" in source

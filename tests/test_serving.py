@@ -1,65 +1,17 @@
 """Specification of `emovit serve`: a real `transformers serve` process on loopback answers chat with an image, and
 per-label emotion probabilities at /v1/emotions from the same scorer and calibration as the pipeline."""
 
-import base64
-import contextlib
-import io
 import json
-import socket
-import subprocess
-import sys
-import time
 
 import httpx2
 import openai
 import pytest
-from openai import OpenAI
 from PIL import Image
+from serving_helpers import data_url, serving
 
 from modeling_emovit.pipeline_emovit import ImageEmotionClassificationPipeline, save_emotion_pipeline
 from modeling_emovit.testing import tiny_emovit
 from modeling_emovit.testing_vlms import tiny_vlm
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _wait_until_up(client: OpenAI, process, seconds: float = 90) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        assert process.poll() is None, process.stdout.read()
-        try:
-            client.models.list()
-            return
-        except Exception:  # not listening yet
-            time.sleep(0.5)
-    raise TimeoutError("emovit serve did not start within 90 s")
-
-
-def _data_url(image: Image.Image) -> str:
-    buffer = io.BytesIO()
-    image.save(buffer, format="PNG")
-    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
-
-
-@contextlib.contextmanager
-def serving(folder):
-    """`emovit serve FOLDER` in its own process on a free loopback port; yields an openai client for it."""
-    port = _free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "emovit", "serve", str(folder), "--port", str(port), "--device", "cpu"],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-    )
-    try:
-        client = OpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key="unused", max_retries=0, timeout=60)
-        _wait_until_up(client, process)
-        yield client
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
 
 
 @pytest.fixture(scope="module")
@@ -72,8 +24,8 @@ def served(tmp_path_factory):
                                         "fitted_on": "test"}
     model.save_pretrained(folder)
     processor.save_pretrained(folder)
-    with serving(folder) as client:
-        yield folder, client, model, processor
+    with serving(folder) as server:
+        yield folder, server.client, model, processor
 
 
 def test_served_model_answers_an_openai_chat_request_with_an_image(served):
@@ -81,7 +33,7 @@ def test_served_model_answers_an_openai_chat_request_with_an_image(served):
     reply = client.chat.completions.create(
         model=str(folder),
         messages=[{"role": "user", "content": [
-            {"type": "image_url", "image_url": {"url": _data_url(Image.new("RGB", (32, 32), (200, 20, 20)))}},
+            {"type": "image_url", "image_url": {"url": data_url(Image.new("RGB", (32, 32), (200, 20, 20)))}},
             {"type": "text", "text": "What emotion does this image evoke?"},
         ]}],
         max_tokens=4,
@@ -105,8 +57,8 @@ def test_emotions_route_returns_the_pipelines_calibrated_probabilities(served):
 
     # Through the openai client's own HTTP stack (its base URL, headers and errors); the SDK has no typed method.
     reply = client.post("/emotions", cast_to=httpx2.Response,
-                        body={"image": [_data_url(image) for image in images], "candidate_labels": "emotion6"})
-    single = client.post("/emotions", cast_to=httpx2.Response, body={"image": _data_url(images[0]), "top_k": 2})
+                        body={"image": [data_url(image) for image in images], "candidate_labels": "emotion6"})
+    single = client.post("/emotions", cast_to=httpx2.Response, body={"image": data_url(images[0]), "top_k": 2})
 
     served_emotions = json.loads(reply.content)["emotions"]
     local = ImageEmotionClassificationPipeline(model=model, processor=processor)  # config carries the calibration
@@ -126,8 +78,8 @@ def test_emotions_route_answers_for_a_chat_template_model_as_its_pipeline_does(t
     processor.save_pretrained(tmp_path)
     save_emotion_pipeline(tmp_path)
     image = Image.new("RGB", (32, 32), (200, 20, 20))
-    with serving(tmp_path) as client:
-        reply = client.post("/emotions", cast_to=httpx2.Response, body={"image": _data_url(image), "top_k": 3})
+    with serving(tmp_path) as server:
+        reply = server.client.post("/emotions", cast_to=httpx2.Response, body={"image": data_url(image), "top_k": 3})
     expected = ImageEmotionClassificationPipeline(model=model, processor=processor)(image, top_k=3)
     served_emotions = json.loads(reply.content)["emotions"]
     assert [e["label"] for e in served_emotions] == [e["label"] for e in expected]
@@ -135,7 +87,7 @@ def test_emotions_route_answers_for_a_chat_template_model_as_its_pipeline_does(t
 
 
 @pytest.mark.parametrize("body, status, message", [
-    ({"image": "/etc/passwd"}, 422, "data: or http(s) URL"),  # never a path on the server's disk
+    ({"image": "/etc/passwd"}, 400, "base64 data URLs"),  # never a path on the server's disk
     ({"image": "data:image/png;base64,AAAA", "logprobs": True}, 422, "Unexpected fields"),
     ({"image": "data:image/png;base64,AAAA"}, 400, ""),  # not an image
     ({"image": "RED", "candidate_labels": "no-such-space"}, 400, "not a label-space name"),
@@ -143,6 +95,6 @@ def test_emotions_route_answers_for_a_chat_template_model_as_its_pipeline_does(t
 def test_emotions_route_refuses_bad_requests_by_field(served, body, status, message):
     _, client, _, _ = served
     if body["image"] == "RED":
-        body = {**body, "image": _data_url(Image.new("RGB", (32, 32), (200, 20, 20)))}
+        body = {**body, "image": data_url(Image.new("RGB", (32, 32), (200, 20, 20)))}
     response = httpx2.post(str(client.base_url) + "emotions", json=body, timeout=60)
     assert response.status_code == status and message in response.text

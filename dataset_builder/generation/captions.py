@@ -1,8 +1,8 @@
 """Batched image captioning with any transformers image-to-text model: the caption half of EmoVIT's GPT input.
 
 EmoVIT captioned EmoSet with BLIP-2 OPT-2.7B; any `AutoModelForImageTextToText` checkpoint or local folder works
-here (an EmoVIT folder too, with `trust_remote_code=True`). Output: `{"id", "caption", "model"}` JSON lines,
-appended per batch; a re-run skips ids already written.
+here (an EmoVIT folder too; a model's own code runs only with `trust_remote_code=True`). Output: `{"id", "caption",
+"model"}` JSON lines, appended per batch; a re-run skips ids already written.
 """
 
 from pathlib import Path
@@ -26,7 +26,7 @@ def read_captions(path: str | Path) -> dict[str, str]:
     return captions
 
 
-def load_captioner(model: str, device: str | None = None):
+def load_captioner(model: str, device: str | None = None, trust_remote_code: bool = False):
     """The captioner's backbone adapter (`modeling_emovit.backbone`), model in eval mode on `device` (CUDA when
     available)."""
     import torch
@@ -35,7 +35,7 @@ def load_captioner(model: str, device: str | None = None):
     from modeling_emovit.loading import load_model_and_processor
 
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-    captioner, processor = load_model_and_processor(model)
+    captioner, processor = load_model_and_processor(model, trust_remote_code=trust_remote_code)
     return backbone_adapter(captioner.to(device).eval(), processor)
 
 
@@ -53,7 +53,7 @@ def _batches(records: Iterable[EmotionRecord], size: int):
 def caption_records(records: Iterable[EmotionRecord], model: str, out: str | Path, batch_size: int = 8,
                     prompt: str = "", max_new_tokens: int = 30, max_records: int | None = None,
                     device: str | None = None, progress: bool = True,
-                    report: CaptionReport | None = None) -> CaptionReport:
+                    report: CaptionReport | None = None, trust_remote_code: bool = False) -> CaptionReport:
     """Caption every record not yet in `out`; unreadable images are counted in `report.skipped` (`report` may
     already hold the source reader's skips), garbled lines of `out` in its notes (their images are captioned
     again)."""
@@ -74,7 +74,7 @@ def caption_records(records: Iterable[EmotionRecord], model: str, out: str | Pat
             todo.append(record)
     if not todo:  # a resumed run with nothing left: do not load the model
         return report
-    captioner = load_captioner(model, device)
+    captioner = load_captioner(model, device, trust_remote_code)
     Path(out).parent.mkdir(parents=True, exist_ok=True)
     with open(out, "a", encoding="utf-8") as output, tqdm(total=len(todo), desc="caption", disable=not progress) as bar:
         for batch in _batches(todo, batch_size):

@@ -56,6 +56,14 @@ def add_push_parser(subparsers, name: str, what: str, folder_help: str, example_
     push.set_defaults(handler=handler)
 
 
+def add_trust_remote_code_argument(parser: argparse.ArgumentParser) -> None:
+    """`--trust-remote-code`: the one way a command runs a model's own code (`auto_map` in its config)."""
+    parser.add_argument("--trust-remote-code", action="store_true",
+                        help="Run the model's own Python code (the .py files its config.json names in auto_map), as "
+                             "transformers' trust_remote_code=True: only for a model you trust. EmoVIT folders and "
+                             "transformers' own models load without it.")
+
+
 def main(argv: list[str] | None = None) -> int:
     from emovit.error_boundary import run_guarded
     from emovit.package_names import check_package_names

@@ -5,6 +5,8 @@ import json
 
 from dataset_builder.emotions import LABEL_SPACES
 
+from . import add_trust_remote_code_argument
+
 # --config when none is given, by --task (humor has no default: its references are captions no build writes)
 DEFAULT_CONFIGS = {"classification": "categorical", "reasoning": "reasoning", "humor": None}
 
@@ -18,7 +20,7 @@ def add_commands(subparsers) -> None:
     )
     evaluate.add_argument("--task", choices=["classification", "reasoning", "humor"], default="classification",
                           help="classification (default); reasoning or humor: free-text answers judged by an LLM.")
-    evaluate.add_argument("--model", required=True, help="Model folder or Hub id (loaded with trust_remote_code).")
+    evaluate.add_argument("--model", required=True, help="Model folder or Hub id.")
     evaluate.add_argument("--data", required=True, help="Dataset folder (`emovit data build` output) or Hub id.")
     evaluate.add_argument("--out", required=True, help="Output folder; an interrupted run resumes from it.")
     evaluate.add_argument("--config", help="Dataset config (default: categorical; reasoning for --task reasoning; "
@@ -40,6 +42,7 @@ def add_commands(subparsers) -> None:
     evaluate.add_argument("--calibrate-split", default="validation", help="Split of --calibrate-on (default: validation).")
     evaluate.add_argument("--base-model", help="Model card: the base model id (e.g. Salesforce/instructblip-vicuna-7b).")
     evaluate.add_argument("--training-data", help="Model card: the training dataset id.")
+    add_trust_remote_code_argument(evaluate)
     judge = evaluate.add_argument_group("LLM judge (--task reasoning|humor); the API key comes from $OPENAI_API_KEY")
     judge.add_argument("--judge-model", help="Judge model name, e.g. gpt-4o-mini.")
     judge.add_argument("--judge-base-url", help="OpenAI-compatible server URL (default: OpenAI's).")
@@ -70,6 +73,7 @@ def run_eval_command(args: argparse.Namespace) -> int:
         split=args.split, label_space=args.label_space, mode=args.mode if args.task == "classification" else "generate",
         paraphrases=args.paraphrases, batch_size=args.batch_size, max_new_tokens=args.max_new_tokens,
         generation=args.generation, calibrate_on=args.calibrate_on, calibrate_split=args.calibrate_split,
+        trust_remote_code=args.trust_remote_code,
     )
     if args.task != "classification":
         return run_judged_command(args, settings)

@@ -6,6 +6,8 @@ import sys
 from dataset_builder.schema import GENERATED_TASKS as TASK_NAMES
 from dataset_builder.sources import SOURCES
 
+from . import add_trust_remote_code_argument
+
 
 def _tasks(value: str) -> list[str]:
     tasks = [task.strip() for task in value.split(",") if task.strip()]
@@ -44,6 +46,7 @@ def add_commands(data_commands) -> None:
                               "'Describe the image briefly.'; none for BLIP-2 (as in the paper).")
     caption.add_argument("--max-new-tokens", type=int, default=30, help="Caption length budget in tokens.")
     caption.add_argument("--device", help="Torch device (default: cuda when available, else cpu).")
+    add_trust_remote_code_argument(caption)
     caption.set_defaults(handler=run_caption)
     _add_generate_command(data_commands)
 
@@ -114,7 +117,7 @@ def run_caption(args) -> int:
     caption_records(
         _records(args, report), args.model, args.out, batch_size=args.batch_size, prompt=args.prompt,
         max_new_tokens=args.max_new_tokens, max_records=args.max_records, device=args.device,
-        progress=not args.no_progress, report=report,
+        progress=not args.no_progress, report=report, trust_remote_code=args.trust_remote_code,
     )
     print(report.summary())
     return _nothing_produced(args, report.done + report.resumed, report.total_skipped)

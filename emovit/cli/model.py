@@ -1,6 +1,6 @@
 """`emovit convert`, `emovit serve` and `emovit push`: model folders in and out (parsers only; handlers import lazily)."""
 
-from . import add_push_parser
+from . import add_push_parser, add_trust_remote_code_argument
 
 
 def add_commands(subparsers) -> None:
@@ -27,13 +27,22 @@ def add_commands(subparsers) -> None:
     serve = subparsers.add_parser(
         "serve", help="Serve an EmoVIT folder with OpenAI-compatible chat completions.",
         description="Runs `transformers serve` on one EmoVIT folder: POST /v1/chat/completions with one image and an "
-                    "instruction per request (a request without an image is answered with HTTP 400). Blocks until "
-                    "stopped (Ctrl-C).",
+                    "instruction per request (a request without an image is answered with HTTP 400), and POST "
+                    "/v1/emotions for probabilities. Images are taken only as base64 data URLs inside the request "
+                    "(never paths or, without --allow-image-urls, URLs). Blocks until stopped (Ctrl-C).",
     )
     serve.add_argument("model", help="EmoVIT folder or Hub id.")
     serve.add_argument("--host", default="127.0.0.1", help="Interface to listen on (0.0.0.0: every interface).")
     serve.add_argument("--port", type=int, default=8000, help="TCP port.")
     serve.add_argument("--device", default="auto", help="'cpu', 'cuda:0', or 'auto'.")
+    serve.add_argument("--max-request-mb", type=float, default=20,
+                       help="Largest request body (and fetched image) in MB; bigger ones get HTTP 413 unread.")
+    serve.add_argument("--allow-image-urls", action="store_true",
+                       help="Also fetch images given as http(s) URLs (no redirects, within --image-url-timeout and "
+                            "--max-request-mb). Lets clients make this server contact any address it can reach.")
+    serve.add_argument("--image-url-timeout", type=float, default=10.0,
+                       help="Seconds a fetched image may take, connection and download (with --allow-image-urls).")
+    add_trust_remote_code_argument(serve)
     serve.set_defaults(handler=_serve)
 
     add_push_parser(subparsers, "push", "a model folder (weights, processor, code, card)",
@@ -58,8 +67,11 @@ def _convert(args) -> int:
 
 def _serve(args) -> int:
     from emovit.serving import serve
+    from emovit.serving_inputs import RequestLimits
 
-    serve(args.model, args.host, args.port, args.device)
+    limits = RequestLimits(max_request_bytes=int(args.max_request_mb * 2**20), allow_image_urls=args.allow_image_urls,
+                           image_url_timeout=args.image_url_timeout)
+    serve(args.model, args.host, args.port, args.device, limits, trust_remote_code=args.trust_remote_code)
     return 0
 
 

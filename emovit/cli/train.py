@@ -1,6 +1,9 @@
 """`emovit train sft|cache-features` (parsers only; handlers import lazily)."""
 
 
+from . import add_trust_remote_code_argument
+
+
 def add_commands(subparsers) -> None:
     train = subparsers.add_parser(
         "train", help="Train a recipe (`emovit train sft --config RECIPE.yaml`) and its helpers.",
@@ -31,6 +34,7 @@ def add_commands(subparsers) -> None:
     cache.add_argument("--dtype", choices=("float32", "float16"), default="float32", help="Storage dtype.")
     cache.add_argument("--device", default="cpu", help="torch device for the encoder, e.g. cuda.")
     cache.add_argument("--seed", type=int, default=42, help="Seed of a tiny-random model (the recipe's `seed`).")
+    add_trust_remote_code_argument(cache)
     cache.set_defaults(handler=_cache_features)
 
 
@@ -52,7 +56,7 @@ def _cache_features(args) -> int:
         raise EmoVITInputError(f"--dataset {args.dataset} is not a local folder: give --out for the cache.")
     out = args.out or default_cache_dir(args.dataset, args.config, args.split)
     dataset = load_split(args.dataset, args.config, args.split, required=("image",))  # checked before the model loads
-    model, processor = load_model_and_processor(args.model, seed=args.seed)
+    model, processor = load_model_and_processor(args.model, seed=args.seed, trust_remote_code=args.trust_remote_code)
     model.vision_model.to(args.device)  # only the encoder runs: the language model stays where it loaded
     written = cache_vision_features(model, processor, dataset, out, args.batch_size, args.dtype)
     print(f"Wrote vision features of {len(dataset)} rows to {written}")

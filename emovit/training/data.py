@@ -19,7 +19,7 @@ def is_conversational(dataset) -> bool:
     return set(CONVERSATION_COLUMNS) <= set(dataset.column_names)
 
 
-def check_model_reads(dataset, model: str, trust_remote_code: bool = True) -> None:
+def check_model_reads(dataset, model: str, trust_remote_code: bool = False) -> None:
     """Refuses conversations for EmoVIT/InstructBLIP, from the model's config alone (before the weights load): TRL's
     collator renders the whole conversation into the Q-Former's text input, answers included."""
     from modeling_emovit.loading import EMOVIT_MODEL_TYPES, model_type_of

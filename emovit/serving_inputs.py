@@ -1,0 +1,259 @@
+"""What `emovit serve` takes from a client, and how it says no: the guards between the network and transformers'
+server (`emovit.serving`).
+
+- Request bodies are capped before anything parses them (`RequestBodyLimit`, `--max-request-mb`).
+- Images come as base64 data URLs inside the request and are decoded here (`RequestImages`), within the pixel limit
+  `emovit data build` uses (`modeling_emovit.image_utils.open_image`, PIL's `MAX_IMAGE_PIXELS`), counted over the
+  whole request. transformers' own loader (`transformers.image_utils.load_image`) fetches URLs with no deadline,
+  follows redirects and opens paths on the server's disk, so no string a client sent ever reaches it: chat messages
+  reach transformers with decoded images in place of their URLs. With `--allow-image-urls` an http(s) URL is
+  fetched here, without redirects, within a deadline and the byte cap, on the event loop (not the inference thread).
+- Every error reply is OpenAI's `{"error": {"message", "type", "param", "code"}}`, its message one line short enough
+  that the reply stays under 1 KB whatever the client sent (`error_reply`).
+"""
+
+import asyncio
+import base64
+import io
+import json
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from modeling_emovit.errors import EmoVITInputError
+
+MAX_IMAGES_PER_REQUEST = 64
+ERROR_MESSAGE_BYTES = 700  # of the JSON-escaped message: the reply, envelope included, stays under 1 KB
+ERROR_TYPES = {400: "invalid_request_error", 404: "not_found_error", 405: "invalid_request_error",
+               413: "invalid_request_error",
+               422: "invalid_request_error", 500: "server_error"}
+
+
+@dataclass(frozen=True)
+class RequestLimits:
+    """What one request may bring: body bytes (also the cap of a fetched image) and whether, and how long, image URLs
+    are fetched."""
+
+    max_request_bytes: int = 20 * 1024 * 1024
+    allow_image_urls: bool = False
+    image_url_timeout: float = 10.0
+
+    def check(self) -> None:
+        if self.max_request_bytes < 1:
+            raise EmoVITInputError(f"--max-request-mb must be positive, not {self.max_request_bytes / 2**20:g}.")
+        if self.image_url_timeout <= 0:
+            raise EmoVITInputError(f"--image-url-timeout must be positive, not {self.image_url_timeout:g}.")
+
+    @property
+    def megabytes(self) -> str:
+        return f"{self.max_request_bytes / 2**20:g} MB"
+
+
+def error_reply(status: int, message: str, code: str | None = None):
+    """OpenAI's error shape, the message on one line and cut to `ERROR_MESSAGE_BYTES` (never the upload echoed)."""
+    from fastapi.responses import JSONResponse
+
+    text = " ".join(str(message).split())[:ERROR_MESSAGE_BYTES]
+    while len(json.dumps(text).encode()) > ERROR_MESSAGE_BYTES:  # escapes of non-ASCII and control characters
+        text = text[: len(text) * 3 // 4]
+    if len(text) < len(" ".join(str(message).split())):
+        text = text[:-3] + "..."
+    error = {"message": text, "type": ERROR_TYPES.get(status, "invalid_request_error"), "param": None, "code": code}
+    return JSONResponse(status_code=status, content={"error": error})
+
+
+class RequestBodyLimit:
+    """ASGI middleware: a body over the cap (declared in Content-Length, or counted as it streams in) is answered 413
+    before any of it is parsed; a body within it is read whole (at most the cap) and handed on."""
+
+    def __init__(self, app, max_bytes: int):
+        self.app, self.max_bytes = app, max_bytes
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        declared = dict(scope["headers"]).get(b"content-length", b"0")
+        if not declared.isdigit() or int(declared) > self.max_bytes:
+            return await self._refuse(scope, receive, send)
+        chunks, size, more = [], 0, True
+        while more:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return None
+            chunks.append(message.get("body", b""))
+            size += len(chunks[-1])
+            more = message.get("more_body", False)
+            if size > self.max_bytes:
+                return await self._refuse(scope, receive, send)
+        pending = [{"type": "http.request", "body": b"".join(chunks), "more_body": False}]
+
+        async def replay():
+            return pending.pop() if pending else await receive()
+
+        return await self.app(scope, replay, send)
+
+    async def _refuse(self, scope, receive, send):
+        megabytes = f"{self.max_bytes / 2**20:g} MB"
+        reply = error_reply(413, f"The request body is over this server's {megabytes} limit (--max-request-mb); "
+                                 f"send smaller or fewer images.", code="request_too_large")
+        await reply(scope, receive, send)
+
+
+class RequestImages:
+    """Decodes the images of one request into upright RGB PIL images, refusing (one sentence naming the field) what is
+    not a base64 data URL (or, when allowed, an http(s) URL), and more than `MAX_IMAGES_PER_REQUEST` images or PIL's
+    `MAX_IMAGE_PIXELS` pixels in all."""
+
+    def __init__(self, limits: RequestLimits):
+        from PIL import Image
+
+        self.limits = limits
+        self.count = 0
+        self.pixels_left = Image.MAX_IMAGE_PIXELS
+
+    async def decode(self, url, field: str):
+        self.count += 1
+        if self.count > MAX_IMAGES_PER_REQUEST:
+            raise EmoVITInputError(f"{field}: a request may carry at most {MAX_IMAGES_PER_REQUEST} images.")
+        if not isinstance(url, str):
+            raise EmoVITInputError(f"{field}: an image must be a data URL string (data:image/png;base64,...).")
+        if url.startswith("data:"):
+            return await asyncio.to_thread(self._open, _data_url_bytes(url, field), field)
+        if not (self.limits.allow_image_urls and _scheme(url) in ("http", "https")):
+            allowed = " or an http(s) URL" if self.limits.allow_image_urls else ""
+            raise EmoVITInputError(f"{field}: images must be sent inside the request as base64 data URLs "
+                                   f"(data:image/png;base64,...){allowed}; this server opens no paths or other URLs.")
+        return await asyncio.to_thread(self._open, await self._fetch(url, field), field)
+
+    def _open(self, data: bytes, field: str):
+        """The decoded image, after its header says it fits in what is left of the request's pixel budget."""
+        from PIL import Image
+
+        from modeling_emovit.image_utils import open_image
+
+        buffer = io.BytesIO(data)
+        buffer.name = field  # what open_image's errors name
+        try:
+            width, height = Image.open(buffer).size  # the header only: nothing decoded yet
+        except (OSError, SyntaxError, ValueError, Image.DecompressionBombError):
+            width = height = 0  # open_image below says what is wrong with it
+        if width * height > self.pixels_left:
+            raise EmoVITInputError(f"{field}: a {width}x{height} image is over the {Image.MAX_IMAGE_PIXELS} pixels one "
+                                   f"request may decode (the limit `emovit data build` applies to each image).")
+        self.pixels_left -= width * height
+        buffer.seek(0)
+        return open_image(buffer)
+
+    async def _fetch(self, url: str, field: str) -> bytes:
+        """The body of a GET on `url` (200 only, no redirects), within the deadline and the byte cap."""
+        import httpx2
+
+        shown = url if len(url) <= 120 else url[:117] + "..."
+        deadline = self.limits.image_url_timeout
+        try:
+            return await asyncio.wait_for(self._download(url, field, shown), deadline)
+        except asyncio.TimeoutError:
+            raise EmoVITInputError(f"{field}: {shown} did not send the whole image within {deadline:g} s "
+                                   f"(--image-url-timeout).") from None
+        except (httpx2.HTTPError, httpx2.InvalidURL) as error:
+            raise EmoVITInputError(f"{field}: cannot fetch {shown} ({type(error).__name__}).") from None
+
+    async def _download(self, url: str, field: str, shown: str) -> bytes:
+        import httpx2
+
+        chunks, size = [], 0
+        timeout = self.limits.image_url_timeout  # per connect and read; `_fetch` bounds the whole download
+        async with httpx2.AsyncClient(follow_redirects=False, trust_env=False, timeout=timeout) as client:
+            async with client.stream("GET", url) as response:
+                if response.is_redirect:
+                    raise EmoVITInputError(f"{field}: {shown} answered with a redirect (HTTP {response.status_code}), "
+                                           f"which this server does not follow.")
+                if response.status_code != 200:
+                    raise EmoVITInputError(f"{field}: {shown} answered HTTP {response.status_code}, not an image.")
+                async for chunk in response.aiter_bytes():
+                    size += len(chunk)
+                    if size > self.limits.max_request_bytes:
+                        raise EmoVITInputError(f"{field}: the image at {shown} is over this server's "
+                                               f"{self.limits.megabytes} limit (--max-request-mb).")
+                    chunks.append(chunk)
+        return b"".join(chunks)
+
+
+def _scheme(url: str) -> str:
+    try:
+        return urlsplit(url).scheme.lower() if "://" in url else ""
+    except ValueError:  # e.g. an unclosed IPv6 bracket
+        return ""
+
+
+def _data_url_bytes(url: str, field: str) -> bytes:
+    """The bytes of `data:[<media type>];base64,<data>` (RFC 2397)."""
+    header, comma, payload = url.partition(",")
+    if not comma or not header.endswith(";base64"):
+        raise EmoVITInputError(f"{field}: a data URL must carry base64 (data:image/png;base64,...).")
+    try:
+        return base64.b64decode(payload)
+    except ValueError:  # binascii.Error: bad padding
+        raise EmoVITInputError(f"{field}: the data URL's base64 does not decode.") from None
+
+
+async def decode_message_images(body: dict, images: RequestImages) -> None:
+    """Puts the decoded image in place of the URL of every `image_url` part of `body["messages"]` (transformers'
+    message conversion passes it on as the part's `url`, and its processors take a PIL image as it is); refuses
+    messages that are not objects with a role, and parts other than text and image_url (video, audio, files)."""
+    messages = body.get("messages")
+    if not isinstance(messages, list) or not all(isinstance(message, dict) for message in messages):
+        raise EmoVITInputError("messages must be a list of message objects.")
+    for i, message in enumerate(messages):
+        if not isinstance(message.get("role"), str):
+            raise EmoVITInputError(f"messages[{i}] needs a role.")
+        content = message.get("content")
+        for j, part in enumerate(content if isinstance(content, list) else []):
+            field = f"messages[{i}].content[{j}]"
+            kind = part.get("type") if isinstance(part, dict) else None
+            if kind == "image_url":
+                image_url = part.get("image_url")
+                url = image_url.get("url") if isinstance(image_url, dict) else image_url
+                content[j] = {"type": "image_url", "image_url": {"url": await images.decode(url, f"{field}.image_url")}}
+            elif kind != "text":  # OpenAI's chat part types: text, image_url, input_audio, file
+                raise EmoVITInputError(f"{field}: this server takes text parts and image_url parts (base64 data URLs), "
+                                       f"not {str(kind)[:40]!r}.")
+            elif not isinstance(part.get("text"), str):
+                raise EmoVITInputError(f"{field}.text must be a string.")
+
+
+def is_input_error(error: BaseException) -> bool:
+    """Whether `error` is an `EmoVITInputError`, by class name along its hierarchy: a folder's remote-code copy of
+    `modeling_emovit` defines its own classes (`InvalidImageError` among them)."""
+    return any(kind.__name__ == "EmoVITInputError" for kind in type(error).__mro__)
+
+
+def install_error_replies(app, routes: list[str]) -> None:
+    """Every error the app answers, in OpenAI's shape: bad input (`EmoVITInputError` and its subclasses) 400, HTTP
+    errors with their status (a path outside `routes` 404), malformed bodies 422 (without the input FastAPI would
+    echo), anything else 500."""
+    from fastapi.exceptions import RequestValidationError
+    from starlette.exceptions import HTTPException
+
+    async def input_error(request, error: ValueError):
+        if not is_input_error(error):
+            raise error  # any other error stays a server error (500, below)
+        return error_reply(400, str(error))
+
+    async def http_error(request, error: HTTPException):
+        if error.status_code in (404, 405):
+            return error_reply(error.status_code, f"{request.method} {request.url.path[:100]} is not served here; "
+                                                  f"this server answers {', '.join(routes)}.")
+        return error_reply(error.status_code, str(error.detail))
+
+    async def malformed_body(request, error: RequestValidationError):
+        problems = [f"{'.'.join(str(part) for part in problem.get('loc', ()))}: {problem.get('msg', '')}"
+                    for problem in error.errors()[:3]]
+        return error_reply(422, f"Malformed request ({'; '.join(problems)}).")
+
+    async def server_error(request, error: Exception):
+        return error_reply(500, "The server failed on this request; its log has the traceback.")
+
+    app.add_exception_handler(ValueError, input_error)
+    app.add_exception_handler(HTTPException, http_error)
+    app.add_exception_handler(RequestValidationError, malformed_body)
+    app.add_exception_handler(Exception, server_error)
