@@ -201,3 +201,39 @@ def test_release_generation_preset_sets_the_release_decoding():
                                   preset="release")
     assert predictor.max_new_tokens == 256
     assert predictor.options == {"num_beams": 1, "min_new_tokens": 1, "generated_repetition_penalty": 5.0}
+
+
+def _release_answer_ids(tokenizer, answer, max_length):
+    """The release's `blip2_vicuna_instruct.forward`: `llm_tokenizer([t + eos_token ...], truncation=True,
+    max_length=max_output_txt_len)` with `truncation_side = 'right'`, then `input_ids[i][1:]` (the BOS dropped)."""
+    tokenizer.truncation_side = "right"
+    return tokenizer([answer + tokenizer.eos_token], truncation=True, max_length=max_length)["input_ids"][0][1:]
+
+
+def test_release_mode_cuts_long_answers_as_the_release_tokenizer_call_did_and_the_default_keeps_the_eos():
+    from emovit.training.collator import EmoVITCollator
+
+    _, processor = tiny_emovit("llama")
+    tokenizer, eos, limit = processor.tokenizer, processor.tokenizer.eos_token_id, 8
+    answers = ["Predict emotion: awe" + " awe" * extra for extra in range(6)]
+    lengths = {len(tokenizer(answer, add_special_tokens=False)["input_ids"]) for answer in answers}
+    assert min(lengths) < limit - 1 <= max(lengths) and limit in lengths  # both sides of the cut
+    release = [_release_answer_ids(tokenizer, answer, limit) for answer in answers]
+    assert processor.encode_answers(answers, limit, release_truncation=True) == release
+    default = processor.encode_answers(answers, limit)
+    for ours, theirs in zip(default, release):
+        assert ours == (theirs if theirs[-1] == eos else theirs + [eos])  # long answers: 7 tokens, then the eos
+    assert sum(ids[-1] != eos for ids in release) >= 2 and all(ids[-1] == eos for ids in default)
+
+    rows = [{"image": Image.new("RGB", (32, 32)), "prompt": "Q", "completion": answers[-1]}]
+    for text_processor, expected in (("release", release[-1]), ("none", default[-1])):
+        labels = EmoVITCollator(processor, max_completion_length=limit, text_processor=text_processor)(rows)["labels"][0]
+        assert labels[labels != -100].tolist() == expected
+
+
+def test_release_truncation_leaves_t5_answers_as_lavis_t5_tokenizer_cuts_them():
+    _, processor = tiny_emovit("t5")
+    answers = ["Predict emotion: awe" + " awe" * extra for extra in range(6)]
+    # LAVIS blip2_t5_instruct: t5_output_tokenizer(text_output, truncation=True, max_length=...): eos after the cut
+    lavis = processor.tokenizer(answers, truncation=True, max_length=8)["input_ids"]
+    assert processor.encode_answers(answers, 8, release_truncation=True) == processor.encode_answers(answers, 8) == lavis
