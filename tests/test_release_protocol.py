@@ -237,3 +237,24 @@ def test_release_truncation_leaves_t5_answers_as_lavis_t5_tokenizer_cuts_them():
     # LAVIS blip2_t5_instruct: t5_output_tokenizer(text_output, truncation=True, max_length=...): eos after the cut
     lavis = processor.tokenizer(answers, truncation=True, max_length=8)["input_ids"]
     assert processor.encode_answers(answers, 8, release_truncation=True) == processor.encode_answers(answers, 8) == lavis
+
+
+def test_lavis_crop_resizes_only_the_cropped_pixels_as_torchvision_resized_crop_does():
+    # torchvision `F.resized_crop` on a PIL image is `img.crop((left, top, left + w, top + h))` then
+    # `img.resize(size, BICUBIC)`; RandomHorizontalFlip then draws `torch.rand(1) < 0.5`.
+    generator = torch.Generator().manual_seed(0)
+    noise = Image.frombytes("RGB", (96, 80), torch.randint(0, 256, (96 * 80 * 3,), dtype=torch.uint8,
+                                                           generator=generator).numpy().tobytes())
+    transform, resized_with_box_differs = LavisTrainTransform(size=32), 0
+    for seed in range(12):
+        torch.manual_seed(seed)
+        ours = transform(noise)
+        torch.manual_seed(seed)
+        left, top, width, height = crop_box(96, 80)
+        box = (left, top, left + width, top + height)
+        reference = noise.crop(box).resize((32, 32), Image.Resampling.BICUBIC)
+        if torch.rand(1).item() < 0.5:
+            reference = reference.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
+        assert ours.tobytes() == reference.tobytes()
+        resized_with_box_differs += noise.resize((32, 32), Image.Resampling.BICUBIC, box=box).tobytes() != reference.tobytes()
+    assert resized_with_box_differs > 0  # reading pixels outside the box would fail the comparison above
