@@ -32,13 +32,22 @@ TINY_RUN = ["--model_name_or_path", "tiny-random", "--use_cpu", "true", "--fp16"
             "--dataloader_num_workers", "0", "--report_to", "none", "--dataset_config", "categorical"]
 
 
-def test_paper_recipe_runs_the_lavis_schedule_per_epoch(tmp_path):
+def test_paper_recipe_runs_the_lavis_schedule_per_epoch_even_when_fp16_skips_steps(tmp_path, monkeypatch):
+    from accelerate import Accelerator
+
     data = write_dataset(tmp_path / "data", rows=8)
     args = sft.parse_recipe(["--config", str(PAPER_RECIPE), *TINY_RUN, "--dataset_name", str(data),
                              "--output_dir", str(tmp_path / "out")])
     assert (args[0].lr_schedule, args[0].augmentation, args[0].text_processor) == ("lavis", "lavis", "release")
+    # The fp16 grad scaler skips optimizer steps 1, 2 and 6 (an overflow); transformers then leaves out
+    # `lr_scheduler.step()`, while LAVIS still sets the next iteration's rate from (epoch, iteration).
+    asked = []
+    monkeypatch.setattr(Accelerator, "optimizer_step_was_skipped",
+                        property(lambda self: asked.append(len(asked)) or asked[-1] in (1, 2, 6)))
 
     sft.train(*args)
+
+    assert len(asked) == 16  # the trainer asked once per optimizer step: the skips happened
 
     state = json.loads((tmp_path / "out" / "trainer_state.json").read_text())
     rates = [entry["learning_rate"] for entry in state["log_history"] if "learning_rate" in entry]
@@ -258,3 +267,23 @@ def test_lavis_crop_resizes_only_the_cropped_pixels_as_torchvision_resized_crop_
         assert ours.tobytes() == reference.tobytes()
         resized_with_box_differs += noise.resize((32, 32), Image.Resampling.BICUBIC, box=box).tobytes() != reference.tobytes()
     assert resized_with_box_differs > 0  # reading pixels outside the box would fail the comparison above
+
+
+@pytest.mark.parametrize("steps, warned", [(3, True), (4, True), (5, False)])
+def test_a_lavis_schedule_that_ends_within_its_first_epoch_is_warned_about_once(steps, warned, tmp_path, caplog):
+    from transformers import TrainingArguments
+
+    from emovit.training.schedule import lavis_scheduler
+
+    args = TrainingArguments(output_dir=str(tmp_path), learning_rate=1e-5, warmup_steps=2, num_train_epochs=4,
+                             lr_scheduler_type="cosine_with_min_lr", lr_scheduler_kwargs={"min_lr": 1e-8}, use_cpu=True)
+    optimizer = torch.optim.AdamW([torch.nn.Parameter(torch.zeros(1))], lr=1e-5)
+    with caplog.at_level("WARNING", logger="emovit.training.schedule"):
+        scheduler = lavis_scheduler(args, optimizer, num_training_steps=steps, steps_per_epoch=4, warmup_start_lr=1e-8)
+    messages = [record.getMessage() for record in caplog.records if record.name == "emovit.training.schedule"]
+    assert messages == ([f"lr_schedule lavis: the run's {steps} optimizer steps end within its first epoch (4 steps), "
+                         "where LAVIS only warms up, so the rate never decays (the cosine steps once per epoch); use "
+                         "lr_schedule: transformers for a short run that decays."] if warned else [])
+    for step in range(steps):
+        scheduler.go_to(step)
+    assert (scheduler.get_last_lr()[0] == pytest.approx(1e-5)) == warned  # epoch 0 ends at init_lr; epoch 1 has decayed
