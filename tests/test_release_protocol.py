@@ -287,3 +287,14 @@ def test_a_lavis_schedule_that_ends_within_its_first_epoch_is_warned_about_once(
     for step in range(steps):
         scheduler.go_to(step)
     assert (scheduler.get_last_lr()[0] == pytest.approx(1e-5)) == warned  # epoch 0 ends at init_lr; epoch 1 has decayed
+
+
+@pytest.mark.parametrize("key, valid", [("lr_schedule", "transformers, lavis"), ("augmentation", "none, lavis"),
+                                        ("text_processor", "none, lavis, release")])
+def test_an_unknown_release_protocol_value_is_refused_with_the_valid_ones(key, valid, tmp_path, capsys):
+    code = sft.main(["--config", str(PAPER_RECIPE), *TINY_RUN, "--dataset_name", str(tmp_path),
+                     "--output_dir", str(tmp_path / "out"), f"--{key}", "paper"])
+    error = capsys.readouterr().err.strip()
+    assert code == 2 and len(error.splitlines()) == 1
+    assert f"--{key}" in error and "invalid choice: 'paper'" in error
+    assert all(name in error.split("choose from", 1)[1] for name in valid.split(", "))

@@ -14,7 +14,11 @@ from pathlib import Path
 
 from trl import DatasetMixtureConfig, ModelConfig, ScriptArguments, SFTConfig, TrlParser
 
+from dataset_builder.text_processors import TEXT_PROCESSORS
 from modeling_emovit.errors import EmoVITInputError, reading
+
+from .augmentation import AUGMENTATIONS
+from .schedule import SCHEDULES
 
 
 @dataclass
@@ -28,15 +32,15 @@ class EmoVITScriptArguments(ScriptArguments):
     )
     # The release's training protocol (docs/fidelity.md): its schedule, image transform and text processing.
     lr_schedule: str = field(default="transformers", metadata={
-        "choices": ["transformers", "lavis"],
+        "choices": list(SCHEDULES),
         "help": "lavis: LAVIS linear_warmup_cosine_lr (warmup in epoch 0 only, cosine stepped once per epoch, min_lr "
                 "from lr_scheduler_kwargs); transformers: lr_scheduler_type as given."})
     warmup_start_lr: float = field(default=0.0, metadata={"help": "lr_schedule lavis: LAVIS warmup_lr."})
     augmentation: str = field(default="none", metadata={
-        "choices": ["none", "lavis"],
+        "choices": list(AUGMENTATIONS),
         "help": "lavis: LAVIS blip2_image_train (random resized crop, scale 0.5-1, and horizontal flip)."})
     text_processor: str = field(default="none", metadata={
-        "choices": ["none", "lavis", "release"],
+        "choices": list(TEXT_PROCESSORS),
         "help": "lavis: the instruction through LAVIS blip_caption; release: that and 'Complex' deleted from answers."})
     merge_adapter: bool = field(
         default=False, metadata={"help": "With use_peft: also write the adapter merged into its base to OUTPUT_DIR/merged."}
