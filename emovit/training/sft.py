@@ -158,7 +158,7 @@ def train(script_args, training_args, model_args, mixture_args) -> dict:
     ###############
     # Load the data (first: a bad dataset is named before a 7B model loads)
     ###############
-    train_dataset = load_train_dataset(script_args, mixture_args)
+    train_dataset, train_rows = load_train_dataset(script_args, mixture_args, training_args)  # streamed: rows may be None
     check_model_reads(train_dataset, model_args.model_name_or_path, training_args.trust_remote_code)
 
     ###############
@@ -208,10 +208,10 @@ def train(script_args, training_args, model_args, mixture_args) -> dict:
         data_collator=collator,
         peft_config=lora_config(model_args) if model_args.use_peft else None,
     )
-    trainer.recipe = (script_args, model_args, mixture_args, len(train_dataset))  # for the model card
+    trainer.recipe = (script_args, model_args, mixture_args, train_rows)  # for the model card
     result = trainer.train(resume_from_checkpoint=resume)
     trainable = sum(parameter.numel() for parameter in trainer.model.parameters() if parameter.requires_grad)
-    metrics = {**result.metrics, "train_samples": len(train_dataset), "trainable_parameters": trainable}
+    metrics = {**result.metrics, "train_samples": train_rows, "trainable_parameters": trainable}
     trainer.log_metrics("train", metrics)
     trainer.save_metrics("train", metrics)  # train_results.json
     trainer.save_state()
