@@ -2,9 +2,10 @@
 
 Reference values come from LAVIS's source as the release ran it: `common/optims.py` (`linear_warmup_cosine_lr`),
 `processors/blip_processors.py` (`blip2_image_train`, `blip_caption`), `models/base_model.py`
-(`get_optimizer_params`: no weight decay for `ndim < 2`, "bias", "ln", "bn"), the release's
-`blip2_vicuna_instruct.py` (trainable modules, "Complex" deleted from answers) and `tests/fixtures/lavis_keys.json`
-(which parameters `_save_checkpoint` keeps, i.e. the trainable ones).
+(`get_optimizer_params`: no weight decay for `ndim < 2`, "bias", "ln", "bn"; `Blip2Base` overrides it in `blip2.py`
+l.105 and decays the same set), the release's `blip2_vicuna_instruct.py` (trainable modules, "Complex" deleted from
+answers, the answer tokenizer call) and `tests/fixtures/lavis_keys.json` (which parameters `_save_checkpoint` keeps,
+i.e. the trainable ones); torchvision's `F.resized_crop` (crop, then resize) for the augmentation.
 """
 
 import json

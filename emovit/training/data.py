@@ -16,7 +16,7 @@ from .collator import REQUIRED_COLUMNS, check_columns
 
 CONVERSATION_COLUMNS = ("images", "messages")  # TRL's conversational vision format (`emovit data build` config `messages`)
 # A stream has no sampler to shuffle it: `IterableDataset.shuffle` draws from a buffer of this many rows (datasets'
-# default) and shuffles the shard order, reseeded each epoch; built folders list rows in source order, often by class.
+# default) and shuffles the shard order; built folders list rows in source order, often class by class.
 STREAM_SHUFFLE_BUFFER = 1000
 
 
