@@ -44,8 +44,8 @@ def check_streaming(script_args, training_args, mixture_args) -> bool:
         return False
     if training_args.max_steps <= 0:
         raise EmoVITInputError(
-            "dataset_streaming: a streamed dataset has no length, so the run is as long as max_steps says (as in "
-            "transformers); set --max_steps N, the optimizer steps to train."
+            f"{'streaming' if mixture_args.datasets else 'dataset_streaming'}: a streamed dataset has no length, so "
+            f"the run is as long as max_steps says (as in transformers); set --max_steps N, the optimizer steps to train."
         )
     if script_args.lr_schedule == "lavis":
         raise EmoVITInputError(
