@@ -32,26 +32,35 @@ def local_parquet_files(folder: Path, config: str | None, split: str) -> list[st
     return sorted(str(path.resolve()) for pattern in paths for path in folder.glob(pattern))
 
 
-def _load(data: str, config: str | None, split: str):
+def _load(data: str, config: str | None, split: str, streaming: bool):
     import datasets
 
     folder = Path(data)
     files = local_parquet_files(folder, config, split) if folder.is_dir() else None
     if files is None:
-        return datasets.load_dataset(data, config, split=split)
+        return datasets.load_dataset(data, config, split=split, streaming=streaming)
     if not files:
         raise ValueError("corresponds to no data")
-    return datasets.load_dataset("parquet", data_files={split: files}, split=split)
+    return datasets.load_dataset("parquet", data_files={split: files}, split=split, streaming=streaming)
 
 
-def load_split(data: str, config: str | None, split: str, required=("id", "image", "emotion")):
+def is_empty(dataset) -> bool:
+    """Whether a split has no rows; a streamed split (`IterableDataset`, no length) is asked for its first row."""
+    import datasets
+
+    if isinstance(dataset, datasets.IterableDataset):
+        return next(iter(dataset.take(1)), None) is None
+    return len(dataset) == 0
+
+
+def load_split(data: str, config: str | None, split: str, required=("id", "image", "emotion"), streaming=False):
     """One split of a dataset folder or Hub id, refusing a missing dataset, an unknown config or split, an empty
-    split or missing `required` columns by name."""
+    split or missing `required` columns by name. `streaming`: an `IterableDataset` read as it is iterated."""
     empty = EmoVITInputError(
         f"{data}: split {split!r} of config {config!r} is empty; build one with examples (`emovit data build`)."
     )
     try:
-        dataset = _load(data, config, split)
+        dataset = _load(data, config, split, streaming)
     except ValueError as error:  # unknown config or split (datasets lists the available ones), or no rows at all
         if "corresponds to no data" in str(error):
             raise empty from None
@@ -60,9 +69,9 @@ def load_split(data: str, config: str | None, split: str, required=("id", "image
         raise EmoVITInputError(
             f"{data}: no such dataset folder, or a Hub dataset that cannot be reached; pass a `emovit data build` output."
         ) from None
-    if len(dataset) == 0:
+    if is_empty(dataset):
         raise empty
-    missing = set(required) - set(dataset.column_names)
+    missing = set(required) - set(dataset.column_names or required)  # a stream may not know its columns
     if missing:
         raise EmoVITInputError(
             f"{data}: split {split!r} lacks the columns {sorted(missing)}; rebuild it with `emovit data build`."

@@ -9,7 +9,8 @@ release trained; `llm_proj`, `llm_model`) onto an InstructBLIP-Vicuna base, and 
   tokens and projection, plus `Qformer.bert.embeddings.position_ids`, each Vicuna layer's `rotary_emb.inv_freq`, and
   T5's `encoder/decoder.embed_tokens` (aliases of the frozen `shared` embedding, so `named_parameters` misses them);
 - the EmoVIT release's `torch.save(self.model, 'model.pth')`: a whole pickled module, every key (`module.` first
-  when saved under DDP).
+  when saved under DDP). Unpickling it imports LAVIS, which does not import under transformers 5: such a file is
+  refused with the command that re-saves its state dict where LAVIS runs (`RESAVE_SNIPPET`).
 The renaming follows transformers' `convert_instructblip_original_to_pytorch.py`. Buffers that transformers
 recomputes (and no longer saves) are dropped and counted; whatever the checkpoint lacks comes from the base, and the
 summary says which trained modules came from where.
@@ -67,6 +68,12 @@ VOCABULARY_MATRICES = re.compile(
 )
 # LAVIS model -> (the prefix of its LM keys, whether its LM is decoder-only).
 LANGUAGE_MODELS = {"blip2_vicuna_instruct": ("llm_", True), "blip2_t5_instruct": ("t5_", False)}
+# Run where LAVIS imports: the release's `torch.save(self.model, "model.pth")` pickled the bare LAVIS module (one
+# process, no DDP wrapper), whose state dict is plain tensors, which `emovit convert` reads without --trust-pickle.
+RESAVE_SNIPPET = (
+    'python -c "import torch; torch.save(torch.load(\'{path}\', map_location=\'cpu\', weights_only=False)'
+    '.state_dict(), \'model_state_dict.pth\')"'
+)
 
 
 @dataclass
@@ -171,6 +178,12 @@ def load_lavis_state_dict(path: str | Path, trust_pickle: bool = False) -> dict:
             f"{path}: the checkpoint pickles Python objects (the original EmoVIT release pickled a whole LAVIS "
             f"module), which can run code when loaded; pass --trust-pickle (trust_pickle=True) only if you trust "
             f"where the file came from."
+        ) from None
+    except ImportError as error:  # ModuleNotFoundError included: the pickle names classes this environment lacks
+        raise EmoVITInputError(
+            f"{path}: the file is a whole pickled module whose classes do not import here ({type(error).__name__}: "
+            f"{error}; LAVIS's own Qformer.py needs names transformers 5 removed), so re-save its state dict in a "
+            f"LAVIS environment with `{RESAVE_SNIPPET.format(path=path)}` and convert that file (docs/fidelity.md)."
         ) from None
     if isinstance(checkpoint, torch.nn.Module):
         return checkpoint.state_dict()

@@ -126,10 +126,12 @@ class EmoVITProcessor(InstructBlipProcessor):
         max_prompt_length: int = 128,
         max_completion_length: int = 256,
         qformer_prompts: list[str] | None = None,
+        release_truncation: bool = False,
     ) -> BatchFeature:
         """Training (and scoring) inputs for a batch of (image, instruction, answer), right-padded.
 
-        The Q-Former reads `qformer_prompts` when given (default: the same instructions as the LM).
+        The Q-Former reads `qformer_prompts` when given (default: the same instructions as the LM);
+        `release_truncation` cuts over-long answers as the release did (`encode_answers`).
 
         Returns tensors: pixel_values `(batch, 3, H, W)`; qformer_input_ids / qformer_attention_mask
         `(batch, q_len)`; input_ids / attention_mask `(batch, seq_len)`; labels `(batch, seq_len)` for a
@@ -145,7 +147,7 @@ class EmoVITProcessor(InstructBlipProcessor):
             self.qformer_tokenizer, list(qformer_prompts or prompts), max_prompt_length, padding=True, return_tensors="pt"
         )
         prompt_ids = _keep_the_end(self.tokenizer, list(prompts), max_prompt_length)["input_ids"]
-        answer_ids = self.encode_answers(completions, max_completion_length)
+        answer_ids = self.encode_answers(completions, max_completion_length, release_truncation)
         image_ids = [self.image_token_id] * self.num_query_tokens
         if self.decoder_only:
             sequences = [image_ids + p + a for p, a in zip(prompt_ids, answer_ids)]
@@ -162,10 +164,22 @@ class EmoVITProcessor(InstructBlipProcessor):
             batch.update(self.image_processor(_as_rgb(list(images)), return_tensors="pt"))
         return BatchFeature(batch)
 
-    def encode_answers(self, completions: list[str], max_length: int = 256) -> list[list[int]]:
-        """Answer token ids, each ending with the LM's eos token (LAVIS appends `llm_tokenizer.eos_token`)."""
+    def encode_answers(
+        self, completions: list[str], max_length: int = 256, release_truncation: bool = False
+    ) -> list[list[int]]:
+        """Answer token ids, each ending with the LM's eos token (LAVIS appends `llm_tokenizer.eos_token`); an answer
+        of `max_length` tokens or more keeps its first `max_length - 1` and the eos.
+
+        `release_truncation`: cut as the release's `blip2_vicuna_instruct.forward` does for a decoder-only LM. It
+        tokenizes `answer + "</s>"` with the BOS, truncated at `max_length` from the right, then drops the BOS: an
+        answer of `max_length - 1` tokens or more keeps `max_length - 1` and no eos. (LAVIS's T5 tokenizer appends
+        its eos after truncating, which the default already does.)
+        """
         encoded = self.tokenizer(list(completions), add_special_tokens=False)["input_ids"]
-        return [ids[: max_length - 1] + [self.tokenizer.eos_token_id] for ids in encoded]
+        eos = [self.tokenizer.eos_token_id]
+        if release_truncation and self.decoder_only:
+            return [(ids + eos)[: max_length - 1] for ids in encoded]
+        return [ids[: max_length - 1] + eos for ids in encoded]
 
     def _right_pad(self, sequences: list[list[int]], labels: list[list[int]]) -> dict[str, torch.Tensor]:
         pad_id = self.tokenizer.pad_token_id

@@ -6,6 +6,8 @@ LAVIS `_save_checkpoint` keeps (trainable parameters + every buffer) and the rel
 converted model is compared with a reference mixed by hand, module by module, from the "trained" model and the base.
 """
 
+from pathlib import Path
+
 import pytest
 import torch
 from PIL import Image
@@ -213,3 +215,127 @@ def test_a_base_folder_that_does_not_exist_is_named_and_nothing_is_written(tmp_p
     last = error.strip().splitlines()[-1]
     assert last.startswith(f"emovit convert: --base {missing}: neither an existing local folder")
     assert not (tmp_path / "out").exists()
+
+
+# The release's model.pth is `torch.save(self.model, ...)` of a LAVIS `Blip2VicunaInstruct`: unpickling imports
+# `lavis.models.blip2_models.blip2_vicuna_instruct` and, through it, `lavis.models.blip2_models.Qformer`, whose
+# first lines import names transformers 5 removed. The stand-in modules below keep LAVIS's module paths and class
+# names (all a pickle records); LAVIS_UNDER_TRANSFORMERS_5 replaces Qformer.py's body by LAVIS's own import line.
+LAVIS_PACKAGES = ("lavis", "lavis/models", "lavis/models/blip2_models")
+QFORMER_STAND_IN = "import torch\n\n\nclass BertLMHeadModel(torch.nn.Module):\n    pass\n"
+QFORMER_UNDER_TRANSFORMERS_5 = (  # lavis/models/blip2_models/Qformer.py, its transformers import
+    "from transformers.modeling_utils import (\n    PreTrainedModel,\n    apply_chunking_to_forward,\n"
+    "    find_pruneable_heads_and_indices,\n    prune_linear_layer,\n)\n"
+)
+BLIP2_VICUNA_INSTRUCT = '''
+import torch
+from lavis.models.blip2_models.Qformer import BertLMHeadModel
+
+
+class Blip2VicunaInstruct(torch.nn.Module):
+    """Holds a LAVIS state dict under its own key names; the Q-Former is a `BertLMHeadModel`, as in LAVIS."""
+
+    def __init__(self, state_dict):
+        super().__init__()
+        for key, tensor in state_dict.items():
+            *path, name = key.split(".")
+            module = self
+            for part in path:
+                if part not in module._modules:
+                    module.add_module(part, BertLMHeadModel() if module is self and part == "Qformer" else torch.nn.Module())
+                module = module._modules[part]
+            if tensor.is_floating_point() and not name.endswith("inv_freq"):
+                module.register_parameter(name, torch.nn.Parameter(tensor, requires_grad=False))
+            else:
+                module.register_buffer(name, tensor)
+'''
+# What the release ran after each epoch (old tree `runner_base.py`): `torch.save(self.model, 'model.pth')`.
+PICKLE_THE_MODULE = ("import sys, torch; from lavis.models.blip2_models.blip2_vicuna_instruct import Blip2VicunaInstruct; "
+                     "torch.save(Blip2VicunaInstruct(torch.load(sys.argv[1])), sys.argv[2])")
+
+
+def _lavis_tree(root, qformer_source: str):
+    for package in LAVIS_PACKAGES:
+        (root / package).mkdir(parents=True, exist_ok=True)
+        (root / package / "__init__.py").write_text("")
+    (root / "lavis/models/blip2_models/Qformer.py").write_text(qformer_source)
+    (root / "lavis/models/blip2_models/blip2_vicuna_instruct.py").write_text(BLIP2_VICUNA_INSTRUCT)
+    return root
+
+
+def _python_with(path_entry):
+    """The environment of a subprocess whose Python (and `python` on PATH) imports from `path_entry`."""
+    import os
+    import sys
+
+    return {**os.environ, "PYTHONPATH": str(path_entry),
+            "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+
+
+@pytest.fixture(scope="module")
+def pickled_release_module(vicuna, tmp_path_factory):
+    """`model.pth` as the release wrote it (a pickled LAVIS module), written where a LAVIS package imports."""
+    import subprocess
+    import sys
+
+    folder, trained, _, _ = vicuna
+    work = tmp_path_factory.mktemp("release_pickle")
+    lavis = _lavis_tree(work / "lavis_env", QFORMER_STAND_IN)
+    torch.save(lavis_state_dict(trained, VICUNA), work / "state_dict.pth")
+    subprocess.run([sys.executable, "-c", PICKLE_THE_MODULE, "state_dict.pth", "model.pth"],
+                   cwd=work, env=_python_with(lavis), check=True, timeout=120)
+    return work, lavis
+
+
+@pytest.fixture
+def forget_lavis():
+    """Drops the modules of an imported LAVIS tree after the test."""
+    import sys
+
+    yield
+    for name in [name for name in sys.modules if name == "lavis" or name.startswith("lavis.")]:
+        del sys.modules[name]
+
+
+def _convert_refused(work, base, capsys):
+    code = main(["convert", "--lavis", str(work / "model.pth"), "--base", str(base), "--out", str(work / "out"),
+                 "--trust-pickle"])
+    error = capsys.readouterr().err.strip()
+    assert code == 2 and len(error.splitlines()) == 1 and "Traceback" not in error
+    assert not (work / "out").exists()
+    return error
+
+
+def test_a_pickled_lavis_module_without_lavis_says_how_to_resave_its_state_dict(pickled_release_module, vicuna, capsys):
+    from modeling_emovit.convert_lavis import RESAVE_SNIPPET
+
+    work, _ = pickled_release_module
+    error = _convert_refused(work, vicuna[0] / "base", capsys)
+    assert "ModuleNotFoundError: No module named 'lavis'" in error
+    assert RESAVE_SNIPPET.format(path=work / "model.pth") in error and "docs/fidelity.md" in error
+
+
+def test_a_pickled_lavis_module_under_transformers_5_names_the_removed_import(
+        pickled_release_module, vicuna, tmp_path, monkeypatch, forget_lavis, capsys):
+    work, _ = pickled_release_module
+    monkeypatch.syspath_prepend(str(_lavis_tree(tmp_path / "lavis_env", QFORMER_UNDER_TRANSFORMERS_5)))
+    error = _convert_refused(work, vicuna[0] / "base", capsys)
+    assert "ImportError: cannot import name 'apply_chunking_to_forward'" in error and "re-save its state dict" in error
+
+
+def test_the_documented_resave_snippet_writes_a_state_dict_that_converts_without_trust(pickled_release_module, vicuna):
+    import subprocess
+
+    from modeling_emovit.convert_lavis import RESAVE_SNIPPET
+
+    folder, trained, _, processor = vicuna
+    work, lavis = pickled_release_module
+    snippet = RESAVE_SNIPPET.format(path="model.pth")
+    assert snippet in (Path(__file__).resolve().parents[1] / "docs" / "fidelity.md").read_text()
+    subprocess.run(snippet, shell=True, cwd=work, env=_python_with(lavis), check=True, timeout=120)
+
+    summary = convert_lavis_checkpoint(work / "model_state_dict.pth", folder / "base", work / "converted")
+
+    converted = EmoVITForConditionalGeneration.from_pretrained(work / "converted").eval()
+    assert torch.equal(_logits(converted, processor), _logits(trained, processor))
+    assert set(summary["trained_modules"].values()) == {"checkpoint"}

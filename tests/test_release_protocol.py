@@ -2,9 +2,10 @@
 
 Reference values come from LAVIS's source as the release ran it: `common/optims.py` (`linear_warmup_cosine_lr`),
 `processors/blip_processors.py` (`blip2_image_train`, `blip_caption`), `models/base_model.py`
-(`get_optimizer_params`: no weight decay for `ndim < 2`, "bias", "ln", "bn"), the release's
-`blip2_vicuna_instruct.py` (trainable modules, "Complex" deleted from answers) and `tests/fixtures/lavis_keys.json`
-(which parameters `_save_checkpoint` keeps, i.e. the trainable ones).
+(`get_optimizer_params`: no weight decay for `ndim < 2`, "bias", "ln", "bn"; `Blip2Base` overrides it in `blip2.py`
+l.105 and decays the same set), the release's `blip2_vicuna_instruct.py` (trainable modules, "Complex" deleted from
+answers, the answer tokenizer call) and `tests/fixtures/lavis_keys.json` (which parameters `_save_checkpoint` keeps,
+i.e. the trainable ones); torchvision's `F.resized_crop` (crop, then resize) for the augmentation.
 """
 
 import json
@@ -33,13 +34,22 @@ TINY_RUN = ["--model_name_or_path", "tiny-random", "--use_cpu", "true", "--fp16"
             "--dataloader_num_workers", "0", "--report_to", "none", "--dataset_config", "categorical"]
 
 
-def test_paper_recipe_runs_the_lavis_schedule_per_epoch(tmp_path):
+def test_paper_recipe_runs_the_lavis_schedule_per_epoch_even_when_fp16_skips_steps(tmp_path, monkeypatch):
+    from accelerate import Accelerator
+
     data = write_dataset(tmp_path / "data", rows=8)
     args = sft.parse_recipe(["--config", str(PAPER_RECIPE), *TINY_RUN, "--dataset_name", str(data),
                              "--output_dir", str(tmp_path / "out")])
     assert (args[0].lr_schedule, args[0].augmentation, args[0].text_processor) == ("lavis", "lavis", "release")
+    # The fp16 grad scaler skips optimizer steps 1, 2 and 6 (an overflow); transformers then leaves out
+    # `lr_scheduler.step()`, while LAVIS still sets the next iteration's rate from (epoch, iteration).
+    asked = []
+    monkeypatch.setattr(Accelerator, "optimizer_step_was_skipped",
+                        property(lambda self: asked.append(len(asked)) or asked[-1] in (1, 2, 6)))
 
     sft.train(*args)
+
+    assert len(asked) == 16  # the trainer asked once per optimizer step: the skips happened
 
     state = json.loads((tmp_path / "out" / "trainer_state.json").read_text())
     rates = [entry["learning_rate"] for entry in state["log_history"] if "learning_rate" in entry]
@@ -201,3 +211,91 @@ def test_release_generation_preset_sets_the_release_decoding():
                                   __import__("dataset_builder.emotions").emotions.get_label_space("emoset"), preset="release")
     assert predictor.max_new_tokens == 256
     assert predictor.options == {"num_beams": 1, "min_new_tokens": 1, "generated_repetition_penalty": 5.0}
+
+
+def _release_answer_ids(tokenizer, answer, max_length):
+    """The release's `blip2_vicuna_instruct.forward`: `llm_tokenizer([t + eos_token ...], truncation=True,
+    max_length=max_output_txt_len)` with `truncation_side = 'right'`, then `input_ids[i][1:]` (the BOS dropped)."""
+    tokenizer.truncation_side = "right"
+    return tokenizer([answer + tokenizer.eos_token], truncation=True, max_length=max_length)["input_ids"][0][1:]
+
+
+def test_release_mode_cuts_long_answers_as_the_release_tokenizer_call_did_and_the_default_keeps_the_eos():
+    from emovit.training.collator import EmoVITCollator
+
+    _, processor = tiny_emovit("llama")
+    tokenizer, eos, limit = processor.tokenizer, processor.tokenizer.eos_token_id, 8
+    answers = ["Predict emotion: awe" + " awe" * extra for extra in range(6)]
+    lengths = {len(tokenizer(answer, add_special_tokens=False)["input_ids"]) for answer in answers}
+    assert min(lengths) < limit - 1 <= max(lengths) and limit in lengths  # both sides of the cut
+    release = [_release_answer_ids(tokenizer, answer, limit) for answer in answers]
+    assert processor.encode_answers(answers, limit, release_truncation=True) == release
+    default = processor.encode_answers(answers, limit)
+    for ours, theirs in zip(default, release):
+        assert ours == (theirs if theirs[-1] == eos else theirs + [eos])  # long answers: 7 tokens, then the eos
+    assert sum(ids[-1] != eos for ids in release) >= 2 and all(ids[-1] == eos for ids in default)
+
+    rows = [{"image": Image.new("RGB", (32, 32)), "prompt": "Q", "completion": answers[-1]}]
+    for text_processor, expected in (("release", release[-1]), ("none", default[-1])):
+        labels = EmoVITCollator(processor, max_completion_length=limit, text_processor=text_processor)(rows)["labels"][0]
+        assert labels[labels != -100].tolist() == expected
+
+
+def test_release_truncation_leaves_t5_answers_as_lavis_t5_tokenizer_cuts_them():
+    _, processor = tiny_emovit("t5")
+    answers = ["Predict emotion: awe" + " awe" * extra for extra in range(6)]
+    # LAVIS blip2_t5_instruct: t5_output_tokenizer(text_output, truncation=True, max_length=...): eos after the cut
+    lavis = processor.tokenizer(answers, truncation=True, max_length=8)["input_ids"]
+    assert processor.encode_answers(answers, 8, release_truncation=True) == processor.encode_answers(answers, 8) == lavis
+
+
+def test_lavis_crop_resizes_only_the_cropped_pixels_as_torchvision_resized_crop_does():
+    # torchvision `F.resized_crop` on a PIL image is `img.crop((left, top, left + w, top + h))` then
+    # `img.resize(size, BICUBIC)`; RandomHorizontalFlip then draws `torch.rand(1) < 0.5`.
+    generator = torch.Generator().manual_seed(0)
+    noise = Image.frombytes("RGB", (96, 80), torch.randint(0, 256, (96 * 80 * 3,), dtype=torch.uint8,
+                                                           generator=generator).numpy().tobytes())
+    transform, resized_with_box_differs = LavisTrainTransform(size=32), 0
+    for seed in range(12):
+        torch.manual_seed(seed)
+        ours = transform(noise)
+        torch.manual_seed(seed)
+        left, top, width, height = crop_box(96, 80)
+        box = (left, top, left + width, top + height)
+        reference = noise.crop(box).resize((32, 32), Image.Resampling.BICUBIC)
+        if torch.rand(1).item() < 0.5:
+            reference = reference.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
+        assert ours.tobytes() == reference.tobytes()
+        resized_with_box_differs += noise.resize((32, 32), Image.Resampling.BICUBIC, box=box).tobytes() != reference.tobytes()
+    assert resized_with_box_differs > 0  # reading pixels outside the box would fail the comparison above
+
+
+@pytest.mark.parametrize("steps, warned", [(3, True), (4, True), (5, False)])
+def test_a_lavis_schedule_that_ends_within_its_first_epoch_is_warned_about_once(steps, warned, tmp_path, caplog):
+    from transformers import TrainingArguments
+
+    from emovit.training.schedule import lavis_scheduler
+
+    args = TrainingArguments(output_dir=str(tmp_path), learning_rate=1e-5, warmup_steps=2, num_train_epochs=4,
+                             lr_scheduler_type="cosine_with_min_lr", lr_scheduler_kwargs={"min_lr": 1e-8}, use_cpu=True)
+    optimizer = torch.optim.AdamW([torch.nn.Parameter(torch.zeros(1))], lr=1e-5)
+    with caplog.at_level("WARNING", logger="emovit.training.schedule"):
+        scheduler = lavis_scheduler(args, optimizer, num_training_steps=steps, steps_per_epoch=4, warmup_start_lr=1e-8)
+    messages = [record.getMessage() for record in caplog.records if record.name == "emovit.training.schedule"]
+    assert messages == ([f"lr_schedule lavis: the run's {steps} optimizer steps end within its first epoch (4 steps), "
+                         "where LAVIS only warms up, so the rate never decays (the cosine steps once per epoch); use "
+                         "lr_schedule: transformers for a short run that decays."] if warned else [])
+    for step in range(steps):
+        scheduler.go_to(step)
+    assert (scheduler.get_last_lr()[0] == pytest.approx(1e-5)) == warned  # epoch 0 ends at init_lr; epoch 1 has decayed
+
+
+@pytest.mark.parametrize("key, valid", [("lr_schedule", "transformers, lavis"), ("augmentation", "none, lavis"),
+                                        ("text_processor", "none, lavis, release")])
+def test_an_unknown_release_protocol_value_is_refused_with_the_valid_ones(key, valid, tmp_path, capsys):
+    code = sft.main(["--config", str(PAPER_RECIPE), *TINY_RUN, "--dataset_name", str(tmp_path),
+                     "--output_dir", str(tmp_path / "out"), f"--{key}", "paper"])
+    error = capsys.readouterr().err.strip()
+    assert code == 2 and len(error.splitlines()) == 1
+    assert f"--{key}" in error and "invalid choice: 'paper'" in error
+    assert all(name in error.split("choose from", 1)[1] for name in valid.split(", "))

@@ -5,9 +5,10 @@ it rescales and applies the CLIP normalisation LAVIS also uses). LAVIS (`process
 `Blip2ImageTrainProcessor`, `image_size: 224` in the release's FT.yaml): `RandomResizedCrop(image_size,
 scale=(0.5, 1.0), interpolation=BICUBIC)`, `RandomHorizontalFlip()`, `ToTensor()`, `Normalize(CLIP mean, std)`.
 The crop box is drawn as torchvision's `RandomResizedCrop.get_params` draws it (area fraction uniform in `scale`,
-log aspect ratio uniform in [log 3/4, log 4/3], ten tries, then a centre crop clamped to that ratio range); torchvision
-itself is not a dependency (its wheel does not load against the CPU build of torch this project installs). Random
-numbers come from torch's generator, which the trainer seeds, and each dataloader worker reseeds.
+log aspect ratio uniform in [log 3/4, log 4/3], ten tries, then a centre crop clamped to that ratio range) and cut
+out before the bicubic resize, as its `F.resized_crop` does on PIL images; torchvision itself is not a dependency
+(its wheel does not load against the CPU build of torch this project installs). Random numbers come from torch's
+generator, which the trainer seeds, and each dataloader worker reseeds.
 """
 
 import math
@@ -52,8 +53,9 @@ class LavisTrainTransform:
 
     def __call__(self, image: Image.Image) -> Image.Image:
         left, top, width, height = crop_box(*image.size, scale=self.scale)
-        box = (left, top, left + width, top + height)
-        out = image.resize((self.size, self.size), Image.Resampling.BICUBIC, box=box)
+        # torchvision `F.resized_crop` on a PIL image: crop, then resize the cropped pixels alone (PIL's `box=`
+        # would also read the pixels just outside the box at its borders).
+        out = image.crop((left, top, left + width, top + height)).resize((self.size, self.size), Image.Resampling.BICUBIC)
         if torch.rand(1).item() < 0.5:
             out = out.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
         return out

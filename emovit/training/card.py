@@ -30,7 +30,7 @@ class TrainingRecipe:
     script_args: object  # `EmoVITScriptArguments`: the data and EmoVIT's options
     model_args: object  # TRL's `ModelConfig`: the base model and LoRA settings
     mixture_args: object  # TRL's `DatasetMixtureConfig`
-    training_rows: int
+    training_rows: int | None  # None: streamed from a source that does not say its size
 
 
 class ModelCardSFTTrainer(SFTTrainer):
@@ -84,7 +84,7 @@ def describe_training(trainer: ModelCardSFTTrainer, merged: bool = False) -> Mod
         adapter=adapter,
         data=data,
         data_note=f" (config `{script_args.dataset_config or 'default'}`, split `{script_args.dataset_train_split}`, "
-                  f"{recipe.training_rows} rows)",
+                  f"{'streamed' if recipe.training_rows is None else f'{recipe.training_rows} rows'})",
         hyperparameters=settings,
         results=outcome,
         license=base_licence(model_args.model_name_or_path),

@@ -50,7 +50,8 @@ class EmoVITCollator:
     A row whose image does not decode is dropped; a batch left empty reuses the last readable row, so the step
     (and every rank's step count under DDP) still happens. `augment` (e.g. `augmentation.LavisTrainTransform`) draws
     a new random view of each image per batch; `text_processor` ("none", "lavis", "release") rewrites the text as
-    the release's training did (`dataset_builder.text_processors`).
+    the release's training did (`dataset_builder.text_processors`), and "release" also cuts over-long answers as the
+    release did (`EmoVITProcessor.encode_answers`).
     """
 
     adapter: object  # the model's `BackboneAdapter`
@@ -82,6 +83,7 @@ class EmoVITCollator:
             [completion for _, completion in texts],
             max_prompt_length=self.max_prompt_length,
             max_completion_length=self.max_completion_length,
+            release_truncation=self.text_processor == "release",
         )
         if cached:
             embeds = torch.stack([torch.as_tensor(example[IMAGE_EMBEDS]) for example in readable])

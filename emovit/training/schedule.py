@@ -9,14 +9,21 @@ iteration by `tasks/base_task.py`) sets one rate for all parameter groups:
   with 4 epochs the rate is 8.54e-6, 5.01e-6 and 1.47e-6 in epochs 1-3 (init 1e-5, min 1e-8) and never nears min_lr.
 transformers has no registry for new `lr_scheduler_type` names, so the recipe keeps `lr_scheduler_type:
 cosine_with_min_lr` (its `min_lr` is LAVIS's) and `lr_schedule: lavis` makes the trainer build this one instead.
+LAVIS computes the rate from (epoch, iteration), and so does this scheduler, from the trainer's step count: a count
+of `step()` calls would fall behind under fp16, since transformers skips `lr_scheduler.step()` after every optimizer
+step the grad scaler skips.
 """
 
+import logging
 import math
+import warnings
 from dataclasses import dataclass
 
 import torch
 
 from modeling_emovit.errors import EmoVITInputError
+
+logger = logging.getLogger(__name__)
 
 SCHEDULES = ("transformers", "lavis")
 
@@ -46,7 +53,22 @@ class LavisSchedule:
         def factor(step: int) -> float:  # a plain function: LambdaLR leaves it out of its state dict
             return self.learning_rate(step) / self.init_lr
 
-        return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+        return LavisLambdaLR(optimizer, factor)
+
+
+class LavisLambdaLR(torch.optim.lr_scheduler.LambdaLR):
+    """A `LambdaLR` whose step is set from outside: the trainer calls `go_to(global_step)` before every optimizer
+    step, as LAVIS sets its rate before every iteration, including the steps after one the fp16 scaler skipped."""
+
+    def go_to(self, step: int) -> None:
+        """Sets the rate of optimizer step `step` (0-based over the run), unless it is set already."""
+        if step == self.last_epoch:
+            return
+        self.last_epoch = step - 1
+        with warnings.catch_warnings():
+            # torch's warning for a `step()` before any `optimizer.step()`: here the scaler skipped the first steps
+            warnings.filterwarnings("ignore", message="Detected call of `lr_scheduler.step\\(\\)` before")
+            self.step()
 
 
 def min_lr_of(args) -> float:
@@ -64,7 +86,16 @@ def min_lr_of(args) -> float:
 
 def lavis_scheduler(args, optimizer, num_training_steps: int, steps_per_epoch: int, warmup_start_lr: float):
     """The LAVIS schedule for a run of `args` (TrainingArguments): `learning_rate` is LAVIS `init_lr`,
-    `warmup_steps` its warmup (a fraction of `num_training_steps` when below 1), `num_train_epochs` its `max_epoch`."""
+    `warmup_steps` its warmup (a fraction of `num_training_steps` when below 1), `num_train_epochs` its `max_epoch`.
+
+    A run that ends within its first epoch is warned about, not refused: it never decays, exactly as LAVIS would
+    not, and short runs of the paper recipe (`--max_steps`) are how it is smoke-tested."""
+    if num_training_steps <= steps_per_epoch:
+        logger.warning(
+            "lr_schedule lavis: the run's %d optimizer steps end within its first epoch (%d steps), where LAVIS only "
+            "warms up, so the rate never decays (the cosine steps once per epoch); use lr_schedule: transformers "
+            "for a short run that decays.", num_training_steps, steps_per_epoch,
+        )
     schedule = LavisSchedule(
         init_lr=args.learning_rate,
         min_lr=min_lr_of(args),

@@ -14,9 +14,12 @@ from pathlib import Path
 
 from trl import DatasetMixtureConfig, ModelConfig, ScriptArguments, SFTConfig, TrlParser
 
+from dataset_builder.text_processors import TEXT_PROCESSORS
 from modeling_emovit.errors import EmoVITInputError, reading
 
+from .augmentation import AUGMENTATIONS
 from .launch import cpu_default
+from .schedule import SCHEDULES
 
 
 @dataclass
@@ -30,15 +33,15 @@ class EmoVITScriptArguments(ScriptArguments):
     )
     # The release's training protocol (docs/fidelity.md): its schedule, image transform and text processing.
     lr_schedule: str = field(default="transformers", metadata={
-        "choices": ["transformers", "lavis"],
+        "choices": list(SCHEDULES),
         "help": "lavis: LAVIS linear_warmup_cosine_lr (warmup in epoch 0 only, cosine stepped once per epoch, min_lr "
                 "from lr_scheduler_kwargs); transformers: lr_scheduler_type as given."})
     warmup_start_lr: float = field(default=0.0, metadata={"help": "lr_schedule lavis: LAVIS warmup_lr."})
     augmentation: str = field(default="none", metadata={
-        "choices": ["none", "lavis"],
+        "choices": list(AUGMENTATIONS),
         "help": "lavis: LAVIS blip2_image_train (random resized crop, scale 0.5-1, and horizontal flip)."})
     text_processor: str = field(default="none", metadata={
-        "choices": ["none", "lavis", "release"],
+        "choices": list(TEXT_PROCESSORS),
         "help": "lavis: the instruction through LAVIS blip_caption; release: that and 'Complex' deleted from answers."})
     merge_adapter: bool = field(
         default=False, metadata={"help": "With use_peft: also write the adapter merged into its base to OUTPUT_DIR/merged."}
@@ -118,7 +121,7 @@ def train(script_args, training_args, model_args, mixture_args) -> dict:
     ###############
     # Load the data (first: a bad dataset is named before a 7B model loads)
     ###############
-    train_dataset = load_train_dataset(script_args, mixture_args)
+    train_dataset, train_rows = load_train_dataset(script_args, mixture_args, training_args)  # streamed: rows may be None
     check_model_reads(train_dataset, model_args.model_name_or_path, training_args.trust_remote_code)
 
     ###############
@@ -131,10 +134,10 @@ def train(script_args, training_args, model_args, mixture_args) -> dict:
     ###############
     train_dataset, collator = _collation(adapter, train_dataset, script_args, training_args)
     trainer = _trainer(adapter, train_dataset, collator, script_args, training_args, model_args)
-    trainer.recipe = TrainingRecipe(script_args, model_args, mixture_args, len(train_dataset))  # for the model card
+    trainer.recipe = TrainingRecipe(script_args, model_args, mixture_args, train_rows)  # for the model card
     result = trainer.train(resume_from_checkpoint=resume)
     trainable = sum(parameter.numel() for parameter in trainer.model.parameters() if parameter.requires_grad)
-    metrics = {**result.metrics, "train_samples": len(train_dataset), "trainable_parameters": trainable}
+    metrics = {**result.metrics, "train_samples": train_rows, "trainable_parameters": trainable}
     trainer.log_metrics("train", metrics)
     trainer.save_metrics("train", metrics)  # train_results.json
     trainer.save_state()

@@ -13,7 +13,7 @@ from transformers import Trainer
 
 from .card import ModelCardSFTTrainer
 from .collator import SKIPPED_IMAGES
-from .schedule import lavis_scheduler
+from .schedule import LavisLambdaLR, lavis_scheduler
 
 
 class EmoVITSFTTrainer(ModelCardSFTTrainer):
@@ -21,7 +21,7 @@ class EmoVITSFTTrainer(ModelCardSFTTrainer):
     own `outputs.loss`).
 
     `lr_schedule="lavis"` replaces the stock scheduler by LAVIS `linear_warmup_cosine_lr` (`schedule.py`), warming up
-    from `warmup_start_lr`.
+    from `warmup_start_lr`, its rate set from the trainer's `global_step` before every step.
     """
 
     skipped_images: int = 0  # this rank's rows dropped by the collator so far
@@ -40,6 +40,11 @@ class EmoVITSFTTrainer(ModelCardSFTTrainer):
                 self.args, optimizer or self.optimizer, num_training_steps, steps_per_epoch, self.warmup_start_lr
             )
         return self.lr_scheduler
+
+    def training_step(self, model, inputs, num_items_in_batch=None):
+        if isinstance(self.lr_scheduler, LavisLambdaLR):  # the rate of this step, whatever steps were skipped
+            self.lr_scheduler.go_to(self.state.global_step)
+        return super().training_step(model, inputs, num_items_in_batch)
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         self.skipped_images += inputs.pop(SKIPPED_IMAGES, 0)
