@@ -54,9 +54,12 @@ class InstructBlipAdapter(BackboneAdapter):
                                          strategy=strategy)
 
     def training_batch(self, images: list | None, prompts: Sequence[str], completions: Sequence[str],
-                       max_prompt_length: int = 128, max_completion_length: int = 256, **unused) -> dict:
+                       max_prompt_length: int = 128, max_completion_length: int = 256,
+                       release_truncation: bool = False, **unused) -> dict:
         """`EmoVITProcessor.build_training_inputs`: the Q-Former reads the instruction only, labels cover the answer
-        and eos; `images=None` (cached vision features) leaves out the pixels."""
+        and eos (`release_truncation`: long answers cut as the release's tokenizer call did); `images=None` (cached
+        vision features) leaves out the pixels."""
         return self.processor.build_training_inputs(images, list(prompts), list(completions),
                                                     max_prompt_length=max_prompt_length,
-                                                    max_completion_length=max_completion_length)
+                                                    max_completion_length=max_completion_length,
+                                                    release_truncation=release_truncation)

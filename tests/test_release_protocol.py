@@ -223,7 +223,7 @@ def _release_answer_ids(tokenizer, answer, max_length):
 def test_release_mode_cuts_long_answers_as_the_release_tokenizer_call_did_and_the_default_keeps_the_eos():
     from emovit.training.collator import EmoVITCollator
 
-    _, processor = tiny_emovit("llama")
+    model, processor = tiny_emovit("llama")
     tokenizer, eos, limit = processor.tokenizer, processor.tokenizer.eos_token_id, 8
     answers = ["Predict emotion: awe" + " awe" * extra for extra in range(6)]
     lengths = {len(tokenizer(answer, add_special_tokens=False)["input_ids"]) for answer in answers}
@@ -237,7 +237,9 @@ def test_release_mode_cuts_long_answers_as_the_release_tokenizer_call_did_and_th
 
     rows = [{"image": Image.new("RGB", (32, 32)), "prompt": "Q", "completion": answers[-1]}]
     for text_processor, expected in (("release", release[-1]), ("none", default[-1])):
-        labels = EmoVITCollator(processor, max_completion_length=limit, text_processor=text_processor)(rows)["labels"][0]
+        collator = EmoVITCollator(backbone_adapter(model, processor), max_completion_length=limit,
+                                  text_processor=text_processor)
+        labels = collator(rows)["labels"][0]
         assert labels[labels != -100].tolist() == expected
 
 
