@@ -42,9 +42,11 @@ def training_label_space(dataset, data: str) -> TrainingLabelSpace | None:
     if "emotion" not in columns or not hasattr(dataset, "unique"):  # an IterableDataset has no `unique`
         logger.warning("%s: no readable `emotion` column; the trained model keeps the labels its config names.", data)
         return None
-    spaces = dataset["label_space"] if "label_space" in columns else [None] * len(dataset)
+    # two string columns as Python lists (Arrow-backed: 0.15 s for EmoSet's 118K rows; iterating `dataset[column]`
+    # row by row took 13 s)
+    rows = dataset.select_columns(sorted({"emotion", "label_space"} & columns)).to_dict()
     emotions_by_space: dict[str | None, set[str]] = {}
-    for space, emotion in zip(spaces, dataset["emotion"]):
+    for space, emotion in zip(rows.get("label_space") or [None] * len(dataset), rows["emotion"]):
         if emotion:
             emotions_by_space.setdefault(space or None, set()).add(emotion)
     names = sorted(name for name in emotions_by_space if name is not None)
