@@ -21,7 +21,9 @@ evaluation uses) on the model the server already loaded, with the calibration st
 
     POST /v1/emotions {"image": "data:image/png;base64,..." (or a list of them; http(s) URLs with --allow-image-urls),
                        "candidate_labels": ["joy", ...] (2-256) or "webemo-25" (optional), "top_k": 3 (optional)}
-    -> {"model": ..., "emotions": [{"label": "joy", "score": 0.71}, ...]}   (a list of such lists for a list)
+    -> {"model": ..., "emotions": [{"label": "joy", "score": 0.71, "calibrated": true}, ...]}   (a list of such
+       lists for a list; the pipeline's output as it is: top_k 5 by default, `calibrated` false where the stored
+       calibration was not fitted on these candidates)
 """
 
 from fastapi import HTTPException, Request

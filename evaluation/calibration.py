@@ -5,7 +5,10 @@ resumable under OUT/calibration) -> a temperature T minimising the validation ne
 scaling, Guo et al., ICML 2017), and per-label biases for the instruction's option order, kept only when they earn
 their keep: 5-fold cross-validation on the validation split must show them lowering the NLL by more than
 `BIAS_MIN_GAIN` -> `config.emotion_calibration` of the model (and of its local folder's config.json) -> the
-probabilities of this run, of later runs, of the image-emotion-classification pipeline and of `emovit serve`.
+probabilities of this run, of later runs, of the image-emotion-classification pipeline and of `emovit serve`, each
+time the candidates are the labels it was fitted on (`modeling_emovit.calibration_emovit.calibration_applies`).
+A run it applies to reports its metrics both ways: `metrics` after the calibration (per-label biases can move
+accuracy, not only ECE) and `uncalibrated_metrics` from the softmax of the raw log-likelihoods (`uncalibrated_rows`).
 """
 
 import json
@@ -160,6 +163,20 @@ def _cross_validated_nll(centred, references, with_bias: bool) -> float | None:
         params = np.concatenate([[np.log(temperature)], bias]) if with_bias else np.array([np.log(temperature)])
         losses.append(_nll_and_gradient(params, centred[held_out], references[held_out])[0])
     return float(np.mean(losses))
+
+
+def uncalibrated_rows(rows: list[dict], labels) -> list[dict]:
+    """Prediction rows as the softmax of their raw answer log-likelihoods ranks them (prediction = the likeliest
+    answer), for the metrics of a calibrated run without its calibration."""
+    import torch
+
+    from modeling_emovit.calibration_emovit import emotion_probabilities
+
+    labels = list(labels)
+    log_likelihoods, _ = log_likelihood_matrix(rows, labels)
+    probabilities = emotion_probabilities(torch.from_numpy(log_likelihoods), labels, None).tolist()
+    return [{**row, "prediction": labels[best], "scores": dict(zip(labels, scores))}
+            for row, best, scores in zip(rows, log_likelihoods.argmax(axis=1), probabilities)]
 
 
 def calibration_results(rows: list[dict], space, calibration: dict, fit: dict | None, diagram: Path, title: str) -> dict:

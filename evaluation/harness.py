@@ -14,7 +14,7 @@ from dataset_builder.loading import load_split
 from modeling_emovit.errors import EmoVITInputError
 from modeling_emovit.loading import check_processor_folder, load_model_and_processor
 
-from .calibration import calibrate, calibration_results
+from .calibration import calibrate, calibration_results, uncalibrated_rows
 from .classification_metrics import compute_metrics
 from .label_space import resolve_label_space
 from .model_card import display_name, update_model_card
@@ -71,8 +71,8 @@ def run_eval(settings: EvalSettings, base_model: str | None = None, training_dat
             f"{', '.join(split.skipped['ids'][:3])}); nothing to score."
         )
     results = _results(settings, space, dataset, split, adapter, state.num_processes)
-    calibration = getattr(adapter.model.config, "emotion_calibration", None) if settings.mode == "rank" else None
-    if calibration:
+    if results["calibrated"]:
+        calibration = adapter.model.config.emotion_calibration
         results["calibration"] = calibration_results(
             split.rows, space, calibration, fit, Path(settings.out) / RELIABILITY_DIAGRAM_FILE,
             f"{Path(settings.data).name} ({space.name})")
@@ -91,8 +91,17 @@ def _classification_task(settings: EvalSettings, adapter, space):
 
 
 def _results(settings: EvalSettings, space, dataset, split, adapter, num_processes: int) -> dict:
-    """results.json's content: the settings, the metrics, per-class figures, confusion matrix and progress."""
-    metrics = compute_metrics(split.rows, space, settings.data, with_scores=settings.mode == "rank")
+    """results.json's content: the settings, the metrics, per-class figures, confusion matrix and progress.
+
+    `calibrated` (rank mode): whether the model's calibration applied to this label space, and so made the run's
+    probabilities and predictions; then `uncalibrated_metrics` holds the same metrics from the raw softmax."""
+    from modeling_emovit.calibration_emovit import calibration_applies
+
+    rank = settings.mode == "rank"
+    metrics = compute_metrics(split.rows, space, settings.data, with_scores=rank)
+    calibrated = rank and calibration_applies(space.labels, getattr(adapter.model.config, "emotion_calibration", None))
+    uncalibrated = {"uncalibrated_metrics": _headline(compute_metrics(
+        uncalibrated_rows(split.rows, space.labels), space, settings.data, with_scores=True))} if calibrated else {}
     return {
         "task": "classification",
         **asdict(settings),
@@ -101,7 +110,9 @@ def _results(settings: EvalSettings, space, dataset, split, adapter, num_process
         "num_examples": len(dataset),
         "skipped_images": split.skipped,
         "num_processes": num_processes,
-        "metrics": {k: v for k, v in metrics.items() if k not in ("per_class", "confusion_matrix", "labels")},
+        "calibrated": calibrated if rank else None,
+        "metrics": _headline(metrics),
+        **uncalibrated,
         "per_class": metrics["per_class"],
         "confusion_matrix": {"labels": metrics["labels"], "counts": metrics["confusion_matrix"]},
         "progress": {**split.progress, "images_per_second": _rate(split.progress)},
@@ -121,6 +132,10 @@ def _write_outputs(settings: EvalSettings, space, results: dict, base_model: str
     )
     if Path(settings.model).is_dir():
         update_model_card(settings.model, [results], base_model=base_model, datasets=training_data)
+
+
+def _headline(metrics: dict) -> dict:
+    return {k: v for k, v in metrics.items() if k not in ("per_class", "confusion_matrix", "labels")}
 
 
 def _rate(progress: dict) -> float | None:

@@ -69,7 +69,16 @@ class ModelDescription:
 
 
 def eval_results_from(results: dict) -> list[EvalResult]:
-    """One EvalResult per reported metric of one `emovit eval` results.json (mode or judge in metric_config)."""
+    """One EvalResult per reported metric of one `emovit eval` results.json (mode or judge in metric_config); a run
+    whose calibration applied gives each metric twice: `rank (calibrated)` and, from its `uncalibrated_metrics`,
+    `rank` (the softmax of the raw log-likelihoods, what an uncalibrated run reports)."""
+    headline = _eval_results(results, results["metrics"], _metric_config(results))
+    if not results.get("uncalibrated_metrics"):
+        return headline
+    return headline + _eval_results(results, results["uncalibrated_metrics"], results["mode"])
+
+
+def _eval_results(results: dict, metrics: dict, metric_config: str) -> list[EvalResult]:
     dataset = display_name(results["data"])
     task = results.get("task", "classification")
     label_space = results.get("label_space")
@@ -85,16 +94,18 @@ def eval_results_from(results: dict) -> list[EvalResult]:
             dataset_args={"label_space": label_space} if label_space else None,
             metric_type=metric_type,
             metric_name=name,
-            metric_config=_metric_config(results),
-            metric_value=round(float(results["metrics"][key]), 4),
+            metric_config=metric_config,
+            metric_value=round(float(metrics[key]), 4),
         )
         for key, metric_type, name in CARD_METRICS
-        if results["metrics"].get(key) is not None
+        if metrics.get(key) is not None
     ]
 
 
 def _metric_config(results: dict) -> str:
     """How the numbers were made: the classification mode (and decoding preset), or the judge (and its rules)."""
+    if results.get("calibrated"):
+        return f"{results['mode']} (calibrated)"
     if results.get("mode"):
         generation = results.get("generation", "default")
         return results["mode"] if generation == "default" or results["mode"] != "generate" else (
@@ -332,8 +343,14 @@ def with_calibration_section(body: str, results: list[dict]) -> str:
         "|---|---|---|---|---|",
         *rows,
         "",
+        "The results above list each rank-mode metric twice: `rank (calibrated)` after this calibration (per-label "
+        "biases can change which label ranks first, so accuracy too) and `rank` from the softmax of the raw "
+        "log-likelihoods.",
+        "",
         'The `image-emotion-classification` pipeline (`pipeline("image-emotion-classification", model=..., '
-        "trust_remote_code=True)`) returns the calibrated probabilities.",
+        'trust_remote_code=True)`) returns the calibrated probabilities (`"calibrated": true` in each result) when '
+        f"its candidates are the labels the calibration was fitted on ({result['label_space']}'s, in that order); "
+        'other candidates get the softmax of the raw log-likelihoods (`"calibrated": false`).',
         CALIBRATION_END,
     ])
     if CALIBRATION_START in body and CALIBRATION_END in body:

@@ -1,5 +1,9 @@
 """EmoVIT configuration: an InstructBLIP configuration plus the emotion label space and the freezing policy.
 
+The label space (`emotion_label_space`, `emotion_labels`, and transformers' `id2label`/`label2id` over the same
+labels) is what the emotion pipeline and `emovit serve` default to; training writes the one its data declares
+(`set_emotion_label_space`, which also serves chat-template models' configs).
+
 EmoVIT (Xie et al., CVPR 2024, Sec. 4) instruction-tunes InstructBLIP with the image encoder and the language
 model frozen; the Q-Former, its learned query tokens, the linear projection into the LM and (as in LAVIS, whose
 `ln_vision` sits outside the frozen `visual_encoder`) the vision encoder's final LayerNorm are trained.
@@ -29,7 +33,11 @@ class EmoVITConfig(InstructBlipConfig):
     Configuration of [`EmoVITForConditionalGeneration`]; every InstructBLIP argument is accepted as is.
 
     emotion_labels (`list[str]`, *optional*):
-        The label space the model was instruction-tuned on; defaults to the 8 Mikels emotions.
+        The labels the model was instruction-tuned on, in the order EmoVIT lists candidates; defaults to the 8
+        Mikels emotions. `id2label`/`label2id` default to the same labels.
+    emotion_label_space (`str`, *optional*):
+        The name of that label space as its training data declared it ("emoset", "emotion6", a dataset's own
+        name, "emoset+emotion6" for a mixture); None when not recorded.
     trainable_modules (`list[str]`, *optional*):
         Modules or parameters (dotted paths, e.g. `vision_model.post_layernorm`) left trainable by
         `freeze_for_instruction_tuning()`; defaults to what LAVIS trains: the vision encoder's final LayerNorm
@@ -46,11 +54,14 @@ class EmoVITConfig(InstructBlipConfig):
     model_type = "emovit"
 
     emotion_labels: list[str] | None = None
+    emotion_label_space: str | None = None
     trainable_modules: list[str] | None = None
     emotion_calibration: dict | None = None
 
     def __post_init__(self, **kwargs):
         self.emotion_labels = list(self.emotion_labels or MIKELS_EMOTIONS)
+        if self.id2label is None:  # transformers' class names: the emotion labels (a saved id2label is kept)
+            self.id2label, self.label2id = _label_maps(self.emotion_labels)
         self.trainable_modules = list(self.trainable_modules or INSTRUCTION_TUNED_MODULES)
         super().__post_init__(**kwargs)
         # save_pretrained merges the saving class's own entry into this map, so a saved folder lists every Auto
@@ -77,6 +88,18 @@ class EmoVITConfig(InstructBlipConfig):
             )
         config_dict["model_type"] = cls.model_type
         return config_dict, kwargs
+
+
+def set_emotion_label_space(config, name: str | None, labels) -> None:
+    """Records a label space on a model config, EmoVIT's or any other (a chat-template model's config saves these
+    keys too): `emotion_label_space`, `emotion_labels` and `id2label`/`label2id` over the same labels."""
+    config.emotion_label_space = name
+    config.emotion_labels = list(labels)
+    config.id2label, config.label2id = _label_maps(labels)
+
+
+def _label_maps(labels) -> tuple[dict[int, str], dict[str, int]]:
+    return dict(enumerate(labels)), {label: index for index, label in enumerate(labels)}
 
 
 # save_pretrained copies this file (and its relative imports) beside the weights and records it in `auto_map`.

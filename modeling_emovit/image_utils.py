@@ -55,15 +55,43 @@ def open_image(source: "str | os.PathLike | bytes | dict | Image.Image") -> Imag
     return ensure_rgb(image)
 
 
-def open_image_input(source) -> Image.Image:
+def open_image_input(source, timeout: float | None = None) -> Image.Image:
     """An image as a user passes one to a model (the emotion pipeline, a processor): a PIL image, a path, encoded
-    bytes, or a `data:` / http(s) URL string, which transformers' `load_image` reads (no one-sentence refusal
-    there: library users pass URLs on purpose; `emovit serve` decodes what clients send itself)."""
+    bytes, a numpy array or torch tensor (`image_from_array`), or a `data:` / http(s) URL string, which
+    transformers' `load_image` reads, waiting at most `timeout` seconds for a URL (no one-sentence refusal there:
+    library users pass URLs on purpose; `emovit serve` decodes what clients send itself)."""
+    from transformers.utils import is_torch_tensor
+
     if isinstance(source, str) and source.startswith(("data:", "http://", "https://")):
         from transformers.image_utils import load_image
 
-        return ensure_rgb(load_image(source))
+        return ensure_rgb(load_image(source, timeout=timeout))
+    if isinstance(source, np.ndarray) or is_torch_tensor(source):
+        return ensure_rgb(image_from_array(source))
     return open_image(source)
+
+
+def image_from_array(array) -> Image.Image:
+    """One image as an array, as transformers' image pipelines take one: `(H, W)`, `(H, W, C)` or `(C, H, W)` with C
+    in 1, 3, 4 (channels first when both ends could be channels, as transformers infers it), uint8 in 0-255 or
+    float in 0-1 (rescaled), numpy or torch on any device; converted by transformers' `to_pil_image`."""
+    from transformers.image_transforms import to_pil_image
+
+    if hasattr(array, "detach"):  # a torch tensor, perhaps on an accelerator or requiring grad
+        array = array.detach().cpu().numpy()
+    if array.ndim == 2:
+        array = array[..., None]
+    channels = (1, 3, 4)
+    layout = "channels_first" if array.ndim == 3 and array.shape[0] in channels else "channels_last"
+    if array.ndim != 3 or array.shape[0 if layout == "channels_first" else -1] not in channels:
+        raise InvalidImageError(
+            f"<in-memory array>: an array of shape {tuple(array.shape)} is not one image; pass (H, W), (H, W, C) or "
+            f"(C, H, W) with 1, 3 or 4 channels, and a list of arrays for several images."
+        )
+    try:
+        return to_pil_image(array, input_data_format=layout)
+    except (ValueError, TypeError) as error:  # values outside 0-255 (integers) or 0-1 (floats), an unusable dtype
+        raise InvalidImageError(f"<in-memory array>: {error}") from None
 
 
 def ensure_rgb(image: Image.Image) -> Image.Image:

@@ -2,14 +2,34 @@
 
     from transformers import pipeline
     classify = pipeline("image-emotion-classification", model=folder_or_repo, trust_remote_code=True)
-    classify("photo.jpg")  # [{"label": "awe", "score": 0.81}, {"label": "contentment", "score": 0.09}, ...]
-    classify(["a.jpg", "b.jpg"], candidate_labels="webemo-25", top_k=3, batch_size=8)
+    classify("photo.jpg")  # the model's 5 likeliest labels: [{"label": "awe", "score": 0.81, "calibrated": True}, ...]
+    classify(["a.jpg", "b.jpg"], "webemo-25", top_k=3, batch_size=8)  # candidate labels, zero-shot style
 
-Like transformers' image-classification pipelines, each image gets `[{"label", "score"}]`, most probable first,
-scores summing to 1 over the candidates. A candidate label is scored by the likelihood of EmoVIT's answer
-"Predict emotion: <label>" after EmoVIT's instruction listing the candidates, then turned into probabilities with
-the calibration stored in the model config (`calibration_emovit`). `candidate_labels`: a label list or a label-space
-name ("emoset", "webemo-25", ...); default: the model's `config.emotion_labels`.
+A cross of transformers' two image-classification pipelines: like `image-classification` it defaults to the
+model's own labels (`config.emotion_labels`, which training writes from its data; Mikels' eight for a config
+without them) and to `top_k=5`, capped at the number of candidates; like `zero-shot-image-classification` it takes
+`candidate_labels` (a label list or a label-space name such as "webemo-25"; by keyword or as the second positional
+argument) and `hypothesis_template`, and each image gets a list of dicts sorted by score. A candidate label is
+scored by the likelihood of its answer, `hypothesis_template` filled with the label (default EmoVIT's answer
+"Predict emotion: {}"), after the instruction (`prompt`; default EmoVIT's, listing the candidates); the scores are
+the softmax of those log-likelihoods over every candidate (they sum to 1 over all candidates, not over the top_k
+returned), calibrated where the calibration in the model config was fitted (`calibration_emovit`).
+
+Each dict is `{"label", "score", "calibrated"}`: the two keys transformers' pipelines return, plus whether `score`
+went through the stored calibration. It does only when the candidates are exactly the labels it was fitted on, in
+that order (`config.emotion_calibration["labels"]`), and the instruction and answers are EmoVIT's own (no `prompt`
+or `hypothesis_template` of the caller's); otherwise `score` is the plain softmax and `calibrated` is False.
+
+Where it departs from the stock pipelines, and why:
+- images: a PIL image, a path, encoded bytes, an http(s) or `data:` URL (`timeout` bounds the wait, as in
+  transformers' `load_image`), or one numpy array / torch tensor `(H, W[, C])` or `(C, H, W)`
+  (`image_utils.open_image_input`); a list of any of these for several images;
+- with `candidate_labels` given, zero-shot returns every candidate; this pipeline keeps its `top_k=5` (pass
+  `top_k=len(candidate_labels)` for all), and a string names a label space rather than one label;
+- `function_to_apply` (image-classification's) is refused like any unknown keyword (TypeError): the scores are
+  always a softmax over the candidates, since log-likelihoods of answers have no sigmoid reading;
+- `top_k` must be a positive integer (stock takes any int); `strategy` picks the scorer's way of batching
+  candidates ("packed"/"expanded", same scores).
 
 The model's backbone adapter (`backbone.backbone_adapter`) puts the question: EmoVIT the bare instruction, a model
 whose processor has a chat template (LLaVA, Idefics3/SmolVLM, Qwen2-VL, ...) a user turn, as the chat recipes train
@@ -23,17 +43,20 @@ installed.
 """
 
 import json
+import numbers
 from pathlib import Path
 
 from transformers import Pipeline
 
 from .backbone import backbone_adapter
-from .calibration_emovit import emotion_probabilities
+from .calibration_emovit import calibration_applies, emotion_probabilities
 from .candidate_scoring import DEFAULT_STRATEGY
 from .image_utils import open_image_input
 from .labels import LABEL_SPACE_POLARITIES, MIKELS_EMOTIONS, categorical_answer, emovit_instruction, label_space_labels
 
 TASK = "image-emotion-classification"
+DEFAULT_TOP_K = 5  # transformers' image-classification default, capped at the number of candidates
+DEFAULT_HYPOTHESIS_TEMPLATE = categorical_answer("{}")  # "Predict emotion: {}", the answer EmoVIT is trained to give
 # config.json's `custom_pipelines`: what `pipeline(TASK, model=folder, trust_remote_code=True)` loads.
 CUSTOM_PIPELINES = {
     TASK: {
@@ -61,7 +84,8 @@ def resolve_candidate_labels(candidate_labels) -> list[str]:
 
 
 class ImageEmotionClassificationPipeline(Pipeline):
-    """Images (PIL, path, URL or base64 string) in, `[{"label", "score"}]` per image out (see module docstring)."""
+    """Images in (PIL, path, bytes, URL, array or tensor), `[{"label", "score", "calibrated"}]` per image out, most
+    probable first (see module docstring)."""
 
     _load_processor = True
     _load_image_processor = False
@@ -73,45 +97,75 @@ class ImageEmotionClassificationPipeline(Pipeline):
         self.adapter = backbone_adapter(self.model, self.processor)
         self.adapter.require_emotion_questions(getattr(self.model, "name_or_path", None) or type(self.model).__name__)
 
-    def _sanitize_parameters(self, candidate_labels=None, top_k=None, prompt=None, strategy=None, **kwargs):
-        """candidate_labels: list or label-space name; top_k: keep the k most probable; prompt: an instruction other
-        than EmoVIT's (default: EmoVIT's, listing the candidates); strategy: the scorer's ("packed"/"expanded")."""
+    def __call__(self, image, candidate_labels=None, **kwargs):
+        """`candidate_labels` also positionally, as zero-shot-image-classification takes them; more positional
+        arguments are a TypeError (the stock base class would drop them with a warning)."""
+        if candidate_labels is not None:
+            kwargs["candidate_labels"] = candidate_labels
+        return super().__call__(image, **kwargs)
+
+    def _sanitize_parameters(self, candidate_labels=None, top_k=None, prompt=None, hypothesis_template=None,
+                             timeout=None, strategy=None):
+        """candidate_labels: list or label-space name; top_k: keep the k most probable (default 5); prompt: an
+        instruction other than EmoVIT's (default: EmoVIT's, listing the candidates); hypothesis_template: each
+        candidate's answer, "{}" standing for the label; timeout: seconds to wait for an image URL; strategy: the
+        scorer's ("packed"/"expanded"). Any other keyword is a TypeError, as in transformers' image-classification."""
         labels = resolve_candidate_labels(candidate_labels) if candidate_labels is not None else None
         preprocess, forward, postprocess = {}, {}, {}
         if labels is not None:
             forward["candidate_labels"] = postprocess["candidate_labels"] = labels
-        if prompt is not None:
-            preprocess["prompt"] = prompt
-        if labels is not None and prompt is None:
-            preprocess["prompt"] = emovit_instruction(labels)
+        if prompt is not None or labels is not None:
+            preprocess["prompt"] = prompt if prompt is not None else emovit_instruction(labels)
+        if timeout is not None:
+            preprocess["timeout"] = timeout
+        if hypothesis_template is not None:
+            forward["hypothesis_template"] = _checked_template(hypothesis_template)
         if strategy is not None:
             forward["strategy"] = strategy
         if top_k is not None:
-            postprocess["top_k"] = int(top_k)
+            postprocess["top_k"] = _checked_top_k(top_k)
+        own_prompt = prompt is not None and prompt != emovit_instruction(labels or self._default_labels())
+        if own_prompt or hypothesis_template not in (None, DEFAULT_HYPOTHESIS_TEMPLATE):
+            postprocess["calibrate"] = False  # the calibration was fitted on EmoVIT's instruction and answers
         return preprocess, forward, postprocess
 
     def _default_labels(self) -> list[str]:
-        """The model config's `emotion_labels` (EmoVIT's), else Mikels' eight (a chat-template model's config)."""
+        """The model config's `emotion_labels` (EmoVIT's, or those training wrote), else Mikels' eight."""
         return list(getattr(self.model.config, "emotion_labels", None) or MIKELS_EMOTIONS)
 
-    def preprocess(self, image, prompt=None):
+    def preprocess(self, image, prompt=None, timeout=None):
         """The decoded image (RGB, upright) and the instruction; `_forward` asks the adapter for a batch of them."""
-        return {"image": open_image_input(image), "prompt": prompt or emovit_instruction(self._default_labels())}
+        return {"image": open_image_input(image, timeout=timeout),
+                "prompt": prompt or emovit_instruction(self._default_labels())}
 
-    def _forward(self, model_inputs, candidate_labels=None, strategy=DEFAULT_STRATEGY):
+    def _forward(self, model_inputs, candidate_labels=None, hypothesis_template=DEFAULT_HYPOTHESIS_TEMPLATE,
+                 strategy=DEFAULT_STRATEGY):
         labels = candidate_labels or self._default_labels()
         images, prompt = model_inputs["image"], model_inputs["prompt"]
         # batched, both are lists (one prompt for the whole call)
         images, prompt = (images, prompt[0]) if isinstance(prompt, list) else ([images], prompt)
-        answers = [categorical_answer(label) for label in labels]
+        answers = [hypothesis_template.format(label) for label in labels]
         return {"log_likelihoods": self.adapter.answer_log_likelihoods(images, prompt, answers, strategy=strategy)}
 
-    def postprocess(self, model_outputs, candidate_labels=None, top_k=None):
+    def postprocess(self, model_outputs, candidate_labels=None, top_k=DEFAULT_TOP_K, calibrate=True):
         labels = candidate_labels or self._default_labels()
-        calibration = getattr(self.model.config, "emotion_calibration", None)
+        calibration = getattr(self.model.config, "emotion_calibration", None) if calibrate else None
+        calibrated = calibration_applies(labels, calibration)
         probabilities = emotion_probabilities(model_outputs["log_likelihoods"], labels, calibration)[0].tolist()
         ranked = sorted(zip(labels, probabilities), key=lambda pair: -pair[1])
-        return [{"label": label, "score": score} for label, score in ranked[:top_k]]
+        return [{"label": label, "score": score, "calibrated": calibrated} for label, score in ranked[:top_k]]
+
+
+def _checked_top_k(top_k) -> int:
+    if isinstance(top_k, bool) or not isinstance(top_k, numbers.Integral) or top_k < 1:
+        raise ValueError(f"top_k must be a positive integer, got {top_k!r}.")
+    return int(top_k)
+
+
+def _checked_template(template) -> str:
+    if not isinstance(template, str) or "{}" not in template:
+        raise ValueError(f"hypothesis_template must be a string with {{}} where the label goes, got {template!r}.")
+    return template
 
 
 def save_emotion_pipeline(folder) -> list[Path]:

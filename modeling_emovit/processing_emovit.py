@@ -111,7 +111,8 @@ class EmoVITProcessor(InstructBlipProcessor):
 
     def __call__(self, images=None, text=None, **kwargs) -> BatchFeature:
         """Inference inputs: InstructBLIP's layout, after converting every image to RGB; text needs an image."""
-        if text is not None and not images:
+        # `not images` would fail on an array, which has no truth value
+        if text is not None and (images is None or (isinstance(images, (list, tuple)) and not images)):
             raise EmoVITInputError(
                 "EmoVIT answers questions about an image: send one image with the instruction (a message part of "
                 "type image or image_url)."

@@ -11,7 +11,9 @@ from dataset_trees import config_folder, png_bytes
 from huggingface_hub import ModelCard
 
 from emovit.cli import main
-from evaluation.calibration import fit_calibration
+from evaluation.calibration import fit_calibration, uncalibrated_rows
+from evaluation.model_card import eval_results_from, update_model_card
+from modeling_emovit.labels import MIKELS_EMOTIONS
 from modeling_emovit.testing import tiny_emovit
 
 EMOTION6 = ["anger", "disgust", "fear", "joy", "sadness", "surprise"]
@@ -101,6 +103,9 @@ def test_calibrating_an_overconfident_model_lowers_its_ece_and_keeps_its_accurac
     assert after["accuracy"] == before["accuracy"] == results["metrics"]["accuracy"]
     assert 1 < calibration["temperature"] < 100 and calibration["fitted_on"] == "val (validation, 35 images)"
     assert results["metrics"]["ece"] == pytest.approx(after["ece"])  # the run's own probabilities are calibrated
+    assert results["calibrated"] is True  # and both figures are reported, labelled
+    assert results["uncalibrated_metrics"]["ece"] == pytest.approx(before["ece"])
+    assert results["uncalibrated_metrics"]["accuracy"] == before["accuracy"]
     stored = json.loads((overconfident_model / "config.json").read_text())["emotion_calibration"]
     assert stored["temperature"] == calibration["temperature"] and stored["labels"] == EMOTION6
     assert (out / "reliability_diagram.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -109,6 +114,10 @@ def test_calibrating_an_overconfident_model_lowers_its_ece_and_keeps_its_accurac
     assert f"before ECE {before['ece']:.4f}" in printed and f"after  ECE {after['ece']:.4f}" in printed
     card = ModelCard.load(overconfident_model / "README.md").text
     assert "## Calibration" in card and f"{after['ece']:.4f}" in card and str(tmp_path) not in card
+    modes = {(r.metric_name, r.metric_config): r.metric_value
+             for r in ModelCard.load(overconfident_model / "README.md").data.eval_results}
+    assert modes[("Expected calibration error", "rank (calibrated)")] == round(after["ece"], 4)
+    assert modes[("Expected calibration error", "rank")] == round(before["ece"], 4)
 
     # A later run without --calibrate-on reads the stored calibration from the folder.
     again = tmp_path / "again"
@@ -159,3 +168,50 @@ def test_a_temperature_that_runs_to_its_bound_is_refused_not_stored():
     references = log_likelihoods.argmin(axis=1)
     with pytest.raises(EmoVITInputError, match=r"the temperature ran to the end of its range \(100; allowed 0.01"):
         fit_calibration(log_likelihoods, references, list("abcd"), "synthetic")
+def test_a_calibration_fitted_on_other_labels_is_not_applied_and_the_run_says_so(tmp_path):
+    """A model calibrated on Mikels-8 (T = 0.08, as in the issue) evaluated on Emotion6 data: raw probabilities,
+    `calibrated: false`, no calibration section, and the card's rows are plain `rank`."""
+    folder = tmp_path / "model"
+    model, processor = tiny_emovit("llama", seed=1)
+    model.config.emotion_calibration = {"temperature": 0.08, "bias": None, "labels": list(MIKELS_EMOTIONS),
+                                        "fitted_on": "emoset (validation, 100 images)"}
+    model.save_pretrained(folder)
+    processor.save_pretrained(folder)
+    test, out = emotion6_split(tmp_path / "test", "test", 7, 4), tmp_path / "out"
+
+    assert main(["eval", "--model", str(folder), "--data", str(test), "--out", str(out)]) == 0
+
+    results = json.loads((out / "results.json").read_text())
+    assert results["calibrated"] is False and "calibration" not in results and "uncalibrated_metrics" not in results
+    rows = [json.loads(line) for line in (out / "predictions.jsonl").read_text().splitlines()]
+    raw = torch.tensor([[row["log_likelihoods"][label] for label in EMOTION6] for row in rows], dtype=torch.float64)
+    scores = torch.tensor([[row["scores"][label] for label in EMOTION6] for row in rows], dtype=torch.float64)
+    assert scores == pytest.approx(raw.softmax(-1))
+    card = ModelCard.load(folder / "README.md")
+    assert {r.metric_config for r in card.data.eval_results} == {"rank"} and "## Calibration" not in card.text
+
+
+def test_the_card_reports_accuracy_before_and_after_per_label_biases_labelled(tmp_path):
+    """Biases can move rank accuracy (the issue's 0.825 -> 0.91): both figures reach the model-index and the table."""
+    results = {"data": "emovit/emoset", "label_space": "emoset", "config": "categorical", "split": "test",
+               "mode": "rank", "calibrated": True, "metrics": {"accuracy": 0.91, "ece": 0.04},
+               "uncalibrated_metrics": {"accuracy": 0.825, "ece": 0.21}}
+
+    entries = {(r.metric_name, r.metric_config): r.metric_value for r in eval_results_from(results)}
+
+    assert entries == {("Accuracy", "rank (calibrated)"): 0.91, ("Expected calibration error", "rank (calibrated)"): 0.04,
+                       ("Accuracy", "rank"): 0.825, ("Expected calibration error", "rank"): 0.21}
+    card = update_model_card(tmp_path, [results])
+    assert "| emovit/emoset (emoset) | test | rank (calibrated) | Accuracy | 0.91 |" in card.text
+    assert "| emovit/emoset (emoset) | test | rank | Accuracy | 0.825 |" in card.text
+
+
+def test_uncalibrated_rows_rank_by_the_raw_log_likelihoods():
+    """A row whose per-label biases flipped the prediction: without them, the likeliest answer wins again."""
+    rows = [{"reference": "b", "prediction": "b", "scores": {"a": 0.3, "b": 0.7},
+             "log_likelihoods": {"a": -1.0, "b": -1.5}}]
+
+    (row,) = uncalibrated_rows(rows, ["a", "b"])
+
+    assert row["prediction"] == "a" and row["reference"] == "b"
+    assert [row["scores"]["a"], row["scores"]["b"]] == pytest.approx(torch.tensor([-1.0, -1.5]).softmax(-1).tolist())

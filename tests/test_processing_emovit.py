@@ -137,3 +137,15 @@ def test_text_without_an_image_is_refused_in_one_sentence():
     with pytest.raises(EmoVITInputError):
         processor.apply_chat_template([{"role": "user", "content": [{"type": "text", "text": "Feel?"}]}],
                                       tokenize=True, return_dict=True)
+
+
+def test_an_array_or_tensor_image_is_processed_as_its_pil_image():
+    """transformers' image processors take numpy arrays and torch tensors; the processor's own check for a missing
+    image must not ask an array for its truth value ("The truth value of an array ... is ambiguous")."""
+    import torch
+
+    _, processor = tiny_emovit()
+    image = Image.new("RGB", (20, 20), (230, 20, 20))
+    expected = processor(images=image, text="hi", return_tensors="pt")["pixel_values"]
+    for array in (np.array(image), torch.from_numpy(np.array(image)).permute(2, 0, 1)):
+        assert torch.allclose(processor(images=array, text="hi", return_tensors="pt")["pixel_values"], expected)

@@ -56,19 +56,21 @@ def test_emotions_route_returns_the_pipelines_calibrated_probabilities(served):
     images = [Image.new("RGB", (32, 32), (200, 20, 20)), Image.new("RGB", (32, 32), (20, 20, 200))]
 
     # Through the openai client's own HTTP stack (its base URL, headers and errors); the SDK has no typed method.
-    reply = client.post("/emotions", cast_to=httpx2.Response,
-                        body={"image": [data_url(image) for image in images], "candidate_labels": "emotion6"})
+    reply = client.post("/emotions", cast_to=httpx2.Response, body={
+        "image": [data_url(image) for image in images], "candidate_labels": "emotion6", "top_k": 6})
     single = client.post("/emotions", cast_to=httpx2.Response, body={"image": data_url(images[0]), "top_k": 2})
 
     served_emotions = json.loads(reply.content)["emotions"]
     local = ImageEmotionClassificationPipeline(model=model, processor=processor)  # config carries the calibration
     for image, answer in zip(images, served_emotions):
-        expected = local(image, candidate_labels="emotion6")
+        expected = local(image, candidate_labels="emotion6", top_k=6)
         assert [e["label"] for e in answer] == [e["label"] for e in expected]
         assert [e["score"] for e in answer] == pytest.approx([e["score"] for e in expected], abs=1e-6)
         assert sum(e["score"] for e in answer) == pytest.approx(1.0)
+        assert {e["calibrated"] for e in answer} == {False}  # fitted on the model's Mikels labels, not Emotion6's
     top = json.loads(single.content)["emotions"]
     assert len(top) == 2 and {e["label"] for e in top} <= set(model.config.emotion_labels)
+    assert {e["calibrated"] for e in top} == {True}  # the model's own labels: the calibration applies
 
 
 def test_emotions_route_answers_for_a_chat_template_model_as_its_pipeline_does(tmp_path):

@@ -1,13 +1,15 @@
 """recipes/sft.py as a specification: EmoVIT's freezing policy, the answer-only labels, learning, LoRA, resume,
-the vision-feature cache, a tiny LLaVA through TRL's own collator, and clear messages for bad input."""
+the vision-feature cache, a tiny LLaVA through TRL's own collator, the label space the data declares written into
+the trained config, and clear messages for bad input."""
 
 import json
+import logging
 
 import pytest
 import torch
 from huggingface_hub import ModelCard
 from dataset_trees import config_folder, png_bytes
-from train_helpers import TINY_RECIPE, run_sft, save_tiny_emovit, save_tiny_llava, write_dataset
+from train_helpers import COLOURS, TINY_RECIPE, run_sft, save_tiny_emovit, save_tiny_llava, write_dataset
 
 from emovit.training import sft
 from modeling_emovit import IGNORE_INDEX, EmoVITInputError
@@ -18,6 +20,12 @@ FAST = ["--model_name_or_path", "tiny-random", "--disable_tqdm", "true", "--save
 @pytest.fixture(scope="module")
 def data(tmp_path_factory):
     return write_dataset(tmp_path_factory.mktemp("data"), rows=16)
+
+
+@pytest.fixture(scope="module")
+def colour_data(tmp_path_factory):
+    """The learnable set with `emotion` / `label_space` columns naming a space that is not built in ("colours")."""
+    return write_dataset(tmp_path_factory.mktemp("colour-data"), rows=16, label_space="colours")
 
 
 @pytest.fixture(scope="module")
@@ -135,7 +143,7 @@ def test_resume_true_falls_back_to_the_newest_complete_checkpoint(damage, data, 
     assert [entry["step"] for entry in history if "loss" in entry] == [1, 2, 3, 4, 5, 6]  # steps 3-4 trained again
 
 
-def test_lora_output_loads_by_itself_and_merged_with_the_trained_logits(data, base, tmp_path, monkeypatch):
+def test_lora_output_loads_by_itself_and_merged_with_the_trained_logits(colour_data, base, tmp_path, monkeypatch):
     """train -> adapter folder and merged folder -> each loads through the Auto classes (no package code) -> the
     logits of the model still in memory after training."""
     from transformers import AutoModelForImageTextToText, AutoProcessor
@@ -144,7 +152,7 @@ def test_lora_output_loads_by_itself_and_merged_with_the_trained_logits(data, ba
     from modeling_emovit.loading import load_model_and_processor
 
     _, processor = model_and_processor = load_model_and_processor(str(base))
-    batch = _one_batch(model_and_processor, data)
+    batch = _one_batch(model_and_processor, colour_data)
     in_memory = {}
     train_only = EmoVITSFTTrainer.train
 
@@ -155,7 +163,7 @@ def test_lora_output_loads_by_itself_and_merged_with_the_trained_logits(data, ba
         return result
 
     monkeypatch.setattr(EmoVITSFTTrainer, "train", train_and_keep_logits)
-    train("--model_name_or_path", base, "--dataset_name", data, "--output_dir", tmp_path, "--max_steps", 3,
+    train("--model_name_or_path", base, "--dataset_name", colour_data, "--output_dir", tmp_path, "--max_steps", 3,
           "--use_peft", "true", "--lora_r", 4, "--learning_rate", "1e-2", "--merge_adapter", "true")
 
     adapter = json.loads((tmp_path / "adapter_config.json").read_text())
@@ -174,6 +182,8 @@ def test_lora_output_loads_by_itself_and_merged_with_the_trained_logits(data, ba
     assert card.data.library_name == "peft" and card.data.base_model is None  # a local base is never a Hub id
     assert "LoRA adapter" in card.text and "qformer (LoRA)" in card.text
     assert ModelCard.load(tmp_path / "merged" / "README.md").data.library_name == "transformers"
+    # the adapter folder has no config.json of its own; the merged model's names the data's label space
+    assert json.loads((tmp_path / "merged" / "config.json").read_text())["emotion_label_space"] == "colours"
 
 
 def test_lora_on_a_tiny_random_base_saves_that_base_for_the_adapter(data, tmp_path):
@@ -234,14 +244,25 @@ def test_vision_feature_cache_neither_hashes_the_model_nor_copies_into_the_datas
     assert sorted(path.name for path in out.iterdir()) == sorted([CACHE_INFO, FEATURES_FILE])
 
 
-def test_tiny_llava_trains_through_the_same_script_with_trls_collator(data, tmp_path):
+def test_tiny_llava_trains_through_the_same_script_with_trls_collator(colour_data, tmp_path, caplog):
+    from transformers import pipeline
+
     llava = save_tiny_llava(tmp_path / "llava")
-    metrics = train("--model_name_or_path", llava, "--dataset_name", data, "--output_dir", tmp_path / "out",
-                    "--max_steps", 2, "--max_length", "null")
+    with caplog.at_level(logging.WARNING, logger="emovit.training.label_space"):
+        metrics = train("--model_name_or_path", llava, "--dataset_name", colour_data, "--output_dir", tmp_path / "out",
+                        "--max_steps", 2, "--max_length", "null")
     losses = logged_losses(tmp_path / "out")
     assert len(losses) == 2 and metrics["train_loss"] == pytest.approx(sum(losses) / 2, rel=1e-3)
     before, after = state_dict(llava), state_dict(tmp_path / "out")
     assert any(not torch.equal(before[name], after[name]) for name in before)  # the steps moved the weights
+    # A chat-template model's config carries the data's label space too: "colours" is not built in, so its labels
+    # are the data's distinct emotions, sorted, and the log says so.
+    config = json.loads((tmp_path / "out" / "config.json").read_text())
+    assert config["emotion_label_space"] == "colours" and config["emotion_labels"] == sorted(COLOURS)
+    assert config["id2label"] == {str(i): label for i, label in enumerate(sorted(COLOURS))}
+    assert "'colours' is not built in" in caplog.text
+    classify = pipeline("image-emotion-classification", model=str(tmp_path / "out"), trust_remote_code=True)
+    assert sorted(e["label"] for e in classify(png_image((200, 0, 0)), top_k=10)) == sorted(COLOURS)
 
 
 @pytest.mark.parametrize("workers", [0, 1])  # 1: the collator runs in a dataloader worker process
@@ -390,3 +411,103 @@ def test_a_recipe_value_of_the_wrong_type_is_one_sentence_not_the_usage(tmp_path
         f"sft: {recipe}: --max_steps/--max-steps: invalid int value: 'four'; see `emovit train sft --help`."]
     assert sft.main(["--config", str(TINY_RECIPE), "--max_steps", "many"]) == 2
     assert capsys.readouterr().err.startswith("sft: the command line: --max_steps/--max-steps: invalid int value")
+
+
+def png_image(colour):
+    from PIL import Image
+
+    return Image.new("RGB", (32, 32), colour)
+
+
+EKMAN = ["anger", "disgust", "fear", "joy", "sadness", "surprise"]  # Emotion6's labels (modeling_emovit.labels)
+
+
+def test_training_writes_the_label_space_of_its_data_into_the_config(tmp_path, caplog):
+    """Emotion6 rows trained from a Mikels-8 EmoVIT that carries a calibration: the trained config lists Emotion6's
+    labels (id2label too), the calibration of the base is gone, and the pipeline offers those labels by default."""
+    from transformers import pipeline
+
+    from modeling_emovit.labels import emovit_instruction
+    from modeling_emovit.testing import tiny_emovit
+
+    base = tmp_path / "base"
+    model, processor = tiny_emovit()
+    model.config.emotion_calibration = {"temperature": 0.08, "bias": None, "labels": list(model.config.emotion_labels),
+                                        "fitted_on": "emoset (validation, 100 images)"}
+    model.save_pretrained(base)
+    processor.save_pretrained(base)
+    rows = 6
+    data = config_folder(tmp_path / "emotion6", "categorical", "train", {
+        "id": [f"{i:03d}" for i in range(rows)],
+        "image": [{"bytes": png_bytes((40 * i, 0, 0)), "path": None} for i in range(rows)],
+        "prompt": [emovit_instruction(EKMAN)] * rows,
+        "completion": [f"Predict emotion: {label}" for label in EKMAN],
+        "emotion": EKMAN,
+        "label_space": ["emotion6"] * rows,
+    })
+    out = tmp_path / "out"
+
+    with caplog.at_level(logging.WARNING, logger="emovit.training.label_space"):
+        train("--model_name_or_path", base, "--dataset_name", data, "--output_dir", out, "--max_steps", 1)
+
+    config = json.loads((out / "config.json").read_text())
+    assert config["emotion_label_space"] == "emotion6" and config["emotion_labels"] == EKMAN
+    assert config["id2label"] == {str(i): label for i, label in enumerate(EKMAN)}
+    assert config["label2id"] == {label: i for i, label in enumerate(EKMAN)}
+    assert config.get("emotion_calibration") is None and "calibration (fitted on emoset" in caplog.text
+    classify = pipeline("image-emotion-classification", model=str(out), trust_remote_code=True)
+    assert sorted(e["label"] for e in classify(png_image((200, 0, 0)), top_k=10)) == EKMAN
+
+
+def _rows(emotions, spaces=None, label_names=None):
+    from datasets import ClassLabel, Dataset
+
+    columns = {"emotion": list(emotions)}
+    if spaces is not None:
+        columns["label_space"] = list(spaces)
+    dataset = Dataset.from_dict(columns)
+    if label_names is not None:  # how a build carries its own label list: a `label` ClassLabel over it
+        dataset = dataset.add_column("label", [label_names.index(e) for e in emotions]).cast_column(
+            "label", ClassLabel(names=label_names))
+    return dataset
+
+
+@pytest.mark.parametrize("emotions, spaces, label_names, name, labels, logged", [
+    # a built-in space: all its labels, even those no row uses
+    (["joy", "fear"], ["emotion6"] * 2, None, "emotion6", EKMAN, None),
+    # a space of the data's own with its label list: that list, in its order
+    (["tense", "calm"], ["mood"] * 2, ["tense", "calm", "bored"], "mood", ["tense", "calm", "bored"], None),
+    # ... without one: the distinct emotions, sorted as EmoVIT lists candidates
+    (["tense", "calm", "tense"], ["mood"] * 3, None, "mood", ["calm", "tense"], "'mood' is not built in"),
+    # a mixture: the union, sorted, named by both
+    (["awe", "joy"], ["emoset", "emotion6"], None, "emoset+emotion6",
+     sorted({"amusement", "anger", "awe", "contentment", "disgust", "excitement", "fear", "sadness", *EKMAN}),
+     "mixes the label spaces emoset, emotion6"),
+    # no label_space column: the distinct emotions, no name
+    (["sadness", "awe"], None, None, None, ["awe", "sadness"], "no `label_space` column"),
+])
+def test_the_label_space_the_rows_declare(emotions, spaces, label_names, name, labels, logged, caplog):
+    from emovit.training.label_space import training_label_space
+
+    with caplog.at_level(logging.WARNING, logger="emovit.training.label_space"):
+        space = training_label_space(_rows(emotions, spaces, label_names), "DATA")
+
+    assert (space.name, list(space.labels)) == (name, labels)
+    assert (logged in caplog.text) if logged else caplog.text == ""
+
+
+def test_rows_without_emotions_keep_the_models_labels_and_emotions_outside_their_space_are_refused(caplog):
+    from datasets import Dataset
+
+    from emovit.training.label_space import record_label_space, training_label_space
+    from modeling_emovit import EmoVITConfig
+
+    with caplog.at_level(logging.WARNING, logger="emovit.training.label_space"):
+        space = training_label_space(Dataset.from_dict({"prompt": ["p"], "completion": ["c"]}), "DATA")
+    assert space is None and "DATA: no readable `emotion` column" in caplog.text
+    config = EmoVITConfig()
+    record_label_space(config, space)
+    assert config.emotion_labels == list(config.id2label.values()) == ["amusement", "anger", "awe", "contentment",
+                                                                       "disgust", "excitement", "fear", "sadness"]
+    with pytest.raises(EmoVITInputError, match=r"DATA: emotions \['awe'\] are not labels of the 'emotion6' label space"):
+        training_label_space(_rows(["joy", "awe"], ["emotion6"] * 2), "DATA")

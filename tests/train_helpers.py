@@ -19,8 +19,9 @@ COLOURS = {"amusement": (250, 200, 0), "anger": (200, 0, 0), "awe": (0, 80, 200)
 INSTRUCTION = "Please select the emotion closest to the image from the following options:" + ", ".join(COLOURS)
 
 
-def write_dataset(folder, rows=16, config="categorical", unreadable_rows=(), columns=None) -> Path:
-    """Parquet dataset `folder/<config>/train-00000-of-00001.parquet` with a README `configs` block."""
+def write_dataset(folder, rows=16, config="categorical", unreadable_rows=(), columns=None, label_space=None) -> Path:
+    """Parquet dataset `folder/<config>/train-00000-of-00001.parquet` with a README `configs` block; `label_space`:
+    also the `emotion` and `label_space` columns every `emovit data build` config has, naming that space."""
     labels = [list(COLOURS)[i % len(COLOURS)] for i in range(rows)]
     images = [b"not an image" if i in unreadable_rows else png_bytes(COLOURS[label], size=32) for i, label in enumerate(labels)]
     data = {
@@ -29,6 +30,8 @@ def write_dataset(folder, rows=16, config="categorical", unreadable_rows=(), col
         "prompt": [INSTRUCTION] * rows,
         "completion": [f"Predict emotion: {label}" for label in labels],
     }
+    if label_space:
+        data |= {"emotion": labels, "label_space": [label_space] * rows}
     if columns is not None:
         data = {name: data[name] for name in columns}
     return config_folder(folder, config, "train", data)

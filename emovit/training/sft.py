@@ -115,6 +115,7 @@ def train(script_args, training_args, model_args, mixture_args) -> dict:
     """Loads the data and the model, trains, saves; returns the training metrics."""
     from .card import TrainingRecipe
     from .data import check_model_reads, load_train_dataset
+    from .label_space import record_label_space, training_label_space
 
     resume = _check_before_loading(script_args, training_args)
 
@@ -123,11 +124,14 @@ def train(script_args, training_args, model_args, mixture_args) -> dict:
     ###############
     train_dataset, train_rows = load_train_dataset(script_args, mixture_args, training_args)  # streamed: rows may be None
     check_model_reads(train_dataset, model_args.model_name_or_path, training_args.trust_remote_code)
+    label_space = training_label_space(train_dataset, script_args.dataset_name or "the dataset mixture")
 
     ###############
-    # Load the model, and its backbone adapter (which decides how the family trains)
+    # Load the model, and its backbone adapter (which decides how the family trains); the data's label space goes
+    # into its config (what the emotion pipeline and `emovit serve` default to)
     ###############
     adapter = _load_for_training(model_args, training_args)
+    record_label_space(adapter.model.config, label_space)
 
     ###############
     # Collate and train
