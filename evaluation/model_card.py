@@ -17,7 +17,7 @@ from huggingface_hub import ModelCard
 from huggingface_hub import ModelCardData
 
 from dataset_builder.schema import CITATION
-from modeling_emovit.loading import TINY_MODEL
+from modeling_emovit.tiny_models import is_tiny_model
 
 # Hub task ids and names: emotion recognition is classification over a label space; the judged tasks are free text.
 TASKS = {
@@ -303,7 +303,7 @@ def _is_hub_id(name: str) -> bool:
 def _base_model_id(base_model: str) -> str | list[str] | None:
     """A Hub model id as given; for a local folder, the base_model its own card names (None without one); None for
     a tiny random model built offline (`tiny-random`, `small-random-t5`, ...)."""
-    if TINY_MODEL.match(base_model):
+    if is_tiny_model(base_model):
         return None
     if not Path(base_model).exists():
         return base_model if _is_hub_id(base_model) else None
@@ -313,7 +313,7 @@ def _base_model_id(base_model: str) -> str | list[str] | None:
 
 def display_name(name: str) -> str:
     """A Hub id as given, a local folder by its name only (cards must not leak local paths)."""
-    if TINY_MODEL.match(name):
+    if is_tiny_model(name):
         return f"{name}, random weights built offline"
     return Path(name).name if Path(name).exists() else name
 

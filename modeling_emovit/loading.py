@@ -1,20 +1,14 @@
-"""Loading a model and its processor by name: a tiny random EmoVIT or chat-template VLM, an EmoVIT or InstructBLIP
-folder or Hub id, a PEFT adapter folder (merged into the base its adapter_config.json names), or any other
-`AutoModelForImageTextToText` model. Training (recipes), evaluation and captioning all load through here.
+"""Loading a model and its processor by name: an EmoVIT or InstructBLIP folder or Hub id, a PEFT adapter folder
+(merged into the base its adapter_config.json names), any other `AutoModelForImageTextToText` model, or a tiny random
+model's name (`tiny_models`). Training (recipes), evaluation and captioning all load through here.
 """
 
 import json
-import re
 from contextlib import contextmanager
 from pathlib import Path
 
 from .errors import EmoVITInputError, reading
-
-# `tiny-random`, `small-random-t5`, ...: a random EmoVIT built offline (`modeling_emovit.testing.tiny_emovit`);
-# `tiny-random-llava`, `small-random-qwen2.5-vl`, ...: a random chat-template VLM (`testing_vlms.tiny_vlm`).
-TINY_MODEL = re.compile(
-    r"^(?P<size>tiny|small)-random(?:-(?P<text_model>llama|opt|t5)|-(?P<vlm>llava|idefics3|qwen2-vl|qwen2\.5-vl))?$"
-)
+from .tiny_models import build_tiny_model, is_tiny_model, tiny_model_type
 # Checkpoints read by EmoVIT's own classes (an InstructBLIP config converts on load).
 EMOVIT_MODEL_TYPES = ("emovit", "instructblip")
 PROCESSOR_FILES = ("processor_config.json", "preprocessor_config.json")
@@ -66,9 +60,8 @@ def consent_to_remote_code(name: str):
 def model_type_of(name: str, trust_remote_code: bool = False) -> str:
     """The `model_type` of a tiny-random name ("emovit", "llava", "qwen2_vl", ...), folder, adapter folder or Hub id,
     from its config alone."""
-    tiny = TINY_MODEL.match(name)
-    if tiny:
-        return _tiny_vlm_kind(tiny["vlm"]) if tiny["vlm"] else "emovit"
+    if is_tiny_model(name):
+        return tiny_model_type(name)
     if adapter_base(name):
         return model_type_of(adapter_base(name), trust_remote_code)
     from transformers import AutoConfig
@@ -91,15 +84,8 @@ def load_model_and_processor(name: str, dtype: str | None = None, trust_remote_c
     from . import register
 
     register()
-    tiny = TINY_MODEL.match(name)
-    if tiny and tiny["vlm"]:
-        from .testing_vlms import tiny_vlm
-
-        return tiny_vlm(_tiny_vlm_kind(tiny["vlm"]), size=tiny["size"], seed=seed)
-    if tiny:
-        from .testing import tiny_emovit
-
-        return tiny_emovit(text_model=tiny["text_model"] or "llama", size=tiny["size"], seed=seed)
+    if is_tiny_model(name):
+        return build_tiny_model(name, seed)
     base = adapter_base(name)
     if base:  # LoRA output of a recipe: the adapter merged into its base, the processor saved beside the adapter
         from peft import PeftModel
@@ -127,8 +113,3 @@ def load_model_and_processor(name: str, dtype: str | None = None, trust_remote_c
 
             return model, Qwen2VLImageOnlyProcessor.from_pretrained(name)
         return model, AutoProcessor.from_pretrained(name, trust_remote_code=trust_remote_code)
-
-
-def _tiny_vlm_kind(name: str) -> str:
-    """`qwen2.5-vl` (as in the tiny-model name) -> `qwen2_5_vl` (the model type, a `tiny_vlm` kind)."""
-    return name.replace(".", "_").replace("-", "_")

@@ -229,3 +229,29 @@ def test_uvicorn_raises_a_handled_ctrl_c_again_once_it_has_shut_down():
 
     source = inspect.getsource(uvicorn.Server.capture_signals)
     assert "threading.main_thread()" in source and "signal.raise_signal(captured_signal)" in source
+
+
+def test_transformers_5_24_serve_handlers_resolve_the_pinned_model_as_a_triple():
+    """Why `emovit.serving.EmotionHandler` calls `BaseHandler._resolve_model(body)`: it applies the server's pinned
+    model (`force_model`), refuses another one by name, loads it once, and returns `(model_id, model, processor)`,
+    as the chat-completion handler uses it."""
+    import inspect
+
+    from transformers.cli.serving.utils import BaseHandler
+
+    source = inspect.getsource(BaseHandler._resolve_model)
+    assert list(inspect.signature(BaseHandler._resolve_model).parameters) == ["self", "body"]
+    assert "force_model" in source and "return model_id, model, processor" in source
+
+
+def test_transformers_5_24_trainer_counts_optimizer_steps_per_epoch_in_set_initial_training_values(tmp_path):
+    """Why `EmoVITSFTTrainer.create_scheduler` reads `set_initial_training_values(args, dataloader)[1]`: the number
+    of optimizer steps per epoch as the training loop counts them (batches / accumulation, rounded up), which LAVIS's
+    per-epoch schedule needs."""
+    from torch.utils.data import DataLoader
+    from transformers import Trainer, TrainingArguments
+
+    args = TrainingArguments(output_dir=str(tmp_path), gradient_accumulation_steps=3, use_cpu=True, report_to="none")
+    trainer = Trainer(model=torch.nn.Linear(2, 2), args=args)
+    values = trainer.set_initial_training_values(args, DataLoader(list(range(10)), batch_size=1))
+    assert values[1] == 4  # 10 batches, 3 per optimizer step, the last partial step counted

@@ -18,7 +18,7 @@ from PIL import Image
 from train_helpers import write_dataset
 
 from dataset_builder.instructions import categorical_instruction
-from dataset_builder.text_processors import pre_caption, process_text
+from emovit.training.text_processors import pre_caption, process_text
 from emovit.training import sft
 from emovit.training.augmentation import LavisTrainTransform, crop_box
 from lavis_checkpoints import lavis_state_dict, saved_by_save_checkpoint

@@ -12,7 +12,7 @@ from pathlib import Path
 from trl import SFTTrainer
 
 from evaluation.model_card import ModelDescription, write_model_card
-from modeling_emovit.loading import TINY_MODEL
+from modeling_emovit.tiny_models import is_tiny_model
 
 # Recipe settings (SFTConfig fields) a card reports, in this order; unset ones are left out.
 CARD_SETTINGS = (
@@ -130,7 +130,7 @@ def lora_settings(model) -> dict | None:
 def base_licence(base: str) -> str:
     """Hub licence id of the trained weights: Apache-2.0 for a tiny random model built here, the base folder's card
     licence when it has one, else "other" (the card's text says the weights follow the base model's licence)."""
-    if TINY_MODEL.match(base):
+    if is_tiny_model(base):
         return "apache-2.0"
     card = Path(base) / "README.md"
     if card.is_file():

@@ -15,9 +15,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import torch
-from dataset_builder.text_processors import process_text
+
 from modeling_emovit.errors import EmoVITInputError
 from modeling_emovit.image_utils import InvalidImageError, open_image
+
+from .text_processors import process_text
 
 logger = logging.getLogger(__name__)
 
@@ -50,7 +52,7 @@ class EmoVITCollator:
     A row whose image does not decode is dropped; a batch left empty reuses the last readable row, so the step
     (and every rank's step count under DDP) still happens. `augment` (e.g. `augmentation.LavisTrainTransform`) draws
     a new random view of each image per batch; `text_processor` ("none", "lavis", "release") rewrites the text as
-    the release's training did (`dataset_builder.text_processors`), and "release" also cuts over-long answers as the
+    the release's training did (`emovit.training.text_processors`), and "release" also cuts over-long answers as the
     release did (`EmoVITProcessor.encode_answers`).
     """
 

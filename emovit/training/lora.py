@@ -39,9 +39,9 @@ def record_base(model, processor, name: str, output_dir: str) -> str:
 
     from accelerate import PartialState
 
-    from modeling_emovit.loading import TINY_MODEL
+    from modeling_emovit.tiny_models import is_tiny_model
 
-    if TINY_MODEL.match(name):
+    if is_tiny_model(name):
         state, folder = PartialState(), Path(output_dir) / "base"
         if state.is_main_process:  # every rank built the same seeded model
             model.save_pretrained(folder)

@@ -14,12 +14,12 @@ from pathlib import Path
 
 from trl import DatasetMixtureConfig, ModelConfig, ScriptArguments, SFTConfig, TrlParser
 
-from dataset_builder.text_processors import TEXT_PROCESSORS
 from modeling_emovit.errors import EmoVITInputError, reading
 
 from .augmentation import AUGMENTATIONS
 from .launch import cpu_default
 from .schedule import SCHEDULES
+from .text_processors import TEXT_PROCESSORS
 
 
 @dataclass
