@@ -12,14 +12,14 @@ import argparse
 def build_parser() -> argparse.ArgumentParser:
     from emovit import __version__
 
-    from . import data, demo, evaluate, model, train
+    from . import data, demo, evaluate, export, model, train
 
     parser = argparse.ArgumentParser(prog="emovit", description="EmoVIT: emotion instruction tuning on the Hugging Face stack.")
     parser.add_argument("--version", action="version", version=f"emovit {__version__}")
     parser.add_argument("--debug", action="store_true",
                         help="Show the full traceback of a failure instead of one sentence (also: EMOVIT_DEBUG=1).")
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for commands in (model, demo, train, data, evaluate):
+    for commands in (model, demo, train, data, evaluate, export):
         commands.add_commands(subparsers)
     return parser
 
