@@ -28,8 +28,8 @@ from .label_space import POLARITY_VIEWS, evaluation_label_space, reference_label
 RANK_METRICS = {"accuracy": True, "macro_f1": True, "weighted_f1": True, "ece_10_bins_x100": False,
                 "top_label_brier_x100": False}  # metric -> higher is better
 GENERATE_METRICS = {"accuracy": True, "macro_f1": True, "weighted_f1": True, "unmapped_rate": False}
-TASK_FUNCTIONS = ("doc_to_visual", "doc_to_text", "doc_to_choice", "doc_to_target", "process_rank_results",
-                  "process_generate_results", *sorted(set(RANK_METRICS) | set(GENERATE_METRICS)))
+TASK_FUNCTIONS = ("doc_to_visual", "doc_to_text", "doc_to_choice", "doc_to_target", "reference",
+                  "process_rank_results", "process_generate_results", *sorted(set(RANK_METRICS) | set(GENERATE_METRICS)))
 DEFAULT_MAX_NEW_TOKENS = 32  # generate mode's answer budget: "Predict emotion: <label>" in any tokenizer, with room
 
 
@@ -54,7 +54,12 @@ class EmotionTask:
         return list(self.answers)
 
     def doc_to_target(self, doc) -> int:
-        return self.labels.index(reference_label(doc["emotion"], self.space))
+        """The reference's position among the choices (rank task)."""
+        return self.labels.index(self.reference(doc))
+
+    def reference(self, doc) -> str:
+        """The reference label (generate task's target): the emotion, or its polarity for a polarity view."""
+        return reference_label(doc["emotion"], self.space)
 
     def process_rank_results(self, doc, results) -> dict:
         """`results`: one `(loss, is_greedy)` per choice, in choice order; lmms-eval 0.7.3 hands each over as its
@@ -70,13 +75,13 @@ class EmotionTask:
         losses = torch.tensor([float(response[0]) for response in responses], dtype=torch.float64)
         probabilities = emotion_probabilities(-losses[None], self.labels, None)[0].tolist()
         prediction = self.labels[max(range(len(self.labels)), key=probabilities.__getitem__)]
-        item = {"reference": self.labels[self.doc_to_target(doc)], "prediction": prediction,
+        item = {"reference": self.reference(doc), "prediction": prediction,
                 "probabilities": probabilities}
         return dict.fromkeys(RANK_METRICS, item)
 
     def process_generate_results(self, doc, results) -> dict:
         """`results`: the generated answer (lmms-eval passes it in a one-element list)."""
-        item = {"reference": self.labels[self.doc_to_target(doc)], "prediction": normalize_emotion(results[0], self.space),
+        item = {"reference": self.reference(doc), "prediction": normalize_emotion(results[0], self.space),
                 "answer": results[0]}
         return dict.fromkeys(GENERATE_METRICS, item)
 
@@ -177,7 +182,7 @@ def _task_yaml(task: str, module: str, space: str, data: str, split: str, source
         "task": task, **source, "test_split": split,
         "output_type": "multiple_choice" if mode == "rank" else "generate_until",
         "doc_to_visual": function("doc_to_visual"), "doc_to_text": function("doc_to_text"),
-        "doc_to_target": function("doc_to_target"),
+        "doc_to_target": function("doc_to_target" if mode == "rank" else "reference"),
     }
     if mode == "rank":
         config |= {"doc_to_choice": function("doc_to_choice"), "target_delimiter": ""}

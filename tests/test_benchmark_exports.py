@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from dataset_trees import config_folder, png_bytes
+from dataset_trees import built_emoset_sample, config_folder, png_bytes
 from train_helpers import save_tiny_emovit
 
 from emovit.cli import main
@@ -26,11 +26,7 @@ EMOVIT_INSTRUCTION = (  # EmoVIT's categorical instruction as released (docs/fid
 
 @pytest.fixture(scope="module")
 def built_data(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("bench")
-    assert main(["data", "sample", "--out", str(root / "sample"), "--images-per-emotion", "1", "2"]) == 0
-    assert main(["data", "build", "--source", "emoset", "--root", str(root / "sample"), "--split", "test",
-                 "--tasks", "categorical", "--out", str(root / "data")]) == 0
-    return root / "data"
+    return built_emoset_sample(tmp_path_factory.mktemp("bench"))
 
 
 @pytest.fixture(scope="module")
@@ -105,6 +101,8 @@ def test_lmms_eval_tasks_are_written_in_its_task_format_for_each_label_space(bui
         assert config["doc_to_visual"] == ("function", "emovit_fi_2.doc_to_visual")
         assert config["metadata"]["label_space"] == "fi-2"
     assert rank["doc_to_choice"] == ("function", "emovit_fi_2.doc_to_choice") and rank["target_delimiter"] == ""
+    assert rank["doc_to_target"] == ("function", "emovit_fi_2.doc_to_target")  # the reference's choice index
+    assert generate["doc_to_target"] == ("function", "emovit_fi_2.reference")  # the reference label
     assert [m["metric"] for m in rank["metric_list"]] == ["accuracy", "macro_f1", "weighted_f1", "ece_10_bins_x100",
                                                           "top_label_brier_x100"]
     assert [m["metric"] for m in generate["metric_list"]] == ["accuracy", "macro_f1", "weighted_f1", "unmapped_rate"]
@@ -125,7 +123,7 @@ def test_the_task_functions_ask_emovits_question_and_map_references_onto_the_vie
 
     assert functions.doc_to_text(doc) == EMOVIT_INSTRUCTION.format("negative and positive")
     assert functions.doc_to_choice(doc) == ["Predict emotion: negative", "Predict emotion: positive"]
-    assert doc["emotion"] == "amusement" and functions.doc_to_target(doc) == 1
+    assert doc["emotion"] == "amusement" and functions.doc_to_target(doc) == 1 and functions.reference(doc) == "positive"
     [image] = functions.doc_to_visual(doc)
     assert image.mode == "RGB" and image.size == doc["image"].size
     # lmms-eval 0.7.3 passes each choice's (loss, is_greedy) as its str(): read back exactly
@@ -230,3 +228,13 @@ def test_emocalibers_columns_bin_left_closed_and_score_the_top_probability_by_ha
     right_closed = evaluate.load(str(METRICS_DIR / "emotion_calibration")).compute(
         predictions=probabilities, references=[0, 1, 0, 0], n_bins=10, top_k=[])
     assert right_closed["ece"] == pytest.approx(0.275) and right_closed["top_label_brier"] == pytest.approx(0.13875)
+
+
+def test_lmms_eval_is_an_extra_never_a_core_requirement_and_the_emovit_model_is_registered_for_it():
+    """setup.cfg: `emovit[lmms]` pulls lmms-eval; its registry finds the model through the `lmms_eval.models`
+    entry-point group (lmms_eval/models/registry_v2.py `load_entrypoint_manifests`)."""
+    from importlib.metadata import entry_points, requires
+
+    assert [r for r in requires("emovit") if r.startswith("lmms-eval")] == ['lmms-eval<0.8,>=0.7.3; extra == "lmms"']
+    [entry] = entry_points(group="lmms_eval.models", name="emovit")
+    assert entry.value == "emovit.lmms_eval_model:MANIFEST"
