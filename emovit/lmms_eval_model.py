@@ -27,7 +27,8 @@ DEFAULT_MAX_NEW_TOKENS = 32  # when a generate_until task sets none
 
 class EmoVITLmms(lmms):
     """`pretrained`: a model folder or Hub id; `batch_size`: images per forward; `device`: where the model runs
-    (`max_batch_size`: lmms-eval passes it along with `--batch_size`; batches here are `batch_size`)."""
+    (default: where `emovit eval` would run it). `max_batch_size`: lmms-eval passes it along with `--batch_size`;
+    batches here are `batch_size`. One process: lmms-eval's data parallelism is not wired (rank 0 of 1)."""
 
     is_simple = True  # asked with the task's doc_to_text; the adapter applies a chat template itself where one exists
 
@@ -46,11 +47,13 @@ class EmoVITLmms(lmms):
                                    "batch_size (and lmms-eval's --device).")
         if not str(batch_size).isdigit() or int(batch_size) < 1:
             raise EmoVITInputError(f"--batch_size {batch_size}: the emovit model needs a whole number of images, at least 1.")
+        import torch
+
         from evaluation.harness import load_adapter
 
         self.adapter = load_adapter(pretrained)
-        if device:
-            self.adapter.model.to(device)
+        accelerator = torch.accelerator.current_accelerator() if torch.accelerator.is_available() else "cpu"
+        self.adapter.model.to(device or accelerator)  # the accelerator `emovit eval` would use, else the CPU
         self.batch_size = int(batch_size)
 
     def loglikelihood(self, requests) -> list[tuple[float, bool]]:
@@ -81,7 +84,7 @@ class EmoVITLmms(lmms):
                                             settings.get("max_new_tokens") or DEFAULT_MAX_NEW_TOKENS)
             for key, answer in zip(members, answers):
                 for position in groups[key]:
-                    results[position] = _cut_at(answer, settings.get("until") or [])
+                    results[position] = _cut_at(answer, settings.get("until"))
         return results
 
     def generate_until_multi_round(self, requests) -> list[str]:
@@ -115,9 +118,9 @@ def _by_document(requests) -> dict[tuple, list[int]]:
     return groups
 
 
-def _cut_at(answer: str, stops: list[str]) -> str:
-    """The answer up to the first of the task's stop strings."""
-    for stop in stops:
+def _cut_at(answer: str, stops: str | list[str] | None) -> str:
+    """The answer up to the first of the task's stop strings (`until`: one string, a list, or none)."""
+    for stop in [stops] if isinstance(stops, str) else stops or []:
         if stop and stop in answer:
             answer = answer[: answer.index(stop)]
     return answer
