@@ -19,7 +19,7 @@ import numpy as np
 from dataset_builder.loading import load_split
 from modeling_emovit.errors import EmoVITInputError
 
-from .label_space import resolve_label_space
+from .label_space import in_label_space, resolve_label_space
 from .prediction_loop import predict_split
 from .settings import EvalSettings
 
@@ -46,7 +46,8 @@ def calibrate(settings: EvalSettings, adapter, space) -> dict:
                        config=settings.config, split=settings.calibrate_split, label_space=space.name, mode="rank",
                        batch_size=settings.batch_size)
     dataset = load_split(val.data, val.config, val.split)
-    resolve_label_space(dataset, space, val.data)  # every validation emotion must be a candidate
+    # every validation emotion must be a candidate (its polarity, for a polarity view)
+    dataset = in_label_space(dataset, resolve_label_space(dataset, space, val.data))
     # every process fits the same rows, deterministically
     split = predict_split(val, dataset, ClassificationTask(RankPredictor(adapter, space), space))
     rows = split.rows

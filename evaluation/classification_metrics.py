@@ -1,6 +1,9 @@
 """Metrics of a classification run, computed with the `evaluate` modules in `evaluation/metrics` (loaded by path).
 
 Headline figures come from EmoVIT's own instruction (paraphrase 0); instruction sensitivity from all paraphrases.
+Rank mode adds EmoCaliber's calibration columns (`PEER_CALIBRATION_KEYS`), the figures peers publish: ECE over 10
+equal-width bins and the Brier score of the top-1 confidence, both x100. The lmms-eval tasks
+(`evaluation.lmms_eval_tasks`) aggregate through the same functions, so both harnesses give the same numbers.
 """
 
 from pathlib import Path
@@ -8,6 +11,10 @@ from pathlib import Path
 from dataset_builder.emotions import polarity_of
 
 METRICS_DIR = Path(__file__).parent / "metrics"
+# EmoCaliber's `calculate_ece` (inference/evaluate_multi_task_conf_from_merged.py, github wdqqdw/EmoCaliber): 10
+# equal-width bins, [lo, hi); its table multiplies ECE and Brier by 100.
+PEER_ECE_BINS = 10
+PEER_CALIBRATION_KEYS = ("ece_10_bins_x100", "top_label_brier_x100")
 
 
 def compute_metrics(rows: list[dict], space, data: str, with_scores: bool) -> dict:
@@ -16,20 +23,17 @@ def compute_metrics(rows: list[dict], space, data: str, with_scores: bool) -> di
 
     labels = list(space.labels)
     headline = [row for row in rows if row["paraphrase"] == 0]
-    predictions = [row["prediction"] or "" for row in headline]
     references = [row["reference"] for row in headline]
-    classification = evaluate.load(str(METRICS_DIR / "emotion_classification"))
-    metrics = classification.compute(predictions=predictions, references=references, labels=labels)
+    metrics = classification_figures([row["prediction"] for row in headline], references, labels)
     metrics["polarity_accuracy"] = sum(
         bool(row["prediction"]) and polarity_of(row["prediction"], space) == polarity_of(row["reference"], space)
         for row in headline
     ) / len(headline)
     if with_scores:
+        probabilities = [[row["scores"][label] for label in labels] for row in headline]
         calibration = evaluate.load(str(METRICS_DIR / "emotion_calibration"))
-        metrics |= calibration.compute(
-            predictions=[[row["scores"][label] for label in labels] for row in headline], references=references,
-            labels=labels,
-        )
+        metrics |= calibration.compute(predictions=probabilities, references=references, labels=labels)
+        metrics |= peer_calibration(probabilities, references, labels)
     if len({row["paraphrase"] for row in rows}) > 1:
         sensitivity = evaluate.load(str(METRICS_DIR / "instruction_sensitivity"))
         spread = sensitivity.compute(
@@ -39,3 +43,24 @@ def compute_metrics(rows: list[dict], space, data: str, with_scores: bool) -> di
         metrics["instruction_sensitivity"] = spread["sensitivity"]
         metrics["accuracy_per_paraphrase"] = spread["per_dataset"][data]["accuracy_per_paraphrase"]
     return metrics
+
+
+def classification_figures(predictions: list, references: list[str], labels: list[str]) -> dict:
+    """Accuracy, macro/weighted F1, per-class figures and the confusion matrix (`emotion_classification`); a None
+    prediction (an answer naming no label) counts as wrong."""
+    import evaluate
+
+    classification = evaluate.load(str(METRICS_DIR / "emotion_classification"))
+    return classification.compute(predictions=[prediction or "" for prediction in predictions], references=references,
+                                  labels=labels)
+
+
+def peer_calibration(probabilities: list[list[float]], references: list[str], labels: list[str]) -> dict:
+    """EmoCaliber's calibration columns from per-label probabilities: ECE over `PEER_ECE_BINS` equal-width bins of the
+    top-1 probability and the Brier score of that probability as a forecast of being right, both x100."""
+    import evaluate
+
+    calibration = evaluate.load(str(METRICS_DIR / "emotion_calibration"))
+    figures = calibration.compute(predictions=probabilities, references=references, labels=labels,
+                                  n_bins=PEER_ECE_BINS, bins_closed="left", top_k=[])
+    return dict(zip(PEER_CALIBRATION_KEYS, (100 * figures["ece"], 100 * figures["top_label_brier"])))

@@ -16,7 +16,7 @@ from modeling_emovit.loading import check_processor_folder, load_model_and_proce
 
 from .calibration import calibrate, calibration_results, uncalibrated_rows
 from .classification_metrics import compute_metrics
-from .label_space import resolve_label_space
+from .label_space import in_label_space, resolve_label_space
 from .model_card import display_name, update_model_card
 from .plots import plot_confusion_matrix
 from .prediction_loop import check_out, eval_process_state, predict_split
@@ -57,6 +57,7 @@ def run_eval(settings: EvalSettings, base_model: str | None = None, training_dat
     state = eval_process_state()
     dataset = load_split(settings.data, settings.config, settings.split)
     space = resolve_label_space(dataset, settings.label_space, settings.data)
+    dataset = in_label_space(dataset, space)
     if state.is_main_process:
         check_out(settings)  # another run's output is refused before the model loads
     adapter = load_adapter(settings.model, settings.trust_remote_code)

@@ -34,6 +34,9 @@ CARD_METRICS = [
     ("unmapped_rate", "unmapped_rate", "Unmapped answers"),
     ("ece", "ece", "Expected calibration error"),
     ("brier", "brier", "Brier score"),
+    # EmoCaliber's columns (`classification_metrics.peer_calibration`), comparable with its published figures
+    ("ece_10_bins_x100", "ece", "ECE x100 (10 equal-width bins, as EmoCaliber reports it)"),
+    ("top_label_brier_x100", "brier", "Top-label Brier score x100 (as EmoCaliber reports it)"),
     ("nll", "nll", "Negative log-likelihood"),
     ("top_3_accuracy", "accuracy", "Top-3 accuracy"),
     ("instruction_sensitivity", "instruction_sensitivity", "Instruction sensitivity"),

@@ -72,3 +72,15 @@ def config_folder(folder: Path, config: str, split: str, columns: dict, features
         f"    path: {config}/{split}-*.parquet\n---\n"
     )
     return folder
+
+
+def built_emoset_sample(root: Path, test_images_per_emotion: int = 2) -> Path:
+    """`emovit data sample` (1 train image per emotion) then `emovit data build --tasks categorical` of its test split:
+    a real built dataset, `root/data`, with `8 * test_images_per_emotion` test images of the 8 Mikels emotions."""
+    from emovit.cli import main
+
+    assert main(["data", "sample", "--out", str(root / "sample"), "--images-per-emotion", "1",
+                 str(test_images_per_emotion)]) == 0
+    assert main(["data", "build", "--source", "emoset", "--root", str(root / "sample"), "--split", "test",
+                 "--tasks", "categorical", "--out", str(root / "data")]) == 0
+    return root / "data"

@@ -31,14 +31,14 @@ class EmoVITArgumentParser(argparse.ArgumentParser):
 def build_parser() -> argparse.ArgumentParser:
     from emovit import __version__
 
-    from . import add_pipeline, data, demo, evaluate, model, recipes, train
+    from . import add_pipeline, data, demo, evaluate, export, model, recipes, train
 
     parser = EmoVITArgumentParser(prog="emovit", description="EmoVIT: emotion instruction tuning on the Hugging Face stack.")
     parser.add_argument("--version", action="version", version=f"emovit {__version__}")
     parser.add_argument("--debug", action="store_true",
                         help="Show the full traceback of a failure instead of one sentence (also: EMOVIT_DEBUG=1).")
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for commands in (model, add_pipeline, demo, train, recipes, data, evaluate):
+    for commands in (model, add_pipeline, demo, train, recipes, data, evaluate, export):
         commands.add_commands(subparsers)
     return parser
 

@@ -3,7 +3,7 @@
 import argparse
 import json
 
-from dataset_builder.emotions import LABEL_SPACES
+from evaluation.label_space import evaluation_label_space_names
 
 from . import add_trust_remote_code_argument
 
@@ -26,7 +26,8 @@ def add_commands(subparsers) -> None:
     evaluate.add_argument("--config", help="Dataset config (default: categorical; reasoning for --task reasoning; "
                           "--task humor needs one whose completions are reference funny captions).")
     evaluate.add_argument("--split", default="test", help="Dataset split (default: test).")
-    evaluate.add_argument("--label-space", choices=list(LABEL_SPACES), help="Candidate labels (default: the dataset's).")
+    evaluate.add_argument("--label-space", choices=evaluation_label_space_names(),
+                          help="Candidate labels (default: the dataset's); fi-2 asks FI's polarity (positive/negative).")
     evaluate.add_argument("--mode", choices=["rank", "generate"], default="rank",
                           help="rank: score every candidate answer; generate: greedy decoding, parsed (EmoVIT's protocol).")
     evaluate.add_argument("--paraphrases", type=int, default=1,
