@@ -185,10 +185,15 @@ print(json.dumps({"trackers": get_available_reporting_integrations(), "pillow": 
 def test_every_extra_installs_with_the_constraints_and_imports(installed, wheel):
     """`pip install -c constraints.txt "emovit[EXTRA]"` for every extra the wheel declares, resolved for real (no
     --no-deps) on top of the test environment, then each requirement imported and the trackers seen by
-    transformers; and the reason trackio is not among them: its newest release cannot install beside the pins."""
+    transformers; and the reason trackio is not among them: its newest release cannot install beside the pins.
+
+    `lmms` is the exception: lmms-eval's own requirements pull torchvision, which cannot install beside the CPU torch
+    pinned here, so tests/lmms_eval_env.py installs it (--no-deps, plus what its run path imports) in an
+    environment of its own, and tests/test_lmms_eval.py runs it."""
     bin_dir, env, work = installed
-    extras = extra_requirements(wheel_metadata(wheel))
-    assert set(extras) == {"dev", "track"}
+    declared = extra_requirements(wheel_metadata(wheel))
+    assert set(declared) == {"dev", "track", "lmms"} and declared["lmms"] == ["lmms-eval"]
+    extras = {name: requirements for name, requirements in declared.items() if name != "lmms"}
     pip = [sys.executable, "-m", "pip", "--python", str(bin_dir / "python"), "install", "-c", str(REPO / "constraints.txt")]
     done = subprocess.run([*pip, f"{wheel}[{','.join(extras)}]"], capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
