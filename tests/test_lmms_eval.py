@@ -156,6 +156,6 @@ def test_a_folder_that_is_neither_emovit_nor_chat_template_stops_lmms_eval_with_
     assert done.returncode == 2 and done.stdout == ""
     assert done.stderr.strip().splitlines()[-1] == (
         f"lmms-eval --model emovit: {tmp_path / 'model'}: its processor (LlavaProcessor) has no chat template and is "
-        "not EmoVIT's, so there is no way to put EmoVIT's instruction to this LlavaForConditionalGeneration; save the "
-        "processor with a chat template (processor.chat_template = ...).")
+        "not EmoVIT's, so there is no way to put EmoVIT's instruction to the model; save the processor with a chat "
+        "template (processor.chat_template = ...).")
     assert "Traceback" not in done.stderr

@@ -12,7 +12,11 @@ def add_commands(subparsers) -> None:
     )
     harnesses = export.add_subparsers(dest="export_command", required=True, metavar="HARNESS")
     lmms = harnesses.add_parser(
-        "lmms-eval", help="Task YAMLs (rank and generate) for `lmms-eval --include_path DIR --tasks emovit_<space>`.")
+        "lmms-eval", help="Task YAMLs (rank and generate) for `lmms-eval --include_path DIR --tasks emovit_<space>`.",
+        description="Writes, per label space, a multiple_choice task (log-likelihood: `emovit eval --mode rank`) and a "
+                    "generate_until task (`--mode generate`) in lmms-eval's task format, scored with this package's "
+                    "metrics; `lmms-eval --model emovit` (`pip install \"emovit[lmms]\"`) runs any EmoVIT or "
+                    "chat-template folder on them.")
     lmms.add_argument("data", help="Dataset folder (`emovit data build` output) or Hub id, with a categorical config.")
     lmms.add_argument("out", help="Folder for the task files (created; files already there are never overwritten).")
     lmms.add_argument("--split", default="test", help="Split the tasks score (default: test).")
@@ -23,7 +27,10 @@ def add_commands(subparsers) -> None:
                       help="Generate task's answer budget (default: 32; `emovit eval --max-new-tokens` to match).")
     lmms.set_defaults(handler=_export_lmms_eval)
     vlmevalkit = harnesses.add_parser(
-        "vlmevalkit", help="A benchmark TSV in the layout of VLMEvalKit's EmoSet118K (index, image, question, answer).")
+        "vlmevalkit", help="A benchmark TSV in the layout of VLMEvalKit's EmoSet118K (index, image, question, answer).",
+        description="Writes one row per image: index, the image as base64, EmoVIT's question listing the label "
+                    "space's candidates, the answer label, and category/candidates/id columns; VLMEvalKit reads it as "
+                    "a custom image dataset (docs/benchmarks.md shows a model wrapper for this package's folders).")
     vlmevalkit.add_argument("data", help="Dataset folder (`emovit data build` output) or Hub id, with a categorical config.")
     vlmevalkit.add_argument("out", help="The .tsv file to write (it appears only once complete).")
     vlmevalkit.add_argument("--split", default="test", help="Split to export (default: test).")
