@@ -15,8 +15,7 @@ import datasets
 from modeling_emovit.errors import EmoVITInputError
 from modeling_emovit.image_utils import InvalidImageError
 
-from .emotions import get_label_space
-from .images import CheckedImages
+from .images import OVERSIZED_METADATA, CheckedImages
 from .instructions import CATEGORICAL_PARAPHRASES, categorical_answer, categorical_instruction, choose_paraphrase
 from .report import BuildReport
 from .schema import CITATION, MESSAGES_CONFIG, TASKS, config_features
@@ -25,14 +24,13 @@ _RECORD_COLUMNS = ("id", "source", "emotion", "label_space", "attributes", "capt
 _MESSAGES_COLUMNS = ("id", "source", "emotion", "label_space")
 
 
-def instruction_rows(record: dict, tasks, seed: int, paraphrases: bool) -> Iterator[tuple[str, str, str]]:
+def instruction_rows(record: dict, tasks, seed: int, paraphrases: bool, labels) -> Iterator[tuple[str, str, str]]:
     """(task, prompt, completion) for each instruction of one record, in task order (only the record's own `tasks`
-    when it names them)."""
+    when it names them); the categorical instruction offers `labels`, those of the record's label space."""
     for task in tasks:
         if record.get("tasks") is not None and task not in record["tasks"]:
             continue
         if task == "categorical":
-            labels = get_label_space(record["label_space"]).labels
             index = choose_paraphrase(record["id"], seed, len(CATEGORICAL_PARAPHRASES)) if paraphrases else 0
             yield task, categorical_instruction(labels, index), categorical_answer(record["emotion"])
         else:
@@ -51,14 +49,18 @@ def chat_messages(instructions) -> list[dict]:
 
 
 class EmoVITInstructConfig(datasets.BuilderConfig):
-    """A config = the tasks it holds, over prepared record shards (`manifests`, written by `build_dataset`)."""
+    """A config = the tasks it holds, over prepared record shards (`manifests`, written by `build_dataset`), with
+    the labels of each label space the records use (`label_spaces`: (name, labels) pairs) and the `label` column's
+    names (`labels`)."""
 
     def __init__(
-        self, tasks=TASKS, split="train", seed=42, paraphrases=False, manifests=(), report_dir=None, **kwargs
+        self, tasks=TASKS, split="train", seed=42, paraphrases=False, manifests=(), report_dir=None, label_spaces=(),
+        labels=(), **kwargs
     ):
         super().__init__(**kwargs)
         self.tasks, self.split, self.seed, self.paraphrases = tuple(tasks), split, seed, paraphrases
         self.manifests, self.report_dir = tuple(manifests), report_dir
+        self.label_spaces, self.labels = tuple(label_spaces), tuple(labels)
 
 
 class EmoVITInstructBuilder(datasets.GeneratorBasedBuilder):
@@ -75,7 +77,7 @@ class EmoVITInstructBuilder(datasets.GeneratorBasedBuilder):
         return datasets.DatasetInfo(
             description="EmoVIT emotion instruction data: images with categorical, conversation and reasoning "
             "instructions (Xie et al., CVPR 2024).",
-            features=config_features(self.config.name),
+            features=config_features(self.config.name, self.config.labels),
             citation=CITATION,
         )
 
@@ -94,29 +96,38 @@ class EmoVITInstructBuilder(datasets.GeneratorBasedBuilder):
 
     def _manifest_rows(self, manifest: str, report: BuildReport):
         config = self.config
+        space_labels = dict(config.label_spaces)
         images = CheckedImages(manifest)  # decoded by the first config, reused by the others
         with open(manifest, encoding="utf-8") as handle:
             for line in handle:
                 record = json.loads(line)
-                instructions = list(instruction_rows(record, config.tasks, config.seed, config.paraphrases))
+                labels = space_labels[record["label_space"]]
+                instructions = list(instruction_rows(record, config.tasks, config.seed, config.paraphrases, labels))
                 if not instructions:
                     continue
                 try:
-                    image = images.image(record["id"], record["image_path"], record["id"].replace("/", "_"))
+                    image, verdict = images.image(record["id"], record["image_path"], record["id"].replace("/", "_"))
                 except (InvalidImageError, OSError):
                     report.skip("corrupt, truncated or non-image file", record["id"])
                     continue
-                report.records += 1
-                report.per_emotion[record["emotion"]] = report.per_emotion.get(record["emotion"], 0) + 1
-                for task, author in record["generated_by"].items():
-                    if task in config.tasks:
-                        report.generated_by[author] = report.generated_by.get(author, 0) + 1
+                self._count(record, verdict, report)
+                common = {key: record[key] for key in _MESSAGES_COLUMNS}
+                common |= {"image_sha256": verdict["sha256"], "label": record["emotion"]}
                 if config.name == MESSAGES_CONFIG:
-                    yield record["id"], {**{key: record[key] for key in _MESSAGES_COLUMNS}, "images": [image],
-                                         "messages": chat_messages(instructions)}
+                    yield record["id"], {**common, "images": [image], "messages": chat_messages(instructions)}
                     continue
-                common = {key: record[key] for key in _RECORD_COLUMNS}
+                common |= {key: record[key] for key in _RECORD_COLUMNS}
                 for number, (task, prompt, completion) in enumerate(instructions):
                     report.per_task[task] = report.per_task.get(task, 0) + 1
                     row = {**common, "image": image, "task": task, "prompt": prompt, "completion": completion}
                     yield f"{record['id']}:{number}", row
+
+    def _count(self, record: dict, verdict: dict, report: BuildReport) -> None:
+        """Counts one image written: its emotion, who wrote its generated pairs, and metadata stripped from it."""
+        report.records += 1
+        report.per_emotion[record["emotion"]] = report.per_emotion.get(record["emotion"], 0) + 1
+        for task, author in record["generated_by"].items():
+            if task in self.config.tasks:
+                report.generated_by[author] = report.generated_by.get(author, 0) + 1
+        if verdict.get("reason") == OVERSIZED_METADATA:
+            report.note(OVERSIZED_METADATA, record["id"])

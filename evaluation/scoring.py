@@ -20,10 +20,10 @@ def compute_metrics(rows: list[dict], space, data: str, with_scores: bool) -> di
     references = [row["reference"] for row in headline]
     classification = evaluate.load(str(METRICS_DIR / "emotion_classification"))
     metrics = classification.compute(predictions=predictions, references=references, labels=labels)
-    metrics["polarity_accuracy"] = sum(
+    metrics["polarity_accuracy"] = sum(  # None for a space the data defined with labels of unknown polarity
         bool(row["prediction"]) and polarity_of(row["prediction"], space) == polarity_of(row["reference"], space)
         for row in headline
-    ) / len(headline)
+    ) / len(headline) if set(labels) <= set(space.polarity) else None
     if with_scores:
         calibration = evaluate.load(str(METRICS_DIR / "emotion_calibration"))
         metrics |= calibration.compute(

@@ -23,6 +23,8 @@ class Source:
 
     `generations(root, split)`, where a source carries its own Q/A pairs (EmoVIT JSON), yields generation-JSONL
     entries. `label_note` is printed in the dataset card (e.g. a label level that could not be verified).
+    `class_labels(root, split)`, where the data itself names its labels (an image folder's class folders), returns
+    them (None when it does not): they define the label space of the records read.
     """
 
     name: str
@@ -31,6 +33,7 @@ class Source:
     read: Callable[..., Iterator[EmotionRecord]]
     generations: Callable[..., Iterator[dict]] | None = None
     label_note: str | None = None
+    class_labels: Callable[..., tuple[str, ...] | None] | None = None
 
 
 def inside_root(path: str | Path, root: Path) -> bool:

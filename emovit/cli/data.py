@@ -33,6 +33,15 @@ def _add_build(data_commands) -> None:
     build.add_argument("--tasks", default=",".join(TASKS), help=f"Comma-separated tasks (default {','.join(TASKS)}).")
     build.add_argument("--num-proc", type=int, default=1, help="Worker processes that encode images and write shards.")
     build.add_argument("--skip-unknown", action="store_true", help="Skip (and count) labels outside the label space.")
+    build.add_argument("--labels", help="The label space's labels, in the order the instruction lists them: a,b,c or "
+                                        "a file (one per line, or a JSON list). Default: the source's space, or an "
+                                        "image folder's class folders.")
+    build.add_argument("--label-space", help="Name of the label space: a built-in one (its labels), or the name of "
+                                             "the --labels (default: the built-in space with those labels, or "
+                                             "'custom').")
+    build.add_argument("--messages", action=argparse.BooleanOptionalAction, default=None,
+                       help="Write the `messages` config (one conversation per image). Default: when an image has "
+                            "several instructions.")
     build.add_argument("--paraphrase", action="store_true", help="Vary the categorical template per record.")
     build.add_argument("--seed", type=int, default=42, help="Seed of the per-record template choice.")
     build.add_argument("--mix", choices=["release"],
@@ -68,20 +77,27 @@ def _add_sample(data_commands) -> None:
 
 def _build(args) -> int:
     from dataset_builder.build import build_dataset
+    from dataset_builder.emotions import parse_labels
 
     tasks = tuple(task.strip() for task in args.tasks.split(",") if task.strip())
     report = build_dataset(
         args.source, args.root, args.split, args.out, generations=args.generations, tasks=tasks,
         num_proc=args.num_proc, skip_unknown=args.skip_unknown, seed=args.seed, paraphrases=args.paraphrase,
         mix=args.mix, allow_outside_root=args.allow_outside_root,
+        labels=parse_labels(args.labels) if args.labels else None, label_space=args.label_space,
+        messages=args.messages,
     )
     rows = ", ".join(f"{name} {count}" for name, count in report.rows.items())
-    print(f"Wrote {args.out}: {report.records} images; rows: {rows}.")
+    print(f"Wrote {args.out}: {report.records} images; rows: {rows}; labels: {', '.join(report.labels)}.")
     print(f"Skipped {report.total_skipped} items")
     for reason, count in sorted(report.skipped.items()):
         print(f"  {count:6d}  {reason}")
     for reason, count in sorted(report.notes.items()):
         print(f"Note: {count} x {reason}")
+    for mapping, count in sorted(report.label_mappings.items()):
+        print(f"Label read as another: {count} x {mapping}")
+    for kind, found in report.duplicates.items():
+        print(f"Byte-identical images {kind}: {found['images']} (e.g. {'; '.join(found['examples'][:3])})")
     print(f"Report: {args.out}/build_report.json")
     return 0
 
