@@ -175,24 +175,26 @@ def build_dataset(
     per image (`dataset_builder.mix`; EmoSet's train split). `labels` (with `label_space` as its name) define the
     label space, as an image folder's class folders do; `label_space` alone picks a built-in one
     (`sources.label_space_for`). `messages`: write the `messages` config (None: when an image has several
-    instructions). Rebuilding a split replaces its shards in every config, so a config this build leaves out loses
-    that split. Image paths leading outside `root` are skipped and counted unless `allow_outside_root`. Returns the
-    report; skipped items are counted, never silent, and byte-identical images are reported (`duplicates`).
+    instructions). Split `all` (every image, for datasets without splits) is written as `train`. Rebuilding a split
+    replaces its shards in every config, so a config this build leaves out loses that split. Image paths leading
+    outside `root` are skipped and counted unless `allow_outside_root`. Returns the report; skipped items are
+    counted, never silent, and byte-identical images are reported (`duplicates`).
 
     The build works in a folder inside `out` and holds a lock file there (a second build into `out` is refused);
     `out` changes only once every config is built, and a build that fails leaves it as it was (a folder it
     created is removed). A split in which no image could be read is refused, as is one whose labels differ from
     those of the other splits in `out`; a disk that fills up is one sentence.
     """
+    source_split, split = split, written_split(split)
     report = BuildReport(source=source, split=split)
     has_generations = generations is not None or get_source(source).generations is not None
     tasks = _check_tasks(tasks, has_generations, report)
-    chosen = _mix(mix, source, root, split)
-    space = label_space_for(source, root, split, label_space, labels)
+    chosen = _mix(mix, source, root, source_split)
+    space = label_space_for(source, root, source_split, label_space, labels)
     out = Path(out)
     with _out_of_space_is_one_sentence(out), _locked_work_folder(out) as work:
         manifests = write_manifests(
-            source, root, split, generations, tasks, report, work / "manifests", max(1, num_proc), skip_unknown,
+            source, root, source_split, generations, tasks, report, work / "manifests", max(1, num_proc), skip_unknown,
             mix=chosen, allow_outside_root=allow_outside_root, label_space=space,
         )
         report.labels = list(manifests.labels)
@@ -201,8 +203,8 @@ def build_dataset(
         _write_rows(run, report, messages)
         if report.records == 0:
             raise EmoVITInputError(
-                f"{root}: no image of split {split!r} could be read ({report.skipped_summary()}); {out} was left as "
-                "it was."
+                f"{root}: no image of split {source_split!r} could be read ({report.skipped_summary()}); {out} was left "
+                "as it was."
             )
         for name in CONFIGS:  # this split's earlier shards go, whatever layout the earlier build had
             _remove_shards(out, name, split)
@@ -210,6 +212,12 @@ def build_dataset(
         _publish(work, out, MESSAGES_CONFIG, MESSAGES_CONFIG, split)
         write_dataset_card(out, report, find_duplicates(out, _splits_in(out, split)))
     return report
+
+
+def written_split(split: str) -> str:
+    """The split name a source split is written under: `all` (every image of a dataset without splits) becomes
+    `train`, datasets' name for a dataset's only split (it reserves `all` for the union of the splits)."""
+    return "train" if split == "all" else split
 
 
 def _write_rows(run: _Run, report: BuildReport, messages: bool | None) -> None:

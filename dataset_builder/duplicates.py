@@ -23,7 +23,8 @@ def _split_images(out: Path, split: str) -> dict[str, tuple[str, str]]:
         if "image_sha256" not in pq.read_schema(shard).names:
             return {}
         table = pq.read_table(shard, columns=["id", "image_sha256", "emotion"])
-        images.update(zip(table["id"].to_pylist(), zip(table["image_sha256"].to_pylist(), table["emotion"].to_pylist())))
+        hashes = zip(table["image_sha256"].to_pylist(), table["emotion"].to_pylist())
+        images.update(zip(table["id"].to_pylist(), hashes))
     return images
 
 

@@ -52,7 +52,8 @@ class ItemReport:
         """One indented line per skip and note reason, most frequent first."""
         lines = [f"  skipped: {count} x {reason}" for reason, count in _by_count(self.skipped)]
         lines += [f"  note: {count} x {reason}" for reason, count in _by_count(self.notes)]
-        return lines + [f"  label read as another: {count} x {mapping}" for mapping, count in _by_count(self.label_mappings)]
+        mapped = _by_count(self.label_mappings)
+        return lines + [f"  label read as another: {count} x {mapping}" for mapping, count in mapped]
 
     def to_dict(self) -> dict:
         return asdict(self)

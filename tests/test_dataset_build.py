@@ -341,11 +341,14 @@ def test_messages_config_holds_each_images_instructions_as_one_conversation(emos
 
 def test_data_sample_writes_an_emoset_layout_that_data_build_reads(tmp_path, capsys):
     sample = tmp_path / "sample"
-    assert main(["data", "sample", "--out", str(sample), "--images-per-emotion", "2", "1"]) == 0
-    assert f"Wrote an EmoSet-layout sample to {sample}: 16 train and 8 test images" in capsys.readouterr().out
-    assert len(json.loads((sample / "test.json").read_text())) == 8
-    report = build_dataset("emoset", sample, "train", tmp_path / "out", tasks=("categorical",))
-    assert report.records == 16 and report.total_skipped == 0
+    args = ["data", "sample", "--out", str(sample), "--images-per-emotion", "2", "1", "--val-images-per-emotion", "1"]
+    assert main(args) == 0
+    assert f"sample to {sample}: 16 train, 8 validation and 8 test images" in capsys.readouterr().out
+    assert len(json.loads((sample / "test.json").read_text())) == len(json.loads((sample / "val.json").read_text())) == 8
+    for split, images in (("train", 16), ("validation", 8)):  # val.json is EmoSet's validation split
+        report = build_dataset("emoset", sample, split, tmp_path / split, tasks=("categorical",))
+        assert report.records == images and report.total_skipped == 0
+        assert report.notes == {}  # every annotation has every clue key EmoSet's reader looks for
     assert main(["data", "sample", "--out", str(sample)]) == 2  # never drawn over an existing folder
     assert "already exists and is not an empty folder" in capsys.readouterr().err
 

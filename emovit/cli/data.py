@@ -27,8 +27,10 @@ def _add_build(data_commands) -> None:
     build = data_commands.add_parser("build", help="Build Parquet shards, a dataset card and a build report.")
     build.add_argument("--source", required=True, choices=sorted(SOURCES), help="Dataset layout of --root.")
     build.add_argument("--root", required=True, help="Dataset folder as released (or an EmoVIT .json file).")
-    build.add_argument("--split", default="train", help="Split to build (train, val, test; `all` for class folders).")
-    build.add_argument("--out", required=True, help="Output folder: <config>/<split>-*.parquet, README.md, report.")
+    build.add_argument("--split", default="train",
+                       help="Split to build (train, val, test; `all`, written as train, for class folders).")
+    build.add_argument("--out", required=True,
+                       help="Output folder: Parquet shards per split, README.md (configs), build_report.json.")
     build.add_argument("--generations", help="JSONL from `emovit data generate` (conversation and reasoning pairs).")
     build.add_argument("--tasks", default=",".join(TASKS), help=f"Comma-separated tasks (default {','.join(TASKS)}).")
     build.add_argument("--num-proc", type=int, default=1, help="Worker processes that encode images and write shards.")
@@ -64,13 +66,16 @@ def _add_export(data_commands) -> None:
 def _add_sample(data_commands) -> None:
     sample = data_commands.add_parser(
         "sample", help="Draw a small EmoSet-layout sample (no download) to try every command on.",
-        description="Writes image/, annotation/, train.json, test.json and captions.jsonl: the layout of EmoSet-118K, "
-                    "with drawn images whose shapes and colours carry the emotion (the sample `emovit demo` uses).",
+        description="Writes image/, annotation/, train.json, val.json, test.json and captions.jsonl: the layout of "
+                    "EmoSet-118K, with drawn images whose shapes and colours carry the emotion (the sample `emovit "
+                    "demo` uses). The validation split is what `emovit eval --calibrate-on` fits on.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     sample.add_argument("--out", required=True, help="New (or empty) folder to write the sample into.")
     sample.add_argument("--images-per-emotion", type=int, nargs=2, default=(100, 25), metavar=("TRAIN", "TEST"),
                         help="Images per emotion in the train and test splits.")
+    sample.add_argument("--val-images-per-emotion", type=int, default=25, metavar="VAL",
+                        help="Images per emotion in the validation split (val.json; 0 for none).")
     sample.add_argument("--seed", type=int, default=0, help="Seed of the drawing.")
     sample.set_defaults(handler=_sample)
 
@@ -118,9 +123,10 @@ def _sample(args) -> int:
     out = Path(args.out)
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise EmoVITInputError(f"--out {out} already exists and is not an empty folder; pass a new folder.")
-    sizes = write_sample_emoset(out, *args.images_per_emotion, seed=args.seed)
-    print(f"Wrote an EmoSet-layout sample to {out}: {sizes['train']} train and {sizes['test']} test images, "
-          f"captions in {out / 'captions.jsonl'}.")
+    sizes = write_sample_emoset(out, *args.images_per_emotion, seed=args.seed,
+                                val_per_emotion=args.val_images_per_emotion)
+    print(f"Wrote an EmoSet-layout sample to {out}: {sizes['train']} train, {sizes.get('val', 0)} validation and "
+          f"{sizes['test']} test images, captions in {out / 'captions.jsonl'}.")
     print(f"Next: emovit data build --source emoset --root {out} --split train --tasks categorical --out DATA")
     return 0
 
