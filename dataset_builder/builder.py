@@ -1,7 +1,8 @@
 """The `datasets` builder of EmoVIT's instruction data: record manifests -> rows with embedded image bytes.
 
-Flow: manifests (`manifests.py`) -> `EmoVITInstructBuilder` (one run per config, driven by `build.build_dataset`)
--> Parquet shards. Each image is read and encoded once and becomes one row per instruction, in TRL's
+Flow: manifests (`manifests.py`) -> `EmoVITInstructBuilder` (driven by `build.build_dataset`: one run for every
+instruction row, config `all`, and one for the `messages` view when it is written) -> Arrow shards -> Parquet
+(`shards.py`). Each image is read, encoded and hashed once and becomes one row per instruction, in TRL's
 prompt/completion columns, or (config `messages`) one row holding all its instructions as chat turns; an image that
 does not decode is skipped and counted in the worker's report.
 """
@@ -20,8 +21,8 @@ from .instructions import CATEGORICAL_PARAPHRASES, categorical_answer, categoric
 from .report import BuildReport
 from .schema import CITATION, MESSAGES_CONFIG, TASKS, config_features
 
-_RECORD_COLUMNS = ("id", "source", "emotion", "label_space", "attributes", "caption")
-_MESSAGES_COLUMNS = ("id", "source", "emotion", "label_space")
+_SHARED_COLUMNS = ("id", "source", "emotion", "label_space")  # every config's, from the manifest
+_INSTRUCTION_COLUMNS = ("attributes", "caption")  # the prompt/completion configs' own
 
 
 def instruction_rows(record: dict, tasks, seed: int, paraphrases: bool, labels) -> Iterator[tuple[str, str, str]]:
@@ -111,12 +112,12 @@ class EmoVITInstructBuilder(datasets.GeneratorBasedBuilder):
                     report.skip("corrupt, truncated or non-image file", record["id"])
                     continue
                 self._count(record, verdict, report)
-                common = {key: record[key] for key in _MESSAGES_COLUMNS}
+                common = {key: record[key] for key in _SHARED_COLUMNS}
                 common |= {"image_sha256": verdict["sha256"], "label": record["emotion"]}
                 if config.name == MESSAGES_CONFIG:
                     yield record["id"], {**common, "images": [image], "messages": chat_messages(instructions)}
                     continue
-                common |= {key: record[key] for key in _RECORD_COLUMNS}
+                common |= {key: record[key] for key in _INSTRUCTION_COLUMNS}
                 for number, (task, prompt, completion) in enumerate(instructions):
                     report.per_task[task] = report.per_task.get(task, 0) + 1
                     row = {**common, "image": image, "task": task, "prompt": prompt, "completion": completion}

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import datasets
 from datasets.info import DatasetInfosDict
-from huggingface_hub import DatasetCard, DatasetCardData
+from huggingface_hub import DatasetCardData
 
 from .instructions import CATEGORICAL_PARAPHRASES
 from .report import BuildReport
@@ -177,4 +177,5 @@ def write_dataset_card(out: Path, report: BuildReport, duplicates: dict[str, dic
         configs=configs,
     )
     infos.to_dataset_card_data(card_data)
-    DatasetCard(f"---\n{card_data.to_yaml()}\n---\n\n{_body(reports)}").save(out / "README.md")
+    # written as `DatasetCard(text).save` would write it, without parsing the YAML just made and dumping it again
+    (out / "README.md").write_text(f"---\n{card_data.to_yaml()}\n---\n\n{_body(reports)}", encoding="utf-8")

@@ -29,6 +29,12 @@ def image_digest(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+def _oversized(data: bytes, image, scale: int) -> bool:
+    """Whether the file is larger than its pixels could need (`image` decoded at 1/`scale` of each side) plus the
+    metadata allowance."""
+    return len(data) > image.width * image.height * scale**2 * _BYTES_PER_PIXEL_BOUND + MAX_METADATA_BYTES
+
+
 def _encode(path: str, name: str) -> tuple[dict, str | None]:
     """{"bytes", "path"} for the Image() feature, and why it was re-encoded (None: the file goes in as it is).
 
@@ -37,11 +43,12 @@ def _encode(path: str, name: str) -> tuple[dict, str | None]:
     a file stripped of its oversized metadata keeps its kind (a PNG stays lossless). Raises InvalidImageError for
     unreadable files."""
     data = Path(path).read_bytes()
-    image = open_image(data)
-    oversized = len(data) > image.width * image.height * _BYTES_PER_PIXEL_BOUND + MAX_METADATA_BYTES
-    if image.format in ("JPEG", "PNG") and not oversized:
+    checked = open_image(data, check_only=True)  # a JPEG decoded at up to 1/8 scale: the check, not the pixels
+    if checked.format in ("JPEG", "PNG") and not _oversized(data, checked, 8 if checked.format == "JPEG" else 1):
         return {"bytes": data, "path": f"{name}{Path(path).suffix.lower()}"}, None
-    kind = image.format if oversized and image.format in ("JPEG", "PNG") else "JPEG"
+    image = open_image(data)  # the pixels at full size (a PNG is decoded again: rare)
+    oversized = _oversized(data, image, 1)
+    kind = checked.format if oversized and checked.format in ("JPEG", "PNG") else "JPEG"
     if oversized:
         image.info.clear()  # none of the file's metadata is written again
     buffer = io.BytesIO()

@@ -201,3 +201,19 @@ def test_an_images_rows_share_its_bytes_and_messages_is_written_only_when_asked_
                                                        required=("images", "messages")).num_rows == 16
     declined = build_dataset("emoset", root, "train", tmp_path / "declined", generations=gens, messages=False)
     assert "messages" not in declined.rows and not (tmp_path / "declined" / "messages").exists()
+
+
+@pytest.mark.parametrize("kept", [0.5, 0.99])
+def test_the_builds_scaled_jpeg_check_refuses_a_file_cut_short_as_a_full_decode_does(tmp_path, kept):
+    """`data build` checks a JPEG by decoding it at 1/8 scale (`open_image(check_only=True)`): libjpeg still reads
+    every entropy-coded byte, so a file cut anywhere fails as it does at full size."""
+    from modeling_emovit.image_utils import InvalidImageError, open_image
+
+    pixels = np.random.default_rng(2).integers(0, 255, (96, 128, 3), dtype=np.uint8)
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, format="JPEG", quality=90)
+    whole = buffer.getvalue()
+    assert open_image(whole, check_only=True).size == (16, 12)  # decoded, at 1/8 scale
+    for check_only in (False, True):
+        with pytest.raises(InvalidImageError, match="truncated"):
+            open_image(whole[: int(len(whole) * kept)], check_only=check_only)

@@ -109,7 +109,7 @@ def read_records(
     root = Path(root)
     _check_root(root)
     space = label_space if label_space is not None else label_space_for(source, root, split)
-    images_root = root if root.is_dir() else root.parent  # an EmoVIT .json file names images beside it
+    images_root = (root if root.is_dir() else root.parent).resolve()  # an EmoVIT .json file names images beside it
     report = report if report is not None else BuildReport(source=source, split=split)
     seen: set[str] = set()
     for record in reader.read(root, split, report):

@@ -36,9 +36,10 @@ class Source:
     class_labels: Callable[..., tuple[str, ...] | None] | None = None
 
 
-def inside_root(path: str | Path, root: Path) -> bool:
-    """Whether `path` resolves (`..` collapsed, symlinks followed) to a place under `root` (resolved too)."""
-    return Path(path).resolve().is_relative_to(root.resolve())
+def inside_root(path: str | Path, resolved_root: Path) -> bool:
+    """Whether `path` resolves (`..` collapsed, symlinks followed) to a place under `resolved_root` (a resolved
+    path: the caller resolves the root once, not once per image)."""
+    return Path(path).resolve().is_relative_to(resolved_root)
 
 
 def stays_under(relative: str) -> bool:
