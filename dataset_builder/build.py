@@ -32,6 +32,7 @@ from .sources import get_source, label_space_for
 LOCK_FILE = ".emovit-build.lock"  # held by the build writing `out`
 WORK_PREFIX = ".emovit-build-"  # a build's work folder inside `out`, removed when it ends (or by the next build)
 _OUT_OF_SPACE = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)  # disk full, quota, file-size limit (`ulimit -f`)
+MESSAGES_LEFT_OUT = "config left out: one instruction per image, the prompt/completion rows hold it (--messages writes it)"
 
 
 def _check_tasks(tasks, has_generations: bool, report: BuildReport) -> tuple[str, ...]:
@@ -236,6 +237,8 @@ def _write_rows(run: _Run, report: BuildReport, messages: bool | None) -> None:
             images = report.records if eligible[task] is None else eligible[task]
             report.without_generations[task] = images - len(stats.images.get(task, ()))
     several = report.rows["all"] > report.records  # some image has more than one instruction: a real conversation
+    if messages is None and not several:
+        report.note(MESSAGES_LEFT_OUT, MESSAGES_CONFIG)
     if report.records and (messages if messages is not None else several):
         chats = _build_rows(MESSAGES_CONFIG, run, None)
         report.rows[MESSAGES_CONFIG] = chats.rows.get(None, 0)

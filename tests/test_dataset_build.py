@@ -9,7 +9,7 @@ import yaml
 from dataset_trees import MIKELS, emoset_tree, generations_file, save_image, write_split
 from PIL import Image
 
-from dataset_builder.build import build_dataset
+from dataset_builder.build import MESSAGES_LEFT_OUT, build_dataset
 from dataset_builder.instructions import categorical_instruction
 from emovit.cli import main
 
@@ -185,7 +185,8 @@ def test_emovit_json_single_task_file_takes_its_task_from_its_name(tmp_path):
     (tmp_path / "reasoning.json").write_text(json.dumps([_emovit_entry("awe_00003.jpg", "Why?", "Because.")]))
     report = build_dataset("emovit_json", tmp_path / "reasoning.json", "train", tmp_path / "out",
                            tasks=("conversation", "reasoning"))
-    assert report.rows == {"all": 1, "conversation": 0, "reasoning": 1} and not report.notes  # one turn: no messages
+    assert report.rows == {"all": 1, "conversation": 0, "reasoning": 1}  # one turn: no messages, and a note says so
+    assert report.notes == {MESSAGES_LEFT_OUT: 1}
     metadata = yaml.safe_load((tmp_path / "out" / "README.md").read_text().split("---")[1])
     assert [config["config_name"] for config in metadata["configs"]] == ["reasoning", "all"]  # an empty one is not listed
 
@@ -351,7 +352,7 @@ def test_data_sample_writes_an_emoset_layout_that_data_build_reads(tmp_path, cap
     for split, images in (("train", 16), ("validation", 8)):  # val.json is EmoSet's validation split
         report = build_dataset("emoset", sample, split, tmp_path / split, tasks=("categorical",))
         assert report.records == images and report.total_skipped == 0
-        assert report.notes == {}  # every annotation has every clue key EmoSet's reader looks for
+        assert report.notes == {MESSAGES_LEFT_OUT: 1}  # and no annotation lacks a clue key EmoSet's reader looks for
     assert main(["data", "sample", "--out", str(sample)]) == 2  # never drawn over an existing folder
     assert "already exists and is not an empty folder" in capsys.readouterr().err
 
