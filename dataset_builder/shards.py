@@ -64,19 +64,25 @@ def _row_image_sizes(table) -> list[int]:
     return sizes
 
 
-def _image_aligned_groups(ids: list[str], sizes: list[int]) -> Iterator[tuple[int, int]]:
-    """(start, stop) row ranges: consecutive rows of one image id stay together; a range closes at an image
-    boundary once it holds ROWS_PER_GROUP rows or BYTES_PER_GROUP bytes of distinct images."""
-    start, rows, distinct_bytes = 0, 0, 0
-    for row, image_id in enumerate(ids):
-        new_image = row == 0 or image_id != ids[row - 1]
-        if new_image and row > start and (rows >= ROWS_PER_GROUP or distinct_bytes >= BYTES_PER_GROUP):
-            yield start, row
-            start, rows, distinct_bytes = row, 0, 0
-        rows += 1
-        distinct_bytes += sizes[row] if new_image else 0
-    if start < len(ids):
-        yield start, len(ids)
+def _image_aligned_groups(batches) -> Iterator:
+    """Tables of consecutive rows, read batch by batch (flat memory, slices copy nothing): the rows of one image id
+    stay together, and a table closes at an image boundary once it holds ROWS_PER_GROUP rows or BYTES_PER_GROUP
+    bytes of distinct images."""
+    import pyarrow as pa
+
+    pending, rows, distinct_bytes, previous = [], 0, 0, None
+    for batch in batches:
+        ids, sizes, start = batch.column("id").to_pylist(), _row_image_sizes(pa.Table.from_batches([batch])), 0
+        for row, image_id in enumerate(ids):
+            new_image = image_id != previous
+            if new_image and rows and (rows >= ROWS_PER_GROUP or distinct_bytes >= BYTES_PER_GROUP):
+                yield pa.Table.from_batches([*pending, batch.slice(start, row - start)])
+                pending, rows, distinct_bytes, start = [], 0, 0, row
+            rows, previous = rows + 1, image_id
+            distinct_bytes += sizes[row] if new_image else 0
+        pending.append(batch.slice(start))
+    if rows:
+        yield pa.Table.from_batches(pending)
 
 
 def _count(group, stats: ShardStats) -> None:
@@ -94,28 +100,29 @@ def _count(group, stats: ShardStats) -> None:
 
 def write_parquet_shards(arrow_files: list[Path], target: Path, split: str) -> tuple[list[Path], ShardStats]:
     """Rewrites the builder's Arrow shards (IPC streams) as `target/<split>-NNNNN-of-NNNNN.parquet`, one per Arrow
-    shard that has rows; returns the files written and what they hold."""
+    shard that has rows, streaming; returns the files written and what they hold."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    tables = []
-    for path in arrow_files:
-        with pa.memory_map(str(path)) as source:
-            table = pa.ipc.open_stream(source).read_all()
-        if table.num_rows:
-            tables.append(table)
     stats, written = ShardStats(), []
     target.mkdir(parents=True, exist_ok=True)
-    for number, table in enumerate(tables):
-        leaves = [leaf for column in table.schema for leaf in _leaves(column.name, column.type)]
-        compression = {leaf: "none" if leaf in _IMAGE_LEAVES else "snappy" for leaf in leaves}
-        path = target / f"{split}-{number:05d}-of-{len(tables):05d}.parquet"
-        with pq.ParquetWriter(path, table.schema, compression=compression, use_dictionary=True,
-                              dictionary_pagesize_limit=DICTIONARY_PAGE_LIMIT, write_page_index=True,
-                              use_content_defined_chunking=True) as writer:
-            for start, stop in _image_aligned_groups(table.column("id").to_pylist(), _row_image_sizes(table)):
-                group = table.slice(start, stop - start)
-                writer.write_table(group, row_group_size=group.num_rows)
-                _count(group, stats)
-        written.append(path)
-    return written, stats
+    for path in arrow_files:
+        with pa.OSFile(str(path)) as source:
+            reader = pa.ipc.open_stream(source)
+            leaves = [leaf for column in reader.schema for leaf in _leaves(column.name, column.type)]
+            compression = {leaf: "none" if leaf in _IMAGE_LEAVES else "snappy" for leaf in leaves}
+            shard = target / f"{split}-{len(written):05d}.parquet.part"
+            with pq.ParquetWriter(shard, reader.schema, compression=compression, use_dictionary=True,
+                                  dictionary_pagesize_limit=DICTIONARY_PAGE_LIMIT, write_page_index=True,
+                                  use_content_defined_chunking=True) as writer:
+                for group in _image_aligned_groups(reader):
+                    writer.write_table(group, row_group_size=group.num_rows)
+                    _count(group, stats)
+        if pq.read_metadata(shard).num_rows:
+            written.append(shard)
+        else:
+            shard.unlink()
+    named = [target / f"{split}-{number:05d}-of-{len(written):05d}.parquet" for number in range(len(written))]
+    for shard, name in zip(written, named):
+        shard.rename(name)
+    return named, stats
