@@ -5,8 +5,9 @@ Flow: `EmoVITInstructBuilder` (Arrow shards in the work folder) -> `write_parque
 datasets writes an `Image()` column PLAIN, one copy per row, so an image with a categorical row, two conversation
 pairs and a reasoning pair would be stored four times. Here each Arrow shard is rewritten as Parquet with every
 column dictionary-encoded (image bytes uncompressed, as datasets leaves them, the rest snappy), in row groups that
-never split the rows of one image: an image's bytes are stored once in its row group. Readers see ordinary Parquet
-(pyarrow, and so `load_dataset`, decode dictionaries transparently); the features stay in the schema metadata.
+never split the rows of one image: an image's bytes are stored once in its row group. Content-defined chunking and
+a page index are kept, as datasets writes them. Readers see ordinary Parquet (pyarrow, and so `load_dataset`, decode
+dictionaries transparently); the features stay in the schema metadata.
 """
 
 from collections.abc import Iterator
