@@ -22,6 +22,7 @@ _LAZY = {
     "read_records": "dataset_builder.sources",
     "SOURCES": "dataset_builder.sources",
     "export_emovit_json": "dataset_builder.export",
+    "image_digest": "dataset_builder.images",
 }
 
 

@@ -5,10 +5,12 @@ that reaches a record is one of its label space's `labels`. The spaces themselve
 hierarchy) live in `modeling_emovit.labels`, which a saved model's emotion pipeline also reads.
 """
 
+import json
 import re
 from dataclasses import dataclass
+from pathlib import Path
 
-from modeling_emovit.errors import EmoVITInputError
+from modeling_emovit.errors import EmoVITInputError, reading
 from modeling_emovit.labels import (  # noqa: F401  (WEBEmo names re-exported for the WEBEmo reader)
     LABEL_SPACE_POLARITIES,
     WEBEMO_HIERARCHY,
@@ -40,6 +42,67 @@ def get_label_space(name: "str | LabelSpace") -> LabelSpace:
     if name not in LABEL_SPACES:
         raise EmoVITInputError(f"Unknown label space {name!r}: use one of {', '.join(LABEL_SPACES)}.")
     return LABEL_SPACES[name]
+
+
+CUSTOM_SPACE = "custom"  # the name of a label space the data defines when it is given no name
+
+
+def _agreed_polarities() -> dict[str, str]:
+    """A label's polarity wherever every built-in space that has the label agrees on it ("joy": positive)."""
+    seen: dict[str, set[str]] = {}
+    for space in LABEL_SPACES.values():
+        for label, polarity in space.polarity.items():
+            seen.setdefault(label, set()).add(polarity)
+    return {label: polarities.pop() for label, polarities in seen.items() if len(polarities) == 1}
+
+
+_KNOWN_POLARITY = _agreed_polarities()
+
+
+def builtin_space_with(labels) -> LabelSpace | None:
+    """The first built-in space whose labels are exactly `labels` (in any order): emoset for Mikels' eight."""
+    return next((space for space in LABEL_SPACES.values() if set(space.labels) == set(labels)), None)
+
+
+def defined_label_space(name: str | None, labels) -> LabelSpace:
+    """A label space the data defines: `labels` in their order, as the categorical instruction lists them.
+
+    Unnamed, it takes the name of the built-in space with the same labels, else "custom"; a built-in name with other
+    labels is refused. Polarities are those the built-in spaces agree on; a label none of them has gets none (and an
+    evaluation reports no polarity accuracy over such a space)."""
+    labels = tuple(labels)
+    bad = [label for label in labels if not isinstance(label, str) or not label.strip() or "," in label]
+    if not labels or bad or len(set(labels)) != len(labels):
+        raise EmoVITInputError(
+            f"Label space {name or CUSTOM_SPACE!r}: labels must be distinct, non-empty and without commas "
+            f"(given {list(labels)})."
+        )
+    same = builtin_space_with(labels)
+    name = name or (same.name if same else CUSTOM_SPACE)
+    if name in LABEL_SPACES:
+        if set(LABEL_SPACES[name].labels) != set(labels):
+            raise EmoVITInputError(
+                f"Label space {name!r} is built in with the labels {', '.join(LABEL_SPACES[name].labels)}; give "
+                f"the labels {', '.join(labels)} another name with --label-space."
+            )
+        return LABEL_SPACES[name]
+    return LabelSpace(name, labels, {label: _KNOWN_POLARITY[label] for label in labels if label in _KNOWN_POLARITY})
+
+
+def parse_labels(given: str) -> tuple[str, ...]:
+    """`--labels`: "a,b,c", or a file listing them (a JSON list, or one label per line)."""
+    path = Path(given)
+    if not path.is_file():
+        return tuple(label.strip() for label in given.split(",") if label.strip())
+    with reading(path):
+        text = path.read_text(encoding="utf-8")
+    if text.lstrip().startswith("["):
+        with reading(path):
+            labels = json.loads(text)
+        if not isinstance(labels, list) or not all(isinstance(label, str) for label in labels):
+            raise EmoVITInputError(f"{path}: a label file in JSON is a list of label strings.")
+        return tuple(labels)
+    return tuple(line.strip() for line in text.splitlines() if line.strip())
 
 
 def polarity_of(label: str, space: "str | LabelSpace") -> str:
@@ -125,6 +188,8 @@ def normalize_emotion(text: str | None, space: "str | LabelSpace") -> str | None
     space = get_label_space(space)
     if not text:
         return None
+    if text in space.labels:
+        return text
     cleaned = _clean(str(text))
     phrase = _FILLER.sub("", cleaned)
     for candidate in (cleaned, phrase):

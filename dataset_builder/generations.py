@@ -11,16 +11,24 @@ from modeling_emovit.errors import EmoVITInputError
 
 from .jsonl import iter_objects
 from .report import BuildReport
-from .schema import GENERATED_TASKS
+from .schema import GENERATED_TASKS, MAX_TEXT_CHARS
 
 
-def _valid_pairs(entry: dict) -> list[dict]:
+OVERSIZED_PAIR = f"generated question or answer over {MAX_TEXT_CHARS:,} characters (pair left out)"
+
+
+def _valid_pairs(entry: dict, item: str, report: BuildReport) -> list[dict]:
+    """The entry's question/answer pairs with both texts given; a pair with a text over the cap is counted."""
     pairs = entry.get("pairs") or []
-    return [
+    given = [
         {"question": str(pair["question"]), "answer": str(pair["answer"])}
         for pair in (pairs if isinstance(pairs, list) else [])
         if isinstance(pair, dict) and pair.get("question") and pair.get("answer")
     ]
+    kept = [pair for pair in given if max(len(pair["question"]), len(pair["answer"])) <= MAX_TEXT_CHARS]
+    for _ in range(len(given) - len(kept)):
+        report.skip(OVERSIZED_PAIR, item)
+    return kept
 
 
 def index_generations(
@@ -32,7 +40,7 @@ def index_generations(
     index: dict[str, dict[str, list[dict]]] = {}
     for entry in entries:
         item = f"{entry.get('id')}:{entry.get('task')}"
-        pairs = _valid_pairs(entry)
+        pairs = _valid_pairs(entry, item, report)
         if "error" in entry:
             report.skip("generation failed (error line)", item)
         elif entry.get("task") not in GENERATED_TASKS or not entry.get("id"):

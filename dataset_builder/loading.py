@@ -2,19 +2,22 @@
 with one-sentence errors instead of the library's tracebacks.
 
 A local folder with a dataset card is read through its card's `configs` block as Parquet files named by absolute
-path: datasets 5.2 caches a local folder's Arrow copy under a name that two different folders can share (two
-folders both called `data` with the same layout), and would then hand one folder's rows to the other. Absolute file
-names give each folder, and each rebuild of it, a cache of its own.
+path, with the config's `filters` (a task's config reads the `all` files filtered on `task`): datasets 5.2 caches a
+local folder's Arrow copy under a name that two different folders can share (two folders both called `data` with
+the same layout), and would then hand one folder's rows to the other. Absolute file names give each folder, and
+each rebuild of it, a cache of its own.
 """
 
 from pathlib import Path
 
 from modeling_emovit.errors import EmoVITInputError
 
+from .schema import MESSAGES_CONFIG
 
-def local_parquet_files(folder: Path, config: str | None, split: str) -> list[str] | None:
-    """Absolute Parquet paths of `config`/`split` as the folder's card lists them; None for a folder without a card
-    `configs` block (read then as `load_dataset(folder)` would)."""
+
+def local_parquet_files(folder: Path, config: str | None, split: str) -> tuple[list[str], list | None] | None:
+    """Absolute Parquet paths of `config`/`split` as the folder's card lists them, and the config's `filters`; None
+    for a folder without a card `configs` block (read then as `load_dataset(folder)` would)."""
     from huggingface_hub import DatasetCard
 
     card = folder / "README.md"
@@ -24,24 +27,27 @@ def local_parquet_files(folder: Path, config: str | None, split: str) -> list[st
     by_name = {entry["config_name"]: entry for entry in configs}
     name = config or next((entry["config_name"] for entry in configs if entry.get("default")), configs[0]["config_name"])
     if name not in by_name:
-        raise EmoVITInputError(f"{folder}: no config {name!r}; its configs are {', '.join(by_name)}.")
+        hint = " (build with --messages to write it)" if name == MESSAGES_CONFIG else ""
+        raise EmoVITInputError(f"{folder}: no config {name!r}{hint}; its configs are {', '.join(by_name)}.")
     patterns = {entry["split"]: entry["path"] for entry in by_name[name]["data_files"]}
     if split not in patterns:
         raise EmoVITInputError(f"{folder}: config {name!r} has no split {split!r}; its splits are {', '.join(patterns)}.")
     paths = patterns[split] if isinstance(patterns[split], list) else [patterns[split]]
-    return sorted(str(path.resolve()) for pattern in paths for path in folder.glob(pattern))
+    files = sorted(str(path.resolve()) for pattern in paths for path in folder.glob(pattern))
+    return files, by_name[name].get("filters")
 
 
 def _load(data: str, config: str | None, split: str, streaming: bool):
     import datasets
 
     folder = Path(data)
-    files = local_parquet_files(folder, config, split) if folder.is_dir() else None
-    if files is None:
+    local = local_parquet_files(folder, config, split) if folder.is_dir() else None
+    if local is None:
         return datasets.load_dataset(data, config, split=split, streaming=streaming)
+    files, filters = local
     if not files:
         raise ValueError("corresponds to no data")
-    return datasets.load_dataset("parquet", data_files={split: files}, split=split, streaming=streaming)
+    return datasets.load_dataset("parquet", data_files={split: files}, split=split, filters=filters, streaming=streaming)
 
 
 def is_empty(dataset) -> bool:

@@ -12,11 +12,13 @@ _EXAMPLES_PER_REASON = 20
 
 @dataclass
 class ItemReport:
-    """`skipped` and `notes` map a reason to its count; `examples` keeps the first item ids per reason."""
+    """`skipped` and `notes` map a reason to its count; `examples` keeps the first item ids per reason;
+    `label_mappings` counts each label read as another ("happiness -> joy")."""
 
     skipped: dict[str, int] = field(default_factory=dict)
     notes: dict[str, int] = field(default_factory=dict)
     examples: dict[str, list[str]] = field(default_factory=dict)
+    label_mappings: dict[str, int] = field(default_factory=dict)
 
     def skip(self, reason: str, item: str) -> None:
         """Counts one input item left out."""
@@ -25,6 +27,11 @@ class ItemReport:
     def note(self, reason: str, item: str) -> None:
         """Counts one item kept despite a defect (for example, an annotation missing some clues)."""
         self.count(self.notes, reason, item)
+
+    def map_label(self, given: str, label: str) -> None:
+        """Counts one record whose label, as the data spells it, was read as another label of its space."""
+        key = f"{given} -> {label}"
+        self.label_mappings[key] = self.label_mappings.get(key, 0) + 1
 
     def count(self, table: dict, reason: str, item: str) -> None:
         table[reason] = table.get(reason, 0) + 1
@@ -44,7 +51,9 @@ class ItemReport:
     def reason_lines(self) -> list[str]:
         """One indented line per skip and note reason, most frequent first."""
         lines = [f"  skipped: {count} x {reason}" for reason, count in _by_count(self.skipped)]
-        return lines + [f"  note: {count} x {reason}" for reason, count in _by_count(self.notes)]
+        lines += [f"  note: {count} x {reason}" for reason, count in _by_count(self.notes)]
+        mapped = _by_count(self.label_mappings)
+        return lines + [f"  label read as another: {count} x {mapping}" for mapping, count in mapped]
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -70,11 +79,16 @@ class BuildReport(ItemReport):
     per_task: dict[str, int] = field(default_factory=dict)
     without_generations: dict[str, int] = field(default_factory=dict)
     generated_by: dict[str, int] = field(default_factory=dict)  # "backend (model)" -> (image, task) generations used
+    labels: list[str] = field(default_factory=list)  # the `label` column's names: the build's label space
+    arrow_bytes: dict[str, int] = field(default_factory=dict)  # config -> Arrow size of its rows (dataset_info)
+    # Byte-identical images (`dataset_builder.duplicates`): kind ("within this split", "also in split test", ...) ->
+    # {"images": count, "examples": first ones}.
+    duplicates: dict[str, dict] = field(default_factory=dict)
 
     def merge(self, other: dict) -> None:
         """Adds a worker's report (a `to_dict()` result): images written, counts and skips."""
         self.records += other["records"]
-        for table in ("per_emotion", "per_task", "skipped", "notes", "generated_by"):
+        for table in ("per_emotion", "per_task", "skipped", "notes", "generated_by", "label_mappings"):
             mine = getattr(self, table)
             for key, count in other[table].items():
                 mine[key] = mine.get(key, 0) + count

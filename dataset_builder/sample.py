@@ -121,9 +121,10 @@ def _write_item(root: Path, emotion: str, item_id: str, rng: random.Random, size
     image, colour, count = draw_emotion_image(emotion, rng, size)
     image_path, annotation_path = f"image/{emotion}/{item_id}.jpg", f"annotation/{emotion}/{item_id}.json"
     image.save(root / image_path, quality=95)
-    annotation = {
+    annotation = {  # every clue key EmoSet has: a drawing shows no face and no person doing anything
         "emotion": emotion, "brightness": brightness(image), "colorfulness": colorfulness(image),
-        "scene": STYLES[emotion][4], "object": [STYLES[emotion][0]] * count,
+        "scene": STYLES[emotion][4], "object": [STYLES[emotion][0]] * count, "facial_expression": None,
+        "human_action": None,
     }
     (root / annotation_path).write_text(json.dumps(annotation))
     return [emotion, image_path, annotation_path], {"id": item_id, "caption": caption_for(emotion, colour, count, image)}

@@ -16,6 +16,11 @@ MESSAGES_CONFIG = "messages"
 CONFIGS = (*TASKS, "all", MESSAGES_CONFIG)
 # EmoSet's visual clues (Yang et al., ICCV 2023), in the order EmoVIT's clue text lists them.
 CLUE_KEYS = ("brightness", "colorfulness", "scene", "object", "facial_expression", "human_action")
+# The longest text a build stores in one field (a clue, a caption, an object name, a generated question or answer):
+# EmoSet's clues are a few words and a reasoning answer about a thousand characters; longer values are left out and
+# counted, so that one hostile annotation cannot fill a column.
+MAX_TEXT_CHARS = 10_000
+MAX_OBJECTS = 256  # names in one record's `object` list
 CITATION = """@inproceedings{xie2024emovit,
   title={EmoVIT: Revolutionizing Emotion Insights with Visual Instruction Tuning},
   author={Xie, Hongxia and Peng, Chu-Jun and Tseng, Yu-Wen and Chen, Hung-Jen and Hsu, Chan-Feng
@@ -25,13 +30,29 @@ CITATION = """@inproceedings{xie2024emovit,
 }"""
 
 
-def config_features(name: str):
-    """The columns of one config: `messages_features()` for the conversational view, `features()` otherwise."""
-    return messages_features() if name == MESSAGES_CONFIG else features()
+def config_features(name: str, labels):
+    """The columns of one config: `messages_features(labels)` for the conversational view, `features(labels)`
+    otherwise. `labels` are the names of the `label` column (`ClassLabel`), the build's label space."""
+    return messages_features(tuple(labels)) if name == MESSAGES_CONFIG else features(tuple(labels))
+
+
+def _image_and_labels(labels: tuple[str, ...]) -> dict:
+    """Columns every config shares: the image's content hash (`dataset_builder.images.image_digest`), its source,
+    its emotion as text and as a `ClassLabel` over the build's labels (how the dataset carries its label space:
+    `features["label"].names`), and the label space's name."""
+    import datasets
+
+    return {
+        "image_sha256": datasets.Value("string"),
+        "source": datasets.Value("string"),
+        "emotion": datasets.Value("string"),
+        "label": datasets.ClassLabel(names=list(labels)),
+        "label_space": datasets.Value("string"),
+    }
 
 
 @cache
-def messages_features():
+def messages_features(labels: tuple[str, ...]):
     """One image and its instructions as alternating user/assistant turns; the first user turn holds the image."""
     import datasets
 
@@ -41,15 +62,13 @@ def messages_features():
             "id": datasets.Value("string"),
             "images": datasets.List(datasets.Image()),
             "messages": datasets.List({"role": datasets.Value("string"), "content": datasets.List(part)}),
-            "source": datasets.Value("string"),
-            "emotion": datasets.Value("string"),
-            "label_space": datasets.Value("string"),
+            **_image_and_labels(labels),
         }
     )
 
 
 @cache
-def features():
+def features(labels: tuple[str, ...]):
     """The columns of every config: the image, its labels and clues, and one instruction (TRL's prompt/completion)."""
     import datasets
 
@@ -70,9 +89,7 @@ def features():
         {
             "id": datasets.Value("string"),
             "image": datasets.Image(),
-            "source": datasets.Value("string"),
-            "emotion": datasets.Value("string"),
-            "label_space": datasets.Value("string"),
+            **_image_and_labels(labels),
             "attributes": attributes,
             "caption": datasets.Value("string"),
             "task": datasets.Value("string"),

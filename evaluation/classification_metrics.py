@@ -25,10 +25,10 @@ def compute_metrics(rows: list[dict], space, data: str, with_scores: bool) -> di
     headline = [row for row in rows if row["paraphrase"] == 0]
     references = [row["reference"] for row in headline]
     metrics = classification_figures([row["prediction"] for row in headline], references, labels)
-    metrics["polarity_accuracy"] = sum(
+    metrics["polarity_accuracy"] = sum(  # None for a space the data defined with labels of unknown polarity
         bool(row["prediction"]) and polarity_of(row["prediction"], space) == polarity_of(row["reference"], space)
         for row in headline
-    ) / len(headline)
+    ) / len(headline) if set(labels) <= set(space.polarity) else None
     if with_scores:
         probabilities = [[row["scores"][label] for label in labels] for row in headline]
         calibration = evaluate.load(str(METRICS_DIR / "emotion_calibration"))

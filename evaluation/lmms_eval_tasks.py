@@ -137,9 +137,11 @@ def export_lmms_eval_tasks(data: str, out_dir, split: str = "test", label_spaces
     for space in label_spaces:
         resolve_label_space(dataset, space, data)
     # A local folder by its Parquet files' absolute paths (`dataset_builder.loading` says why), a Hub id by name.
-    parquet = local_parquet_files(Path(data), "categorical", split) if Path(data).is_dir() else None
-    if parquet:
-        source = {"dataset_path": "parquet", "dataset_kwargs": {"data_files": {split: parquet}}}
+    local = local_parquet_files(Path(data), "categorical", split) if Path(data).is_dir() else None
+    if local:  # the config's row filter too: a build stores every task's rows in one place (`all/`)
+        files, filters = local
+        source = {"dataset_path": "parquet",
+                  "dataset_kwargs": {"data_files": {split: files}, **({"filters": filters} if filters else {})}}
     else:
         source = {"dataset_path": str(Path(data).resolve()) if Path(data).is_dir() else data, "dataset_name": "categorical"}
     files = {}

@@ -70,8 +70,9 @@ def write_conversations(folder, emotions, instruction, answer):
         "id": [f"img{i}" for i in range(rows)],
         "images": [[{"bytes": png_bytes((60 * i % 256, 90, 200)), "path": None}] for i in range(rows)],
         "messages": [chat_messages([("categorical", instruction, answer)])] * rows,
-        "source": ["emoset"] * rows, "emotion": list(emotions), "label_space": ["emoset"] * rows,
-    }, features=messages_features())
+        "image_sha256": [None] * rows, "source": ["emoset"] * rows, "emotion": list(emotions),
+        "label": list(emotions), "label_space": ["emoset"] * rows,
+    }, features=messages_features(MIKELS_EMOTIONS))
 
 
 def direct_log_likelihood(model, processor, image, answer, instruction=INSTRUCTION) -> float:

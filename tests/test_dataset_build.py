@@ -9,7 +9,7 @@ import yaml
 from dataset_trees import MIKELS, emoset_tree, generations_file, save_image, write_split
 from PIL import Image
 
-from dataset_builder.build import build_dataset
+from dataset_builder.build import MESSAGES_LEFT_OUT, build_dataset
 from dataset_builder.instructions import categorical_instruction
 from emovit.cli import main
 
@@ -65,14 +65,17 @@ def test_report_counts_every_written_row_and_skipped_item(emoset_build):
 
 def test_every_config_loads_back_offline_with_the_schema_and_counts(emoset_build):
     _, _, out, report = emoset_build
-    assert sorted(p.name for p in out.iterdir()) == ["README.md", "all", "build_report.json", "categorical", "conversation", "messages", "reasoning"]
+    assert sorted(p.name for p in out.iterdir()) == ["README.md", "all", "build_report.json", "messages"]  # rows once
     default = datasets.load_dataset(str(out))
     assert list(default) == ["train"] and default["train"].num_rows == 71
     for config in ("categorical", "conversation", "reasoning", "all"):
         rows = _rows(out, config)
         assert rows.num_rows == report.rows[config]
-        assert list(rows.features) == ["id", "image", "source", "emotion", "label_space", "attributes", "caption", "task", "prompt", "completion"]
+        assert list(rows.features) == ["id", "image", "image_sha256", "source", "emotion", "label", "label_space",
+                                       "attributes", "caption", "task", "prompt", "completion"]
         assert isinstance(rows.features["image"], datasets.Image)
+        assert rows.features["label"].names == list(MIKELS)  # the label space travels with the data
+        assert rows.features["label"].int2str(rows["label"]) == rows["emotion"]
         if config != "all":
             assert set(rows["task"]) == {config}
 
@@ -114,11 +117,14 @@ def test_each_image_is_decoded_once_per_build_and_every_config_holds_the_same_by
     root, gens, _, _ = emoset_build
     decoded = []
     opened = dataset_builder.images.open_image
-    monkeypatch.setattr(dataset_builder.images, "open_image", lambda data: decoded.append(data) or opened(data))
+    monkeypatch.setattr(dataset_builder.images, "open_image",
+                        lambda data, **kwargs: decoded.append(data) or opened(data, **kwargs))
     out = tmp_path / "out"
     report = build_dataset("emoset", root, "train", out, generations=gens, skip_unknown=True)
 
-    assert len(report.rows) == 5 and len(decoded) == 16  # 5 configs, 16 readable-or-not images, one decode each
+    # 5 configs from 2 builder runs; 16 readable-or-not images checked once each, and the CMYK one, re-encoded,
+    # decoded once more at full size (a JPEG's check decodes it at 1/8 scale)
+    assert len(report.rows) == 5 and len(decoded) == 17
     assert report.skipped["corrupt, truncated or non-image file"] == 1  # the truncated one, counted once
     cells = {config: {row["id"]: row["image"]["bytes"] for row in
                       _rows(out, config).cast_column("image", datasets.Image(decode=False))}
@@ -132,7 +138,9 @@ def test_card_declares_configs_features_counts_and_licence(emoset_build):
     metadata = yaml.safe_load(card.split("---")[1])
     configs = {c["config_name"]: c for c in metadata["configs"]}
     assert set(configs) == {"categorical", "conversation", "reasoning", "all", "messages"} and configs["all"]["default"]
-    assert configs["reasoning"]["data_files"] == [{"split": "train", "path": "reasoning/train-*.parquet"}]
+    # every task's config reads the `all` files, through a filter datasets' Parquet builder applies
+    assert configs["reasoning"]["data_files"] == [{"split": "train", "path": "all/train-*.parquet"}]
+    assert configs["reasoning"]["filters"] == [["task", "==", "reasoning"]] and "filters" not in configs["all"]
     infos = {info["config_name"]: info for info in metadata["dataset_info"]}
     assert infos["all"]["splits"][0]["num_examples"] == 71
     assert "| awe | 2 |" in card and "| reasoning | 28 |" in card
@@ -177,8 +185,10 @@ def test_emovit_json_single_task_file_takes_its_task_from_its_name(tmp_path):
     (tmp_path / "reasoning.json").write_text(json.dumps([_emovit_entry("awe_00003.jpg", "Why?", "Because.")]))
     report = build_dataset("emovit_json", tmp_path / "reasoning.json", "train", tmp_path / "out",
                            tasks=("conversation", "reasoning"))
-    assert report.rows == {"all": 1, "conversation": 0, "reasoning": 1, "messages": 1} and not report.notes
-    assert not (tmp_path / "out" / "conversation").exists()  # an empty split is not written
+    assert report.rows == {"all": 1, "conversation": 0, "reasoning": 1}  # one turn: no messages, and a note says so
+    assert report.notes == {MESSAGES_LEFT_OUT: 1}
+    metadata = yaml.safe_load((tmp_path / "out" / "README.md").read_text().split("---")[1])
+    assert [config["config_name"] for config in metadata["configs"]] == ["reasoning", "all"]  # an empty one is not listed
 
 
 def test_release_merged_json_keeps_categorical_and_conversation_images_apart_and_finds_train_image(tmp_path):
@@ -209,7 +219,7 @@ def test_cli_build_prints_counts_and_rejects_unknown_labels(tmp_path, capsys):
     assert "boredom" in capsys.readouterr().err
     assert main(base + ["--skip-unknown", "--tasks", "categorical"]) == 0
     printed = capsys.readouterr().out
-    assert "1 images; rows: all 1, categorical 1, messages 1." in printed
+    assert "1 images; rows: all 1, categorical 1; labels: amusement, anger, awe," in printed
     assert "Skipped 2 items" in printed and "1  label outside the label space" in printed
     row = _rows(tmp_path / "out", "categorical")[0]
     assert (row["id"], row["emotion"], row["completion"]) == ("a", "amusement", "Predict emotion: amusement")
@@ -229,7 +239,7 @@ def test_paraphrase_option_varies_the_template_but_not_the_answer():
     from dataset_builder.builder import instruction_rows
 
     records = [{"id": f"awe_{n}", "label_space": "emoset", "emotion": "awe", "generations": {}} for n in range(40)]
-    rows = [next(instruction_rows(record, ("categorical",), seed=42, paraphrases=True)) for record in records]
+    rows = [next(instruction_rows(record, ("categorical",), seed=42, paraphrases=True, labels=MIKELS)) for record in records]
     assert len({prompt for _, prompt, _ in rows}) > 1
     assert {completion for _, _, completion in rows} == {"Predict emotion: awe"}
     assert all("amusement, anger, awe, contentment, disgust, excitement, fear and sadness" in prompt for _, prompt, _ in rows)
@@ -244,15 +254,17 @@ def test_rebuilding_a_split_without_generations_drops_its_stale_conversation_and
         build_dataset("emoset", tmp_path / "root", split, out, generations=gens)
     rebuilt = build_dataset("emoset", tmp_path / "root", "train", out)
 
-    assert rebuilt.rows == {"all": 8, "categorical": 8, "messages": 8}
+    assert rebuilt.rows == {"all": 8, "categorical": 8}
     assert sorted(path.relative_to(out).as_posix() for path in out.glob("*/train-*.parquet")) == [
-        "all/train-00000-of-00001.parquet", "categorical/train-00000-of-00001.parquet",
-        "messages/train-00000-of-00001.parquet"]
+        "categorical/train-00000-of-00001.parquet"]  # the earlier all/ and messages/ shards of train are gone
     metadata = yaml.safe_load((out / "README.md").read_text().split("---")[1])
     configs = {c["config_name"]: c["data_files"] for c in metadata["configs"]}
-    assert configs["conversation"] == [{"split": "val", "path": "conversation/val-*.parquet"}]
-    assert json.loads((out / "build_report.json").read_text())["train"]["rows"] == {"all": 8, "categorical": 8, "messages": 8}
+    assert configs["conversation"] == [{"split": "val", "path": "all/val-*.parquet"}]
+    assert configs["all"] == [{"split": "train", "path": "categorical/train-*.parquet"},
+                              {"split": "val", "path": "all/val-*.parquet"}]
+    assert json.loads((out / "build_report.json").read_text())["train"]["rows"] == {"all": 8, "categorical": 8}
     assert _rows(out, "all").num_rows == 8
+    assert list(datasets.load_dataset(str(out), "messages")) == ["val"]
 
 
 def test_webemo_7_card_says_its_seven_classes_are_unverified(tmp_path):
@@ -285,11 +297,12 @@ def test_building_train_then_test_into_one_folder_neither_writes_nor_lists_an_em
     build_dataset("emoset", root, "train", out, generations=gens)
     build_dataset("emoset", root, "test", out, generations=gens)
 
-    assert sorted(path.name for path in (out / "conversation").iterdir()) == ["train-00000-of-00001.parquet"]
+    assert sorted(path.relative_to(out).as_posix() for path in out.rglob("*.parquet")) == [
+        "all/test-00000-of-00001.parquet", "all/train-00000-of-00001.parquet", "messages/train-00000-of-00001.parquet"]
     metadata = yaml.safe_load((out / "README.md").read_text().split("---")[1])
     splits = {c["config_name"]: [f["split"] for f in c["data_files"]] for c in metadata["configs"]}
-    assert splits["conversation"] == splits["reasoning"] == ["train"]
-    assert sorted(splits["categorical"]) == sorted(splits["messages"]) == ["test", "train"]
+    assert splits["conversation"] == splits["reasoning"] == splits["messages"] == ["train"]  # test: one turn each
+    assert sorted(splits["categorical"]) == sorted(splits["all"]) == ["test", "train"]
     infos = {info["config_name"]: [s["name"] for s in info["splits"]] for info in metadata["dataset_info"]}
     assert infos["conversation"] == ["train"]
     assert list(datasets.load_dataset(str(out), "conversation")) == ["train"]  # no "corresponds to no data"
@@ -302,16 +315,21 @@ def test_card_names_the_backend_and_model_that_wrote_the_pairs_and_real_sizes(em
     assert "GPT-generated" not in card
     assert "by: `test (gpt-test)` (28 image-task generations)" in card  # generations_file: backend test, model gpt-test
     metadata = yaml.safe_load(card.split("---")[1])
+    files = {config["config_name"]: [f["path"] for f in config["data_files"]] for config in metadata["configs"]}
     for info in metadata["dataset_info"]:
-        shards = sorted((out / info["config_name"]).glob("*.parquet"))
-        assert info["download_size"] == sum(shard.stat().st_size for shard in shards)
+        shards = sorted(shard for pattern in files[info["config_name"]] for shard in out.glob(pattern))
+        assert info["download_size"] == sum(shard.stat().st_size for shard in shards)  # the files the config reads
         assert info["dataset_size"] == sum(split["num_bytes"] for split in info["splits"]) > 0
+    sizes = {info["config_name"]: info["splits"][0]["num_bytes"] for info in metadata["dataset_info"]}
+    loaded = _rows(out, "conversation").data.nbytes  # num_bytes: the Arrow size of the config's own rows
+    assert abs(sizes["conversation"] - loaded) < 0.05 * loaded and sizes["conversation"] < 0.5 * sizes["all"]
 
 
 def test_messages_config_holds_each_images_instructions_as_one_conversation(emoset_build):
     out = emoset_build[2]
     chats = datasets.load_dataset(str(out), "messages", split="train")
-    assert chats.num_rows == 15 and list(chats.features) == ["id", "images", "messages", "source", "emotion", "label_space"]
+    assert chats.num_rows == 15 and list(chats.features) == ["id", "images", "messages", "image_sha256", "source",
+                                                             "emotion", "label", "label_space"]
     assert isinstance(chats.features["images"], datasets.List) and isinstance(chats.features["images"].feature, datasets.Image)
     chat = next(row for row in chats if row["id"] == "anger_00101")
     rows = [row for row in _rows(out, "all").remove_columns("image") if row["id"] == "anger_00101"]
@@ -327,11 +345,14 @@ def test_messages_config_holds_each_images_instructions_as_one_conversation(emos
 
 def test_data_sample_writes_an_emoset_layout_that_data_build_reads(tmp_path, capsys):
     sample = tmp_path / "sample"
-    assert main(["data", "sample", "--out", str(sample), "--images-per-emotion", "2", "1"]) == 0
-    assert f"Wrote an EmoSet-layout sample to {sample}: 16 train and 8 test images" in capsys.readouterr().out
-    assert len(json.loads((sample / "test.json").read_text())) == 8
-    report = build_dataset("emoset", sample, "train", tmp_path / "out", tasks=("categorical",))
-    assert report.records == 16 and report.total_skipped == 0
+    args = ["data", "sample", "--out", str(sample), "--images-per-emotion", "2", "1", "--val-images-per-emotion", "1"]
+    assert main(args) == 0
+    assert f"sample to {sample}: 16 train, 8 validation and 8 test images" in capsys.readouterr().out
+    assert len(json.loads((sample / "test.json").read_text())) == len(json.loads((sample / "val.json").read_text())) == 8
+    for split, images in (("train", 16), ("validation", 8)):  # val.json is EmoSet's validation split
+        report = build_dataset("emoset", sample, split, tmp_path / split, tasks=("categorical",))
+        assert report.records == images and report.total_skipped == 0
+        assert report.notes == {MESSAGES_LEFT_OUT: 1}  # and no annotation lacks a clue key EmoSet's reader looks for
     assert main(["data", "sample", "--out", str(sample)]) == 2  # never drawn over an existing folder
     assert "already exists and is not an empty folder" in capsys.readouterr().err
 
@@ -379,7 +400,7 @@ def test_a_build_works_inside_out_and_removes_work_folders_left_by_a_killed_buil
     (tmp_path / "system-tmp").mkdir()
     build_dataset("emoset", tmp_path / "root", "train", out)
     assert not [path.name for path in out.iterdir() if path.name.startswith(".")]  # no work folder, no lock file
-    assert (out / "all").is_dir() and (out / "README.md").is_file()
+    assert (out / "categorical").is_dir() and (out / "README.md").is_file()
     assert list((tmp_path / "system-tmp").iterdir()) == []
 
 
@@ -398,7 +419,11 @@ def test_the_build_summary_names_images_skipped_for_leading_outside_the_root(tmp
 def test_a_single_task_build_gives_all_the_same_rows_as_its_task(tmp_path):
     emoset_tree(tmp_path / "root", per_emotion=1)
     report = build_dataset("emoset", tmp_path / "root", "train", tmp_path / "out", tasks=("categorical",))
-    assert report.rows == {"all": 8, "categorical": 8, "messages": 8}
+    assert report.rows == {"all": 8, "categorical": 8}  # one instruction per image: no `messages` unless asked
+    metadata = yaml.safe_load((tmp_path / "out" / "README.md").read_text().split("---")[1])
+    paths = {c["config_name"]: c["data_files"] for c in metadata["configs"]}
+    assert paths == {"categorical": [{"split": "train", "path": "categorical/train-*.parquet"}],
+                     "all": [{"split": "train", "path": "categorical/train-*.parquet"}]}  # one set of files for both
     every, categorical = _rows(tmp_path / "out", "all"), _rows(tmp_path / "out", "categorical")
     assert every.features == categorical.features
     assert every.remove_columns("image").to_list() == categorical.remove_columns("image").to_list()

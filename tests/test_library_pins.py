@@ -255,3 +255,41 @@ def test_transformers_5_24_trainer_counts_optimizer_steps_per_epoch_in_set_initi
     trainer = Trainer(model=torch.nn.Linear(2, 2), args=args)
     values = trainer.set_initial_training_values(args, DataLoader(list(range(10)), batch_size=1))
     assert values[1] == 4  # 10 batches, 3 per optimizer step, the last partial step counted
+def test_datasets_5_2_writes_image_bytes_plain_one_copy_per_row():
+    """Why `dataset_builder/shards.py` rewrites the builder's Arrow shards as Parquet itself: datasets' Parquet
+    writer stores an `Image()` column's bytes PLAIN and uncompressed (`get_parquet_column_options`), so an image
+    with several instruction rows would be stored once per row."""
+    from datasets import Features, Value
+    from datasets import Image as ImageFeature
+    from datasets.arrow_writer import get_parquet_column_options
+
+    features = Features({"id": Value("string"), "image": ImageFeature()})
+    options = get_parquet_column_options(features, features.arrow_schema)
+    assert options["column_encoding"] == {"image.bytes": "PLAIN", "image.path": "PLAIN"}
+    assert "image.bytes" not in options["use_dictionary"]
+
+
+def test_datasets_5_2_passes_a_card_configs_filters_to_the_parquet_builder(tmp_path):
+    """Why a built folder's task configs can read the `all` files: datasets hands a `configs` entry's keys that are
+    `ParquetConfig` fields (`filters`) to the builder (`create_builder_configs_from_metadata_configs`), which
+    filters the rows it reads (`dataset_builder/card.py`)."""
+    import datasets
+
+    (tmp_path / "all").mkdir()
+    datasets.Dataset.from_dict({"task": ["a", "b", "a"], "n": [1, 2, 3]}).to_parquet(str(tmp_path / "all" / "train.parquet"))
+    (tmp_path / "README.md").write_text(
+        "---\nconfigs:\n- config_name: a\n  data_files:\n  - split: train\n    path: all/train.parquet\n"
+        "  filters:\n  - [task, ==, a]\n---\n")
+    assert datasets.load_dataset(str(tmp_path), "a", split="train")["n"] == [1, 3]
+    assert [row["n"] for row in datasets.load_dataset(str(tmp_path), "a", split="train", streaming=True)] == [1, 3]
+
+
+def test_datasets_5_2_arrow_based_builders_key_their_tables_with_datasets_builder_key():
+    """Why `EmoVITInstructBuilder._generate_tables` yields `datasets.builder.Key(shard, table)`: the Arrow-based
+    builder reads `key.original_shard_id` of every key it is given (`ArrowBasedBuilder._prepare_split_single`)."""
+    import inspect
+
+    from datasets.builder import ArrowBasedBuilder, Key
+
+    assert "key.original_shard_id" in inspect.getsource(ArrowBasedBuilder._prepare_split_single)
+    assert Key(1, 2).original_shard_id == 1

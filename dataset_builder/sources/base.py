@@ -23,6 +23,8 @@ class Source:
 
     `generations(root, split)`, where a source carries its own Q/A pairs (EmoVIT JSON), yields generation-JSONL
     entries. `label_note` is printed in the dataset card (e.g. a label level that could not be verified).
+    `class_labels(root, split)`, where the data itself names its labels (an image folder's class folders), returns
+    them (None when it does not): they define the label space of the records read.
     """
 
     name: str
@@ -31,11 +33,13 @@ class Source:
     read: Callable[..., Iterator[EmotionRecord]]
     generations: Callable[..., Iterator[dict]] | None = None
     label_note: str | None = None
+    class_labels: Callable[..., tuple[str, ...] | None] | None = None
 
 
-def inside_root(path: str | Path, root: Path) -> bool:
-    """Whether `path` resolves (`..` collapsed, symlinks followed) to a place under `root` (resolved too)."""
-    return Path(path).resolve().is_relative_to(root.resolve())
+def inside_root(path: str | Path, resolved_root: Path) -> bool:
+    """Whether `path` resolves (`..` collapsed, symlinks followed) to a place under `resolved_root` (a resolved
+    path: the caller resolves the root once, not once per image)."""
+    return Path(path).resolve().is_relative_to(resolved_root)
 
 
 def stays_under(relative: str) -> bool:

@@ -16,6 +16,10 @@ from ..schema import CLUE_KEYS
 from .base import Source, stays_under
 
 _SPLIT_FILES = {"validation": "val", "dev": "val"}
+# EmoSet's annotations are a few hundred bytes; a larger file is not read (a 200 MB `scene` would be held in memory
+# several times over before its field cap, `schema.MAX_TEXT_CHARS`, could leave it out).
+MAX_ANNOTATION_BYTES = 1 << 20
+OVERSIZED_ANNOTATION = f"annotation file over {MAX_ANNOTATION_BYTES >> 20} MiB (not read; image kept, clues left empty)"
 LICENSE_NOTE = (
     "EmoSet images come from social networks and artistic sources; the EmoSet authors release them for "
     "non-commercial research only (https://vcc.tech/EmoSet). Check their terms before redistributing."
@@ -52,6 +56,9 @@ def _read_annotation(path: Path, item_id: str, report) -> dict | None:
     if not path.is_file():
         report.skip("missing annotation file", item_id)
         return None
+    if path.stat().st_size > MAX_ANNOTATION_BYTES:
+        report.note(OVERSIZED_ANNOTATION, item_id)
+        return dict.fromkeys(CLUE_KEYS)
     try:
         annotation = json.loads(path.read_text(encoding="utf-8"))
         if not isinstance(annotation, dict):

@@ -1,9 +1,13 @@
-"""A generic image folder in the Hugging Face `imagefolder` convention: images plus `metadata.jsonl` or
-`metadata.csv` with a `file_name` column and a `label` (or `emotion`) column.
+"""A generic image folder in the Hugging Face `imagefolder` convention, read the way `load_dataset("imagefolder")`
+reads it: images plus `metadata.jsonl` or `metadata.csv`, or plain class folders.
 
-Optional columns: `id`, `label_space` (default emoset), `caption`, the EmoSet clues (brightness, colorfulness,
-scene, object as a JSON list or "a;b" text, facial_expression, human_action), valence, arousal. The folder is
-`<root>/<split>/` when it exists, else `<root>/` (rows with a `split` column keep only that split).
+With a metadata file: a `file_name` column and a `label` (or `emotion`) column; optional columns `id`, `label_space`
+(default emoset), `caption`, the EmoSet clues (brightness, colorfulness, scene, object as a JSON list or "a;b" text,
+facial_expression, human_action), valence, arousal. Without one: `<folder>/<label>/<image>`, each image labelled
+with its folder's name, and the labels are the folder names, sorted (datasets' imagefolder infers its `label`
+ClassLabel the same way); they define the build's label space unless --labels or --label-space says otherwise.
+The folder is `<root>/<split>/` when it exists, else `<root>/` (metadata rows with a `split` column keep only that
+split). Hidden files and folders are ignored, as datasets ignores them.
 """
 
 import csv
@@ -13,9 +17,10 @@ from pathlib import Path
 
 from modeling_emovit.errors import EmoVITInputError, reading
 
-from ..records import EmotionRecord
+from ..emotions import CUSTOM_SPACE
 from ..jsonl import iter_objects
-from .base import Source
+from ..records import EmotionRecord
+from .base import Source, is_image, record_id
 
 LICENSE_NOTE = "Images from a local image folder: their licence is the one their owner gives them."
 _FLOAT_KEYS = ("brightness", "colorfulness", "valence", "arousal")
@@ -61,11 +66,47 @@ def _objects(cell, item_id: str, report) -> list:
         return []
 
 
-def read(root: Path, split: str, report) -> Iterator[EmotionRecord]:
+def _folder_and_metadata(root: Path, split: str) -> tuple[Path, Path | None]:
     folder = root / split if (root / split).is_dir() else root
     metadata = next((folder / name for name in ("metadata.jsonl", "metadata.csv") if (folder / name).is_file()), None)
+    return folder, metadata
+
+
+def _class_folder_images(folder: Path) -> Iterator[Path]:
+    """Images under `folder`, hidden ones and those in hidden folders left out, in path order."""
+    for path in sorted(folder.rglob("*")):
+        if is_image(path) and not any(part.startswith(".") for part in path.relative_to(folder).parts):
+            yield path
+
+
+def class_labels(root: Path, split: str) -> tuple[str, ...] | None:
+    """The labels of a folder without a metadata file: the names of the class folders holding images, sorted;
+    None when the folder has a metadata file (its rows name their labels)."""
+    folder, metadata = _folder_and_metadata(root, split)
+    if metadata is not None:
+        return None
+    labels = sorted({path.parent.name for path in _class_folder_images(folder) if path.parent.parent == folder})
+    if not labels:
+        raise EmoVITInputError(
+            f"{folder}: neither a metadata.jsonl or metadata.csv (columns file_name and label) nor class folders "
+            "(<folder>/<label>/<image>) found."
+        )
+    return tuple(labels)
+
+
+def _class_folder_records(folder: Path, split: str, report) -> Iterator[EmotionRecord]:
+    for path in _class_folder_images(folder):
+        if path.parent.parent != folder:
+            report.skip("image outside a class folder (<folder>/<label>/<image>)", record_id(path, folder))
+            continue
+        yield EmotionRecord(record_id(path, folder), str(path), path.parent.name, CUSTOM_SPACE, split, "imagefolder")
+
+
+def read(root: Path, split: str, report) -> Iterator[EmotionRecord]:
+    folder, metadata = _folder_and_metadata(root, split)
     if metadata is None:
-        raise EmoVITInputError(f"{folder}: no metadata.jsonl or metadata.csv (columns file_name and label) found.")
+        yield from _class_folder_records(folder, split, report)
+        return
     for row in _rows(metadata, report):
         if folder == root and row.get("split") not in (None, "", split):
             continue
@@ -89,4 +130,4 @@ def read(root: Path, split: str, report) -> Iterator[EmotionRecord]:
         )
 
 
-SOURCE = Source("imagefolder", "emoset", LICENSE_NOTE, read)
+SOURCE = Source("imagefolder", "emoset", LICENSE_NOTE, read, class_labels=class_labels)

@@ -90,8 +90,9 @@ def run_eval_command(args: argparse.Namespace) -> int:
         metrics = results["metrics"]
         unmapped = f" (unmapped answers {metrics['unmapped_rate']:.1%})" if results["mode"] == "generate" else ""
         skipped = results["skipped_images"]["count"]
+        polarity = "n/a" if metrics["polarity_accuracy"] is None else f"{metrics['polarity_accuracy']:.4f}"
         print(f"{results['data']} [{results['label_space']}, {results['mode']}] accuracy {metrics['accuracy']:.4f}"
-              f"{unmapped}, macro-F1 {metrics['macro_f1']:.4f}, polarity accuracy {metrics['polarity_accuracy']:.4f}"
+              f"{unmapped}, macro-F1 {metrics['macro_f1']:.4f}, polarity accuracy {polarity}"
               f"{f', {skipped} undecodable images skipped' if skipped else ''} -> {args.out}")
         if "calibration" in results:
             print(format_calibration(results["calibration"]))

@@ -101,10 +101,14 @@ def _streamed_rows(stream, script_args) -> int | None:
     from dataset_builder.loading import local_parquet_files
 
     folder = Path(script_args.dataset_name) if script_args else None
-    files = local_parquet_files(folder, script_args.dataset_config, stream.split) if folder and folder.is_dir() else None
-    if files:
+    local = local_parquet_files(folder, script_args.dataset_config, stream.split) if folder and folder.is_dir() else None
+    if local and local[0]:
         import pyarrow.parquet
 
+        files, filters = local
+        if filters:  # the config's rows among every task's (`all/`): one small column read, filtered
+            rule = [tuple(condition) for condition in filters]
+            return sum(pyarrow.parquet.read_table(path, columns=[rule[0][0]], filters=rule).num_rows for path in files)
         return sum(pyarrow.parquet.read_metadata(path).num_rows for path in files)
     splits = stream.info.splits
     return splits[stream.split].num_examples if splits and stream.split in splits else None
