@@ -117,7 +117,17 @@ def _results(settings: EvalSettings, space, dataset, split, adapter, num_process
         "per_class": metrics["per_class"],
         "confusion_matrix": {"labels": metrics["labels"], "counts": metrics["confusion_matrix"]},
         "progress": {**split.progress, "images_per_second": _rate(split.progress)},
+        **_seen_in_training(settings.model, dataset),
     }
+
+
+def _seen_in_training(model: str, dataset) -> dict:
+    """`{"seen_in_training": {"count", "of", "ids"}}` when the model folder records its training images
+    (`dataset_builder.training_images`), else nothing."""
+    from dataset_builder.training_images import seen_in_training
+
+    seen = seen_in_training(model, dataset) if Path(model).is_dir() else None
+    return {"seen_in_training": seen} if seen is not None else {}
 
 
 def _write_outputs(settings: EvalSettings, space, results: dict, base_model: str | None,

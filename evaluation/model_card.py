@@ -45,6 +45,7 @@ CARD_METRICS = [
 ]
 TABLE_START, TABLE_END = "<!-- emovit-eval-start -->", "<!-- emovit-eval-end -->"
 CALIBRATION_START, CALIBRATION_END = "<!-- emovit-calibration-start -->", "<!-- emovit-calibration-end -->"
+OVERLAP_START, OVERLAP_END = "<!-- emovit-overlap-start -->", "<!-- emovit-overlap-end -->"
 NO_RESULTS = "Not evaluated yet: `emovit eval --model THIS_FOLDER ...` adds results here and to the `model-index`."
 TAGS = ["emovit", "emotion", "visual-emotion-analysis", "image-text-to-text"]
 
@@ -165,7 +166,7 @@ def update_model_card(
         body = f"{card.text.rstrip()}\n\n## Evaluation\n\n{TABLE_START}\n{TABLE_END}\n"
     else:
         body = card.text
-    body = with_calibration_section(body, results)
+    body = with_overlap_section(with_calibration_section(body, results), results)
     card = ModelCard(f"---\n{data.to_yaml()}\n---\n{_with_table(body, data.eval_results)}")
     card.save(path)
     return card
@@ -356,9 +357,36 @@ def with_calibration_section(body: str, results: list[dict]) -> str:
         'other candidates get the softmax of the raw log-likelihoods (`"calibrated": false`).',
         CALIBRATION_END,
     ])
-    if CALIBRATION_START in body and CALIBRATION_END in body:
-        return _replace_marked(body, CALIBRATION_START, CALIBRATION_END, section)
-    if TABLE_END in body:  # right after the evaluation results
+    return _place_section(body, CALIBRATION_START, CALIBRATION_END, section)
+
+
+def with_overlap_section(body: str, results: list[dict]) -> str:
+    """The card body with a "Test images seen in training" section for the results that counted them (a model folder
+    recording its training images, `dataset_builder.training_images`); the body is unchanged when none did."""
+    counted = [result for result in results if result.get("seen_in_training")]
+    if not counted:
+        return body
+    lines = [f"- {display_name(r['data'])} ({r['split']}): {r['seen_in_training']['count']} of "
+             f"{r['seen_in_training']['of']} images" for r in counted]
+    section = "\n".join([
+        OVERLAP_START,
+        "## Test images seen in training",
+        "",
+        "Test images byte-identical to an image this model was trained on (fingerprints in `training_images.npy`); "
+        "the figures above include them:",
+        "",
+        *lines,
+        OVERLAP_END,
+    ])
+    return _place_section(body, OVERLAP_START, OVERLAP_END, section)
+
+
+def _place_section(body: str, start: str, end: str, section: str) -> str:
+    """`section` (between `start` and `end`) in place of the one an earlier evaluation wrote, else right after the
+    evaluation results."""
+    if start in body and end in body:
+        return _replace_marked(body, start, end, section)
+    if TABLE_END in body:
         head, rest = body.split(TABLE_END, 1)
         return f"{head}{TABLE_END}\n\n{section}{rest}"
     return body.rstrip("\n") + "\n\n" + section + "\n"

@@ -109,7 +109,7 @@ def test_a_built_in_name_for_other_labels_and_a_split_with_other_labels_are_refu
 
 
 def test_polarity_accuracy_is_not_reported_over_labels_of_unknown_polarity():
-    from evaluation.scoring import compute_metrics
+    from evaluation.classification_metrics import compute_metrics
 
     rows = [{"id": str(n), "paraphrase": 0, "prediction": label, "reference": "calm"}
             for n, label in enumerate(("calm", "tense"))]

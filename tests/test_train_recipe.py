@@ -511,3 +511,30 @@ def test_rows_without_emotions_keep_the_models_labels_and_emotions_outside_their
                                                                        "disgust", "excitement", "fear", "sadness"]
     with pytest.raises(EmoVITInputError, match=r"DATA: emotions \['awe'\] are not labels of the 'emotion6' label space"):
         training_label_space(_rows(["joy", "awe"], ["emotion6"] * 2), "DATA")
+
+
+def test_the_model_records_its_training_images_and_eval_counts_the_test_images_it_saw(data, tmp_path):
+    """Training writes the fingerprints of its images (the first 8 bytes of each image's SHA-256, by hashlib here);
+    a test split holding two of those images byte for byte (re-posted copies) is reported as such."""
+    import hashlib
+
+    import numpy as np
+
+    from emovit.cli import main as emovit
+
+    train("--dataset_name", data, "--output_dir", tmp_path / "model", "--max_steps", 1)
+    stored = np.load(tmp_path / "model" / "training_images.npy", allow_pickle=False)
+    expected = sorted({int(hashlib.sha256(png_bytes(colour, size=32)).hexdigest()[:16], 16) for colour in COLOURS.values()})
+    assert stored.dtype == np.uint64 and stored.tolist() == expected  # 16 rows, 4 distinct images
+    assert "4 distinct images, their fingerprints in `training_images.npy`" in (tmp_path / "model" / "README.md").read_text()
+
+    seen = {"t0": png_bytes(COLOURS["awe"], size=32), "t3": png_bytes(COLOURS["anger"], size=32)}
+    images = [seen.get(f"t{i}") or png_bytes((17 * i, 40, 90), size=32) for i in range(6)]
+    test = config_folder(tmp_path / "overlap-test", "categorical", "test", {
+        "id": [f"t{i}" for i in range(6)], "image": [{"bytes": image, "path": None} for image in images],
+        "emotion": ["awe", "anger", "amusement", "anger", "sadness", "awe"], "label_space": ["emoset"] * 6})
+    assert emovit(["eval", "--model", str(tmp_path / "model"), "--data", str(test), "--out", str(tmp_path / "eval")]) == 0
+    results = json.loads((tmp_path / "eval" / "results.json").read_text())
+    assert results["seen_in_training"] == {"count": 2, "of": 6, "ids": ["t0", "t3"]}
+    card = (tmp_path / "model" / "README.md").read_text()
+    assert "## Test images seen in training" in card and "overlap-test (test): 2 of 6 images" in card

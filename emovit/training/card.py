@@ -31,6 +31,7 @@ class TrainingRecipe:
     model_args: object  # TRL's `ModelConfig`: the base model and LoRA settings
     mixture_args: object  # TRL's `DatasetMixtureConfig`
     training_rows: int | None  # None: streamed from a source that does not say its size
+    training_images: int | None = None  # distinct images recorded in training_images.npy (None: not recorded)
 
 
 class ModelCardSFTTrainer(SFTTrainer):
@@ -84,7 +85,8 @@ def describe_training(trainer: ModelCardSFTTrainer, merged: bool = False) -> Mod
         adapter=adapter,
         data=data,
         data_note=f" (config `{script_args.dataset_config or 'default'}`, split `{script_args.dataset_train_split}`, "
-                  f"{'streamed' if recipe.training_rows is None else f'{recipe.training_rows} rows'})",
+                  f"{'streamed' if recipe.training_rows is None else f'{recipe.training_rows} rows'}"
+                  f"{_images_note(recipe.training_images)})",
         hyperparameters=settings,
         results=outcome,
         license=base_licence(model_args.model_name_or_path),
@@ -138,3 +140,10 @@ def base_licence(base: str) -> str:
 
         return ModelCard.load(card).data.license or "other"
     return "other"
+
+
+def _images_note(count: int | None) -> str:
+    """The data line's note on the record of the training images (`dataset_builder.training_images`)."""
+    if count is None:
+        return ""
+    return f"; {count} distinct images, their fingerprints in `training_images.npy` for test-set overlap checks"

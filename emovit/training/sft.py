@@ -8,6 +8,7 @@ al., CVPR 2024, Sec. 4.1): InstructBLIP with the ViT and the LLM frozen, ln_visi
 projection trained with the causal-LM loss on the answer tokens; other vision-language models train the stock TRL way.
 """
 
+import logging
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,6 +21,8 @@ from .augmentation import AUGMENTATIONS
 from .launch import cpu_default
 from .schedule import SCHEDULES
 from .text_processors import TEXT_PROCESSORS
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -136,6 +139,7 @@ def train(script_args, training_args, model_args, mixture_args) -> dict:
     ###############
     # Collate and train
     ###############
+    loaded = train_dataset  # as read, for the record of which images trained the model
     train_dataset, collator = _collation(adapter, train_dataset, script_args, training_args)
     trainer = _trainer(adapter, train_dataset, collator, script_args, training_args, model_args)
     trainer.recipe = TrainingRecipe(script_args, model_args, mixture_args, train_rows)  # for the model card
@@ -149,7 +153,7 @@ def train(script_args, training_args, model_args, mixture_args) -> dict:
     ###############
     # Save (and push)
     ###############
-    _save(trainer, adapter, script_args, training_args, model_args)
+    _save(trainer, adapter, loaded, script_args, training_args, model_args)
     return metrics
 
 
@@ -242,24 +246,42 @@ def _trainer(adapter, train_dataset, collator, script_args, training_args, model
     )
 
 
-def _save(trainer, adapter, script_args, training_args, model_args) -> None:
-    """The model, its processor and card (and the emotion pipeline beside a transformers model), then the push and
-    the merged LoRA model when asked."""
+def _save(trainer, adapter, loaded, script_args, training_args, model_args) -> None:
+    """The model, its processor, the record of its training images and its card (and the emotion pipeline beside a
+    transformers model), then the push and the merged LoRA model when asked."""
     from .lora import save_merged
 
     trainer.save_model(training_args.output_dir)  # processor saved beside it (Trainer saves processing_class)
     beside_weights = adapter.trl_native  # EmoVIT's save_pretrained saves the emotion pipeline itself
     if beside_weights:
         save_emotion_pipeline_beside(trainer, training_args.output_dir)
+    trainer.recipe.training_images = record_training_images(trainer, loaded, training_args.output_dir)
     trainer.create_model_card()  # README.md: the project's card (the push below writes it again)
     if training_args.push_to_hub:
         trainer.push_to_hub(dataset_name=script_args.dataset_name)
     if model_args.use_peft and script_args.merge_adapter:
         save_merged(trainer, adapter.processor, f"{training_args.output_dir}/merged")
+        record_training_images(trainer, loaded, f"{training_args.output_dir}/merged")
         if beside_weights:
             save_emotion_pipeline_beside(trainer, f"{training_args.output_dir}/merged")
     trainer.accelerator.wait_for_everyone()
     trainer.end()
+
+
+def record_training_images(trainer, dataset, folder) -> int | None:
+    """FOLDER/training_images.npy (`dataset_builder.training_images`), on the main process: which images trained the
+    model, so that `emovit eval` can count the test images it saw. A streamed dataset is not read twice: None."""
+    from datasets import IterableDataset
+
+    from dataset_builder.training_images import write_training_images
+
+    if isinstance(dataset, IterableDataset):
+        logger.warning("Streamed training data: its images are not recorded (training_images.npy), so `emovit eval` "
+                       "cannot count the test images the model saw.")
+        return None
+    if not trainer.accelerator.is_main_process:
+        return None
+    return write_training_images(folder, dataset)
 
 
 def save_emotion_pipeline_beside(trainer, folder) -> None:
