@@ -11,7 +11,6 @@ instructions. The folder loads with `load_dataset(out)` / `load_dataset(out, "ca
 import contextlib
 import errno
 import json
-import os
 import shutil
 import tempfile
 from dataclasses import dataclass
@@ -24,6 +23,7 @@ from .card import REPORT_FILE, write_dataset_card
 from .duplicates import find_duplicates
 from .manifests import Manifests, write_manifests
 from .mix import MIXES, release_mix
+from .output_lock import exclusive_lock
 from .report import BuildReport
 from .schema import CONFIGS, GENERATED_TASKS, MESSAGES_CONFIG, TASKS
 from .shards import ShardStats, write_parquet_shards
@@ -112,7 +112,8 @@ def _locked_work_folder(out: Path):
     created = not out.exists()
     out.mkdir(parents=True, exist_ok=True)
     try:
-        with _lock_file(out / LOCK_FILE):
+        with exclusive_lock(out / LOCK_FILE, f"{out}: another `emovit data build` is writing this folder now; wait "
+                                             f"for it, or pass another --out."):
             for stale in out.glob(f"{WORK_PREFIX}*"):
                 shutil.rmtree(stale, ignore_errors=True)
             work = Path(tempfile.mkdtemp(prefix=WORK_PREFIX, dir=out))
@@ -124,31 +125,6 @@ def _locked_work_folder(out: Path):
         if created:
             shutil.rmtree(out, ignore_errors=True)
         raise
-
-
-@contextlib.contextmanager
-def _lock_file(path: Path):
-    """An exclusive `flock` on `path` (created), or one sentence when another build holds it; the file is removed
-    before the lock is released, and a lock taken on a file removed meanwhile counts as held by another build."""
-    try:
-        import fcntl
-    except ImportError:  # not POSIX: builds are not locked against each other
-        yield
-        return
-    busy = EmoVITInputError(
-        f"{path.parent}: another `emovit data build` is writing this folder now; wait for it, or pass another --out."
-    )
-    with open(path, "a") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise busy from None
-        if not path.exists() or os.stat(path).st_ino != os.fstat(handle.fileno()).st_ino:
-            raise busy
-        try:
-            yield
-        finally:
-            path.unlink(missing_ok=True)
 
 
 def build_dataset(

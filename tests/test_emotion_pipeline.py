@@ -19,7 +19,7 @@ import torch
 from PIL import Image
 from remote_code import WITHOUT_EMOVIT
 
-from modeling_emovit.labels import MIKELS_EMOTIONS, categorical_answer, emovit_instruction, label_space_labels
+from modeling_emovit.labels import MIKELS_EMOTIONS, emovit_instruction, label_space_labels
 from modeling_emovit.pipeline_emovit import ImageEmotionClassificationPipeline
 from modeling_emovit.candidate_scoring import candidate_log_likelihoods
 from modeling_emovit.testing import tiny_emovit

@@ -10,9 +10,9 @@ import contextlib
 from collections.abc import Iterable
 from pathlib import Path
 
-from modeling_emovit.errors import EmoVITInputError
 
 from ..jsonl import read_resumable
+from ..output_lock import exclusive_lock
 from ..records import EmotionRecord
 from ..report import GenerationReport
 from ..schema import GENERATED_TASKS
@@ -38,16 +38,9 @@ def lock_path(out: str | Path) -> Path:
 def locked_output(out: str | Path):
     """Holds `<out>.lock` (the same `flock` as `emovit data build`, released by the kernel even on kill -9) while a
     run writes `out`; a second run on `out` gets one sentence instead."""
-    from ..build import _lock_file  # imports `datasets` (about 2 s): only for a run that sends or writes
-
     Path(out).parent.mkdir(parents=True, exist_ok=True)
-    with contextlib.ExitStack() as held:
-        try:
-            held.enter_context(_lock_file(lock_path(out)))
-        except EmoVITInputError:  # its sentence names a build; this one names the generation
-            raise EmoVITInputError(
-                f"{out}: another `emovit data generate` is writing it now; wait for it, or pass another --out."
-            ) from None
+    with exclusive_lock(lock_path(out), f"{out}: another `emovit data generate` is writing it now; wait for it, or "
+                                        f"pass another --out."):
         yield
 
 

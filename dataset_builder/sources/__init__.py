@@ -12,7 +12,7 @@ from pathlib import Path
 
 from modeling_emovit.errors import EmoVITInputError
 
-from ..emotions import LABEL_SPACES, LabelSpace, defined_label_space, get_label_space, normalize_emotion
+from ..emotions import LABEL_SPACES, LabelSpace, defined_label_space, normalize_emotion
 from ..records import EmotionRecord
 from ..report import BuildReport, ItemReport
 from . import emoset, emotion6, emotionroi, emovit_json, fi, imagefolder, unbiasedemo, webemo
