@@ -176,19 +176,24 @@ def build_dataset(
         )
         report.labels = list(manifests.labels)
         _check_labels_match(out, split, report.labels)
-        run = _Run(tasks, manifests, split, work, num_proc, seed, paraphrases)
-        _write_rows(run, report, messages)
+        _write_rows(_Run(tasks, manifests, split, work, num_proc, seed, paraphrases), report, messages)
         if report.records == 0:
             raise EmoVITInputError(
                 f"{root}: no image of split {source_split!r} could be read ({report.skipped_summary()}); {out} was left "
                 "as it was."
             )
-        for name in CONFIGS:  # this split's earlier shards go, whatever layout the earlier build had
-            _remove_shards(out, name, split)
-        _publish(work, out, "all", tasks[0] if len(tasks) == 1 else "all", split)
-        _publish(work, out, MESSAGES_CONFIG, MESSAGES_CONFIG, split)
-        write_dataset_card(out, report, find_duplicates(out, _splits_in(out, split)))
+        _publish_split(work, out, split, tasks, report)
     return report
+
+
+def _publish_split(work: Path, out: Path, split: str, tasks, report: BuildReport) -> None:
+    """The built split's shards replace its earlier ones in `out` (whatever layout the earlier build had), then the
+    card and report are written again, with the duplicates across `out`'s splits."""
+    for name in CONFIGS:
+        _remove_shards(out, name, split)
+    _publish(work, out, "all", tasks[0] if len(tasks) == 1 else "all", split)
+    _publish(work, out, MESSAGES_CONFIG, MESSAGES_CONFIG, split)
+    write_dataset_card(out, report, find_duplicates(out, _splits_in(out, split)))
 
 
 def written_split(split: str) -> str:

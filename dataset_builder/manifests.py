@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .emotions import LabelSpace, get_label_space
-from .generations import index_generations, read_generations_file
+from .generated_pairs import index_generations, read_generations_file
 from .mix import mixed
 from .records import EmotionRecord
 from .report import BuildReport
