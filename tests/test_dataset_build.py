@@ -13,7 +13,13 @@ from dataset_builder.build import MESSAGES_LEFT_OUT, build_dataset
 from dataset_builder.instructions import categorical_instruction
 from emovit.cli import main
 
-EMOVIT_INSTRUCTION = categorical_instruction(MIKELS)
+# The original release's categorical instruction, byte for byte as its instruction data carries it (github
+# aimmemotion/EmoVIT): no space after the colon, two before "Predict". Written out here, not built by the package.
+EMOVIT_INSTRUCTION = (
+    "Please select the emotion closest to the image from the following options:amusement, anger, awe, contentment, "
+    "disgust, excitement, fear and sadness (Do not provide answers outside of the candidates options.) Please answer "
+    "in the following format:  Predict emotion:"
+)
 
 
 @pytest.fixture(scope="module")
