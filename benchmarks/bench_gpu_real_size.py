@@ -18,6 +18,14 @@ images in rank and generate mode. Prints trainable parameters, samples/s, peak G
 
     python benchmarks/bench_gpu_real_size.py --backbones [--steps 300] [--batch 8] [--out DIR]   # about 15 minutes
     python benchmarks/bench_gpu_real_size.py --backbones --tiny   # CPU smoke run: tiny random models, 2 steps
+
+`--grpo`: GRPO steps at SmolVLM-256M-Instruct size (Hub weights, as `--backbones`): recipes/smolvlm-256m/grpo.yaml as
+written, after a 20-step cold start, on the synthetic sample `benchmarks/bench_grpo.py` builds. Prints seconds per
+optimizer step, the part spent generating (TRL's own timers; the figure `--use_vllm true` addresses), completions
+per second and peak GPU memory.
+
+    python benchmarks/bench_gpu_real_size.py --grpo [--steps 10]   # a few minutes
+    python benchmarks/bench_gpu_real_size.py --grpo --tiny         # CPU smoke run: tiny-random-idefics3, 2 steps
 """
 
 import argparse
@@ -208,17 +216,46 @@ def compare_backbones(steps: int, batch: int, out: Path, tiny: bool) -> None:
               f"{after['generate']:.1%} | {after['ece']:.3f} |")
 
 
+def grpo_step(steps: int, out: Path, tiny: bool) -> None:
+    """GRPO steps of recipes/smolvlm-256m/grpo.yaml (or, tiny, the CPU recipe on tiny-random-idefics3)."""
+    from bench_grpo import sample_data, train
+
+    recipes = Path(__file__).resolve().parents[1] / "recipes"
+    recipe = recipes / ("tiny-vlm" if tiny else "smolvlm-256m") / "grpo.yaml"
+    overrides = ["--model_name_or_path", "tiny-random-idefics3", *ON_CPU] if tiny else ["--report_to", "none"]
+    train_data, _ = sample_data(out / "data", seed=0)
+    cuda = torch.cuda.is_available()
+    if cuda:
+        torch.cuda.reset_peak_memory_stats()
+    figures = train(train_data, out / "grpo", 0, recipe, 2 if tiny else 20, steps, overrides)
+    peak = torch.cuda.max_memory_allocated() / 2**30 if cuda else float("nan")
+    import yaml
+
+    settings = yaml.safe_load(recipe.read_text())
+    completions = settings["per_device_train_batch_size"] * settings.get("gradient_accumulation_steps", 1)
+    print(f"\n{recipe.relative_to(recipes.parent)}, {steps} GRPO steps, {completions} completions a step, up to "
+          f"{settings['max_completion_length']} new tokens\n")
+    print("| model | s per step | generating | completions/s | peak GiB |")
+    print("|---|---:|---:|---:|---:|")
+    print(f"| {overrides[1] if tiny else settings['model_name_or_path']} | {figures['step_s']:.2f} | "
+          f"{figures['generate_s']:.2f} ({figures['generate_s'] / figures['step_s']:.0%}) | "
+          f"{completions / figures['step_s']:.1f} | {peak:.1f} |")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tiny", action="store_true", help="Toy sizes (CPU smoke run).")
     parser.add_argument("--steps", type=int, default=None, help="Timed steps per setting (default 5, tiny 2; "
                         "--backbones: training steps, default 300).")
     parser.add_argument("--backbones", action="store_true", help="EmoVIT-Flan-T5-XL beside SmolVLM-256M (Hub weights).")
+    parser.add_argument("--grpo", action="store_true", help="A GRPO step at SmolVLM-256M size (Hub weights).")
     parser.add_argument("--batch", type=int, default=8, help="--backbones: training batch.")
     parser.add_argument("--out", type=Path, default=Path("outputs/bench-backbones"), help="--backbones: output folder.")
     args = parser.parse_args()
     if args.backbones:
         return compare_backbones(args.steps or (2 if args.tiny else 300), args.batch, args.out, args.tiny)
+    if args.grpo:
+        return grpo_step(args.steps or (2 if args.tiny else 10), args.out.with_name("bench-grpo-step"), args.tiny)
     device = "cuda" if torch.cuda.is_available() else "cpu"
     dtype = torch.bfloat16
     steps = args.steps or (2 if args.tiny else 5)

@@ -2,7 +2,9 @@
 
 Headline figures come from EmoVIT's own instruction (paraphrase 0); instruction sensitivity from all paraphrases.
 Rank mode adds EmoCaliber's calibration columns (`PEER_CALIBRATION_KEYS`), the figures peers publish: ECE over 10
-equal-width bins and the Brier score of the top-1 confidence, both x100. The lmms-eval tasks
+equal-width bins and the Brier score of the top-1 confidence, both x100. The reasoning answer format adds the same two
+figures for the confidence the model states, beside those of the same images' rank probabilities, and the share of
+well-formed answers. The lmms-eval tasks
 (`evaluation.lmms_eval_tasks`) aggregate through the same functions, so both harnesses give the same numbers.
 """
 
@@ -34,6 +36,8 @@ def compute_metrics(rows: list[dict], space, data: str, with_scores: bool) -> di
         calibration = evaluate.load(str(METRICS_DIR / "emotion_calibration"))
         metrics |= calibration.compute(predictions=probabilities, references=references, labels=labels)
         metrics |= peer_calibration(probabilities, references, labels)
+    if "confidence" in headline[0]:
+        metrics |= reasoning_figures(headline, labels)
     if len({row["paraphrase"] for row in rows}) > 1:
         sensitivity = evaluate.load(str(METRICS_DIR / "instruction_sensitivity"))
         spread = sensitivity.compute(
@@ -64,3 +68,28 @@ def peer_calibration(probabilities: list[list[float]], references: list[str], la
     figures = calibration.compute(predictions=probabilities, references=references, labels=labels,
                                   n_bins=PEER_ECE_BINS, bins_closed="left", top_k=[])
     return dict(zip(PEER_CALIBRATION_KEYS, (100 * figures["ece"], 100 * figures["top_label_brier"])))
+
+
+def reasoning_figures(rows: list[dict], labels: list[str]) -> dict:
+    """Reasoning-format answers: format compliance, the stated confidence's ECE (`PEER_ECE_BINS` equal-width bins,
+    [lo, hi), 1 in the last) and Brier score as a forecast of being right, both x100, over the answers whose
+    confidence reads (`confidence_missing_rate`: the others); beside them the rank-mode columns of the same images."""
+    import numpy as np
+
+    stated = [row for row in rows if row["confidence"] is not None]
+    figures = {"format_compliance": float(np.mean([bool(row["well_formed"]) for row in rows])),
+               "confidence_missing_rate": 1.0 - len(stated) / len(rows),
+               "verbalised_ece_10_bins_x100": None, "verbalised_brier_x100": None}
+    if stated:
+        confidence = np.array([row["confidence"] for row in stated])
+        correct = np.array([float(row["prediction"] == row["reference"]) for row in stated])
+        bins = np.minimum((confidence * PEER_ECE_BINS).astype(int), PEER_ECE_BINS - 1)
+        gaps = [abs(correct[bins == b].mean() - confidence[bins == b].mean()) * np.sum(bins == b) for b in set(bins)]
+        figures["verbalised_ece_10_bins_x100"] = 100 * float(sum(gaps)) / len(stated)
+        figures["verbalised_brier_x100"] = 100 * float(np.mean((confidence - correct) ** 2))
+    probabilities = [[row["rank_scores"][label] for label in labels] for row in rows]
+    rank = peer_calibration(probabilities, [row["reference"] for row in rows], labels)
+    figures |= {f"rank_{key}": value for key, value in rank.items()}
+    figures["rank_accuracy"] = float(np.mean([labels[int(np.argmax(p))] == row["reference"]
+                                              for p, row in zip(probabilities, rows)]))
+    return figures

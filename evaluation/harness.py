@@ -82,12 +82,13 @@ def run_eval(settings: EvalSettings, base_model: str | None = None, training_dat
 
 
 def _classification_task(settings: EvalSettings, adapter, space):
-    from .predictors import ClassificationTask, GeneratePredictor, RankPredictor
+    from .predictors import ClassificationTask, GeneratePredictor, RankPredictor, ReasoningPredictor
 
     if settings.mode == "rank":
         predictor = RankPredictor(adapter, space)
     else:
-        predictor = GeneratePredictor(adapter, space, settings.max_new_tokens, settings.generation)
+        generator = ReasoningPredictor if settings.answer_format == "reasoning" else GeneratePredictor
+        predictor = generator(adapter, space, settings.max_new_tokens, settings.generation)
     return ClassificationTask(predictor, space, settings.paraphrases, settings.mode)
 
 

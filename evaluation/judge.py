@@ -202,6 +202,7 @@ class JudgedAnswersTask:
     task: str
     max_new_tokens: int
     paraphrases: int = 1
+    answer_format: str = "categorical"  # "reasoning": the judge scores the <think> text, the whole answer kept beside it
 
     @property
     def description(self) -> str:
@@ -214,9 +215,19 @@ class JudgedAnswersTask:
         answers = self.adapter.generate(images, questions, self.max_new_tokens)
         return [
             {"id": ids[k], "paraphrase": paraphrase, "question": question, "reference": references[k],
-             "answer": answer, "context": captions[k] or "(no description)"}
+             "context": captions[k] or "(no description)", **self._answer(answer)}
             for k, question, answer in zip(kept, questions, answers)
         ]
+
+    def _answer(self, answer: str) -> dict:
+        """`answer`, what the judge reads: in the reasoning format the reasoning chain (a GRPO model's <think>), the
+        whole answer when it has none; the generated text itself kept as `generated`."""
+        if self.answer_format != "reasoning":
+            return {"answer": answer}
+        from dataset_builder.reasoning_format import tag_content
+
+        reasoning = (tag_content(answer, "think") or "").strip()
+        return {"answer": reasoning or answer, "generated": answer, "reasoning_found": bool(reasoning)}
 
 
 def check_judged_task(settings, judge) -> None:
@@ -249,7 +260,8 @@ def run_judged_task(settings, judge, rules: ReviewRules = DEFAULT_RULES) -> dict
         check_out(settings)
     adapter = load_adapter(settings.model, settings.trust_remote_code)
     adapter.model.to(state.device)
-    task = JudgedAnswersTask(adapter, settings.task, settings.max_new_tokens or DEFAULT_ANSWER_TOKENS)
+    task = JudgedAnswersTask(adapter, settings.task, settings.max_new_tokens or DEFAULT_ANSWER_TOKENS,
+                             answer_format=settings.answer_format)
     split = predict_split(settings, dataset, task)
     if not state.is_main_process:
         return None

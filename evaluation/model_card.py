@@ -37,6 +37,11 @@ CARD_METRICS = [
     # EmoCaliber's columns (`classification_metrics.peer_calibration`), comparable with its published figures
     ("ece_10_bins_x100", "ece", "ECE x100 (10 equal-width bins, as EmoCaliber reports it)"),
     ("top_label_brier_x100", "brier", "Top-label Brier score x100 (as EmoCaliber reports it)"),
+    # the reasoning answer format's stated confidence (`classification_metrics.reasoning_figures`)
+    ("format_compliance", "format_compliance", "Answers in the reasoning format"),
+    ("verbalised_ece_10_bins_x100", "ece", "Stated confidence: ECE x100 (10 equal-width bins)"),
+    ("verbalised_brier_x100", "brier", "Stated confidence: Brier score x100"),
+    ("rank_ece_10_bins_x100", "ece", "Rank probabilities of the same images: ECE x100 (10 equal-width bins)"),
     ("nll", "nll", "Negative log-likelihood"),
     ("top_3_accuracy", "accuracy", "Top-3 accuracy"),
     ("instruction_sensitivity", "instruction_sensitivity", "Instruction sensitivity"),
@@ -70,6 +75,7 @@ class ModelDescription:
     hyperparameters: dict = field(default_factory=dict)
     results: dict = field(default_factory=dict)  # training outcome: steps, final loss, runtime
     license: str = "other"
+    training_tags: list[str] = field(default_factory=list)  # the trainer's own Hub tags (TRL's: "trl", "sft"/"grpo")
 
 
 def eval_results_from(results: dict) -> list[EvalResult]:
@@ -111,9 +117,12 @@ def _metric_config(results: dict) -> str:
     if results.get("calibrated"):
         return f"{results['mode']} (calibrated)"
     if results.get("mode"):
-        generation = results.get("generation", "default")
-        return results["mode"] if generation == "default" or results["mode"] != "generate" else (
-            f"{results['mode']} ({generation} decoding)")
+        notes = []
+        if results["mode"] == "generate" and results.get("generation", "default") != "default":
+            notes.append(f"{results['generation']} decoding")
+        if results.get("answer_format", "categorical") != "categorical":
+            notes.append(f"{results['answer_format']} answer format")
+        return results["mode"] + (f" ({', '.join(notes)})" if notes else "")
     rules = f", rules: {results['judge_rules']}" if results.get("judge_rules") else ""
     return f"judge: {results['judge_model']}{rules}"
 
@@ -130,7 +139,7 @@ def write_model_card(model_dir: str | Path, model: ModelDescription, model_name:
         license=model.license,
         base_model=_base_model_id(model.base_model) if model.base_model else None,
         datasets=[name for name in model.data if _is_hub_id(name)] or None,
-        tags=TAGS + (["lora"] if model.adapter else []),
+        tags=TAGS + model.training_tags + (["lora"] if model.adapter else []),
         model_name=model_name or Path(model_dir).resolve().name,
     )
     card = ModelCard(f"---\n{data.to_yaml()}\n---\n{card_body(data.model_name, model, [])}")

@@ -7,6 +7,7 @@ from dataset_builder.instructions import CATEGORICAL_PARAPHRASES
 from modeling_emovit.errors import EmoVITInputError
 
 TASKS = ("classification", "reasoning", "humor")
+ANSWER_FORMATS = ("categorical", "reasoning")  # reasoning: `dataset_builder.reasoning_format`, what GRPO trains
 JUDGED_TASKS = TASKS[1:]  # free-text answers judged by an LLM (`evaluation.judge`)
 
 
@@ -24,6 +25,9 @@ class EvalSettings:
     batch_size: int = 8
     max_new_tokens: int | None = None  # generate mode; default: longest candidate answer + 4 (release preset: 256)
     generation: str = "default"  # generate mode: a GENERATION_PRESETS name ("release": the release's LAVIS decoding)
+    # "categorical" (EmoVIT's answer) | "reasoning" (think, answer, confidence: classification in generate mode reads
+    # all three, the judged reasoning task has the judge score the think text)
+    answer_format: str = "categorical"
     calibrate_on: str | None = None  # rank mode: fit the probabilities' calibration on this dataset's split first
     calibrate_split: str = "validation"
     trust_remote_code: bool = False  # run the model's own code (`auto_map`); not part of what a resumed run must match
@@ -44,6 +48,15 @@ class EvalSettings:
 
         if self.generation not in GENERATION_PRESETS:
             raise EmoVITInputError(f"--generation must be one of {', '.join(GENERATION_PRESETS)}, not {self.generation!r}.")
+        if self.answer_format not in ANSWER_FORMATS:
+            raise EmoVITInputError(f"--answer-format must be one of {', '.join(ANSWER_FORMATS)}, not {self.answer_format!r}.")
+        if self.answer_format == "reasoning" and self.task == "humor":
+            raise EmoVITInputError("--answer-format reasoning reads a reasoning chain: use it with --task "
+                                   "classification or --task reasoning, not humor.")
+        if self.answer_format == "reasoning" and self.task == "classification" and (
+                self.mode != "generate" or self.paraphrases != 1):
+            raise EmoVITInputError("--answer-format reasoning asks its one reasoning question in generate mode: use it "
+                                   "with --mode generate and --paraphrases 1.")
         if self.calibrate_on and self.mode != "rank":
             raise EmoVITInputError("--calibrate-on calibrates rank-mode probabilities: use it with --mode rank.")
         if self.batch_size < 1:

@@ -293,3 +293,15 @@ def test_datasets_5_2_arrow_based_builders_key_their_tables_with_datasets_builde
 
     assert "key.original_shard_id" in inspect.getsource(ArrowBasedBuilder._prepare_split_single)
     assert Key(1, 2).original_shard_id == 1
+
+
+def test_trl_1_16_grpo_forwards_a_fixed_set_of_image_inputs_without_the_qformers_instruction():
+    """Why `emovit.training.grpo` refuses EmoVIT (and recipes/README.md's 'GRPO' says what a subclass would need):
+    GRPOTrainer's log-probability pass builds the policy's inputs key by key, and `qformer_input_ids` is not a key."""
+    import inspect
+
+    from trl import GRPOTrainer
+
+    source = inspect.getsource(GRPOTrainer._get_per_token_logps_and_entropies)
+    assert 'model_inputs["pixel_values"]' in source and 'model_inputs["image_grid_thw"]' in source
+    assert "qformer" not in source

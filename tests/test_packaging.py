@@ -4,6 +4,7 @@ same from a wheel installed outside the source tree."""
 
 import json
 import logging
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -18,7 +19,8 @@ from emovit.training.trackers import check_trackers
 from modeling_emovit import EmoVITInputError
 
 # The recipe folders of the repository, read from the source tree (what `emovit recipes list` must name).
-REPOSITORY_RECIPES = sorted(path.parent.name for path in (REPO / "recipes").glob("*/sft.yaml"))
+REPOSITORY_RECIPES = sorted({path.parent.name for path in (REPO / "recipes").glob("*/*.yaml")} - {"accelerate_configs"})
+REPOSITORY_YAMLS = sorted([*(REPO / "recipes").glob("*/sft.yaml"), *(REPO / "recipes").glob("*/grpo.yaml")])
 
 
 @pytest.fixture(scope="module")
@@ -81,11 +83,13 @@ def test_the_card_shows_the_last_logged_step_loss_and_the_runs_mean_each_labelle
 def test_recipes_list_names_every_recipe_of_the_repository(capsys):
     from emovit.cli import main
 
-    assert recipe_names() == REPOSITORY_RECIPES and len(REPOSITORY_RECIPES) == 6
+    assert recipe_names() == REPOSITORY_RECIPES and len(REPOSITORY_RECIPES) == 8
     assert main(["recipes", "list"]) == 0
     printed = capsys.readouterr().out
-    for name in REPOSITORY_RECIPES:
-        assert str(recipes_folder() / name / "sft.yaml") in printed
+    for path in REPOSITORY_YAMLS:
+        stage, recipe = path.stem, path.relative_to(REPO / "recipes")
+        assert re.search(rf"{re.escape(recipe.parent.name)}\s+{stage}\s+\S+\s+{re.escape(str(recipes_folder() / recipe))}",
+                         printed), (recipe, printed)
     assert "Salesforce/instructblip-vicuna-7b" in printed and str(recipes_folder() / "launch.slurm") in printed
 
 

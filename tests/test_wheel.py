@@ -214,8 +214,9 @@ def test_installed_recipes_list_copy_and_train_on_cpu_without_use_cpu(installed)
     bin_dir, env, work = installed
     site = Path(bin_dir).parent
     listed = run(installed, "emovit", "recipes", "list").stdout
-    for name in ("emovit-tiny", "emovit-vicuna-7b", "llava-1.5-7b", "smolvlm-256m", "qwen2.5-vl-7b"):
-        path = re.search(rf"{re.escape(name)}\s.*?(\S+/{re.escape(name)}/sft\.yaml)", listed)[1]
+    for name, stage in [*((name, "sft") for name in ("emovit-tiny", "emovit-vicuna-7b", "llava-1.5-7b", "smolvlm-256m",
+                                                     "qwen2.5-vl-7b")), ("tiny-vlm", "grpo"), ("qwen2.5-vl-3b", "grpo")]:
+        path = re.search(rf"{re.escape(name)}\s+{stage}\s.*?(\S+/{re.escape(name)}/{stage}\.yaml)", listed)[1]
         assert Path(path).is_relative_to(site) and Path(path).is_file(), listed
     run(installed, "emovit", "recipes", "copy", "all", "recipes")
     copied = sorted(str(path.relative_to(work / "recipes")) for path in (work / "recipes").rglob("*") if path.is_file())

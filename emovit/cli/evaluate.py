@@ -37,6 +37,11 @@ def add_commands(subparsers) -> None:
     evaluate.add_argument("--generation", choices=["default", "release"], default="default",
                           help="generate mode: default (greedy, answer-length budget) or release (the original "
                                "release's LAVIS decoding: greedy, 256 new tokens, repetition penalty 5.0 on them).")
+    evaluate.add_argument("--answer-format", choices=["categorical", "reasoning"], default="categorical",
+                          help="categorical (`Predict emotion: X`, EmoVIT's) or reasoning (the "
+                          "<think>/<answer>/<confidence> format recipes/grpo.py trains). Classification, generate "
+                          "mode: adds format compliance and the stated confidence's ECE and Brier score beside the "
+                          "rank probabilities'; --task reasoning: the judge scores the <think> text.")
     evaluate.add_argument("--calibrate-on", metavar="VAL_DATA",
                           help="Rank mode: fit a temperature (and per-label biases if they earn their keep) on this "
                           "dataset's --calibrate-split first and store it in the model folder's config.json.")
@@ -73,7 +78,8 @@ def run_eval_command(args: argparse.Namespace) -> int:
         model=args.model, data=args.data, out=args.out, task=args.task, config=args.config or DEFAULT_CONFIGS[args.task],
         split=args.split, label_space=args.label_space, mode=args.mode if args.task == "classification" else "generate",
         paraphrases=args.paraphrases, batch_size=args.batch_size, max_new_tokens=args.max_new_tokens,
-        generation=args.generation, calibrate_on=args.calibrate_on, calibrate_split=args.calibrate_split,
+        generation=args.generation, answer_format=args.answer_format, calibrate_on=args.calibrate_on,
+        calibrate_split=args.calibrate_split,
         trust_remote_code=args.trust_remote_code,
     )
     if args.task != "classification":

@@ -4,15 +4,16 @@
 def add_commands(subparsers) -> None:
     recipes = subparsers.add_parser(
         "recipes", help="List or copy the installed training recipes and launch configs.",
-        description="The recipes/ folder of the repository, installed with the package: one sft.yaml per model, "
-                    "accelerate/DeepSpeed configs, launch.slurm and sft.py. Train with `emovit train sft --config "
-                    "PATH` (PATH as listed, or your copy).",
+        description="The recipes/ folder of the repository, installed with the package: one sft.yaml (and "
+                    "for chat models a grpo.yaml) per model, accelerate/DeepSpeed configs, launch.slurm, sft.py and "
+                    "grpo.py. Train with `emovit train sft --config PATH` or `emovit train grpo --config PATH` (PATH as "
+                    "listed, or your copy).",
     )
     commands = recipes.add_subparsers(dest="recipes_command", required=True, metavar="RECIPES_COMMAND")
     listing = commands.add_parser(
-        "list", help="Print each recipe with its model and installed path.",
-        description="Prints each recipe's name, the model it trains and the path of its installed sft.yaml, then the "
-                    "launch files (accelerate configs, launch.slurm, sft.py).",
+        "list", help="Print each recipe with its stage, model and installed path.",
+        description="Prints each recipe's name, stage (sft or grpo), the model it trains and the path of its "
+                    "installed YAML, then the launch files (accelerate configs, launch.slurm, sft.py, grpo.py).",
     )
     listing.set_defaults(handler=_list)
     copy = commands.add_parser(
@@ -23,20 +24,21 @@ def add_commands(subparsers) -> None:
                     "are never overwritten.",
     )
     copy.add_argument("name", help="A recipe (emovit-tiny, llava-1.5-7b, ...), accelerate_configs, launch.slurm, "
-                                   "sft.py, README.md, or all.")
+                                   "sft.py, grpo.py, README.md, or all.")
     copy.add_argument("dir", help="Destination folder (created if missing).")
     copy.set_defaults(handler=_copy)
 
 
 def _list(args) -> int:
-    from emovit.training.recipe_files import LAUNCH_FILES, RECIPE_FILE, recipe_model, recipe_names, recipes_folder
+    from emovit.training.recipe_files import LAUNCH_FILES, recipe_model, recipe_yamls, recipes_folder
 
     folder = recipes_folder()
-    print(f"Recipes in {folder} (train: emovit train sft --config PATH; edit: emovit recipes copy NAME DIR):")
-    models = {name: recipe_model(name) for name in recipe_names()}
-    width, model_width = max(len(name) for name in [*models, *LAUNCH_FILES]), max(map(len, models.values()))
-    for name, model in models.items():
-        print(f"  {name:<{width}}  {model:<{model_width}}  {folder / name / RECIPE_FILE}")
+    print(f"Recipes in {folder} (train: emovit train sft|grpo --config PATH; edit: emovit recipes copy NAME DIR):")
+    models = {recipe: recipe_model(recipe) for recipe in recipe_yamls()}
+    names = [recipe.parent.name for recipe in models]
+    width, model_width = max(map(len, [*names, *LAUNCH_FILES])), max(map(len, models.values()))
+    for recipe, model in models.items():
+        print(f"  {recipe.parent.name:<{width}}  {recipe.stem:<4}  {model:<{model_width}}  {folder / recipe}")
     print("Launch files:")
     for name in LAUNCH_FILES:
         print(f"  {name:<{width}}  {folder / name}")

@@ -1,7 +1,13 @@
-"""`emovit train sft|cache-features` (parsers only; handlers import lazily)."""
+"""`emovit train sft|grpo|cache-features` (parsers only; handlers import lazily)."""
 
 
 from . import add_trust_remote_code_argument
+
+# (subcommand, what it does, its TRL config): each is the module emovit.training.<subcommand>, its `main` the script
+RECIPE_STAGES = (
+    ("sft", "Instruction-tune a model", "SFTConfig"),
+    ("grpo", "Cold-start SFT, then GRPO with verifiable emotion rewards,", "GRPOConfig"),
+)
 
 
 def add_commands(subparsers) -> None:
@@ -12,14 +18,16 @@ def add_commands(subparsers) -> None:
                     "to edit.",
     )
     commands = train.add_subparsers(dest="train_command", required=True, metavar="TRAIN_COMMAND")
-    sft = commands.add_parser(
-        "sft", add_help=False, usage="emovit train sft --config RECIPE.yaml [--KEY VALUE ...]",
-        help="Instruction-tune a model from a recipe YAML plus overrides (`emovit train sft --help` lists the keys).",
-        description="The same script as the repository's recipes/sft.py: TRL's SFTConfig, ModelConfig and script "
-                    "arguments from --config, each overridable as --KEY VALUE. One process; for several: `accelerate "
-                    "launch --config_file CONFIG.yaml -m emovit train sft ...` (CONFIG from `emovit recipes list`).",
-    )
-    sft.set_defaults(handler=_sft, passes_arguments_on=True)
+    for stage, what, script in RECIPE_STAGES:
+        parser = commands.add_parser(
+            stage, add_help=False, usage=f"emovit train {stage} --config RECIPE.yaml [--KEY VALUE ...]",
+            help=f"{what} from a recipe YAML plus overrides (`emovit train {stage} --help` lists the keys).",
+            description=f"The same script as the repository's recipes/{stage}.py: TRL's {script}, ModelConfig and "
+                        f"script arguments from --config, each overridable as --KEY VALUE. One process; for several: "
+                        f"`accelerate launch --config_file CONFIG.yaml -m emovit train {stage} ...` (CONFIG from "
+                        f"`emovit recipes list`).",
+        )
+        parser.set_defaults(handler=_run_recipe, passes_arguments_on=True)
     cache = commands.add_parser(
         "cache-features",
         help="Run the frozen vision encoder once over a dataset split and store its outputs beside the dataset.",
@@ -38,9 +46,10 @@ def add_commands(subparsers) -> None:
     cache.set_defaults(handler=_cache_features)
 
 
-def _sft(args) -> int:
-    from emovit.training.sft import main
+def _run_recipe(args) -> int:
+    import importlib
 
+    main = importlib.import_module(f"emovit.training.{args.train_command}").main
     return main([*args.passed_on, *(["--debug"] if args.debug else [])])
 
 

@@ -9,7 +9,7 @@ and frozen, the recipe's settings, how to load it, and holds only valid Hub meta
 from dataclasses import dataclass
 from pathlib import Path
 
-from trl import SFTTrainer
+from trl import GRPOTrainer, SFTTrainer
 
 from evaluation.model_card import ModelDescription, write_model_card
 from modeling_emovit.tiny_models import is_tiny_model
@@ -32,10 +32,11 @@ class TrainingRecipe:
     mixture_args: object  # TRL's `DatasetMixtureConfig`
     training_rows: int | None  # None: streamed from a source that does not say its size
     training_images: int | None = None  # distinct images recorded in training_images.npy (None: not recorded)
+    stages: dict[str, str] | None = None  # a chained run's stages, one line each (GRPO: cold start, then RL)
 
 
-class ModelCardSFTTrainer(SFTTrainer):
-    """`SFTTrainer` whose README.md is the project's model card; `recipe` is set by `emovit.training.sft.train`."""
+class ProjectModelCard:
+    """A TRL trainer whose README.md is the project's model card; `recipe` is set by the training script."""
 
     recipe: TrainingRecipe | None = None
 
@@ -47,7 +48,15 @@ class ModelCardSFTTrainer(SFTTrainer):
             write_model_card(self.args.output_dir, describe_training(self), model_name=name)
 
 
-def describe_training(trainer: ModelCardSFTTrainer, merged: bool = False) -> ModelDescription:
+class ModelCardSFTTrainer(ProjectModelCard, SFTTrainer):
+    """`SFTTrainer` writing the project's card (`emovit.training.sft`)."""
+
+
+class ModelCardGRPOTrainer(ProjectModelCard, GRPOTrainer):
+    """`GRPOTrainer` writing the project's card (`emovit.training.grpo`), both stages named."""
+
+
+def describe_training(trainer: ProjectModelCard, merged: bool = False) -> ModelDescription:
     """What the card says about the trainer's model: base, trained and frozen parts, data, settings and outcome.
 
     `merged`: describe the adapter's merged model (full weights) rather than the adapter.
@@ -61,8 +70,9 @@ def describe_training(trainer: ModelCardSFTTrainer, merged: bool = False) -> Mod
     trained, frozen = module_groups(model)
     adapter = None if merged else lora_settings(model)
     data = [dataset.path for dataset in mixture_args.datasets] if mixture_args.datasets else [script_args.dataset_name]
-    settings = {name: getattr(value, "value", value) for name in CARD_SETTINGS  # enums by their recipe value
-                if (value := getattr(trainer.args, name)) not in (None, {}, -1)}
+    settings = dict(recipe.stages or {})
+    settings |= {name: getattr(value, "value", value) for name in CARD_SETTINGS  # enums by their recipe value
+                 if (value := getattr(trainer.args, name)) not in (None, {}, -1)}
     if trainer.args.max_steps > 0:
         settings.pop("num_train_epochs", None)  # max_steps decides the length
     settings["processes"] = trainer.args.world_size
@@ -90,6 +100,7 @@ def describe_training(trainer: ModelCardSFTTrainer, merged: bool = False) -> Mod
         hyperparameters=settings,
         results=outcome,
         license=base_licence(model_args.model_name_or_path),
+        training_tags=list(getattr(trainer, "_tag_names", [])),  # TRL's trainers name themselves for the Hub
     )
 
 

@@ -1,4 +1,4 @@
-"""The recipe files as installed: YAMLs, accelerate configs, `launch.slurm`, `sft.py` and chat templates.
+"""The recipe files as installed: YAMLs, accelerate configs, `launch.slurm`, `sft.py`, `grpo.py` and chat templates.
 
 `recipes/` at the top of the repository is the one copy; the wheel carries it as the package `emovit.recipes`
 (setup.py), and an editable install maps the same name onto the source folder, so this module finds the files the
@@ -11,8 +11,9 @@ from pathlib import Path
 
 from modeling_emovit.errors import EmoVITInputError
 
-RECIPE_FILE = "sft.yaml"
-LAUNCH_FILES = ("accelerate_configs", "launch.slurm", "sft.py", "README.md")
+# A recipe folder holds one YAML per training stage it has: sft.yaml (`emovit train sft`), grpo.yaml (`emovit train grpo`).
+STAGE_FILES = ("sft.yaml", "grpo.yaml")
+LAUNCH_FILES = ("accelerate_configs", "launch.slurm", "sft.py", "grpo.py", "README.md")
 EVERYTHING = "all"
 
 
@@ -26,16 +27,22 @@ def recipe_file(relative: str) -> Path:
     return recipes_folder() / relative
 
 
+def recipe_yamls() -> list[Path]:
+    """Every stage YAML of every recipe folder, as paths inside recipes/ ("llava-1.5-7b/sft.yaml", ...), sorted."""
+    root = recipes_folder()
+    return sorted(path.relative_to(root) for stage in STAGE_FILES for path in root.glob(f"*/{stage}"))
+
+
 def recipe_names() -> list[str]:
-    """The recipe folders (each holds an sft.yaml), sorted."""
-    return sorted(path.parent.name for path in recipes_folder().glob(f"*/{RECIPE_FILE}"))
+    """The recipe folders (each holds an sft.yaml, a grpo.yaml or both), sorted."""
+    return sorted({path.parent.name for path in recipe_yamls()})
 
 
-def recipe_model(name: str) -> str:
-    """The model a recipe trains (its `model_name_or_path`)."""
+def recipe_model(recipe: Path) -> str:
+    """The model a recipe YAML (a path inside recipes/) trains: its `model_name_or_path`."""
     import yaml
 
-    return str(yaml.safe_load((recipes_folder() / name / RECIPE_FILE).read_text()).get("model_name_or_path", "?"))
+    return str(yaml.safe_load((recipes_folder() / recipe).read_text()).get("model_name_or_path", "?"))
 
 
 def _files_of(name: str) -> list[Path]:

@@ -51,16 +51,17 @@ class EmoVITScriptArguments(ScriptArguments):
     )
 
 
-def parse_recipe(argv: list[str] | None = None):
-    """`(script_args, training_args, model_args, mixture_args)` from `--config recipe.yaml` plus flags.
+def parse_recipe(argv: list[str] | None = None, dataclasses=None, command: str = "emovit train sft"):
+    """`(script_args, training_args, model_args, mixture_args)` from `--config recipe.yaml` plus flags (`dataclasses`:
+    the parser's, default SFT's; `emovit.training.grpo` passes its own).
 
     A value of the wrong type (`max_steps: four`), an unknown key, a recipe that is not YAML or a setting that
     TrainingArguments refuses is one `EmoVITInputError` naming the recipe or the command line.
     """
     argv = sys.argv[1:] if argv is None else list(argv)
     recipe = argv[argv.index("--config") + 1] if "--config" in argv[:-1] else "the command line"
-    parser = TrlParser((EmoVITScriptArguments, SFTConfig, ModelConfig, DatasetMixtureConfig))
-    parser.error = lambda message: _refuse_value(message, recipe, argv)  # instead of usage text and exit 2
+    parser = TrlParser(dataclasses or (EmoVITScriptArguments, SFTConfig, ModelConfig, DatasetMixtureConfig))
+    parser.error = lambda message: _refuse_value(message, recipe, argv, command)  # not usage text and exit 2
     parser.set_defaults(**cpu_default())  # the recipe's keys and the flags override it
     try:
         with reading(recipe):
@@ -75,7 +76,7 @@ def parse_recipe(argv: list[str] | None = None):
     if unknown:
         raise EmoVITInputError(
             f"{recipe if unknown_in_recipe else 'the command line'}: unknown recipe key(s) {', '.join(unknown)}; "
-            f"see `emovit train sft --help` for the keys TRL's SFTConfig, ModelConfig and ScriptArguments take."
+            f"see `{command} --help` for the keys its recipe takes (TRL's config, ModelConfig and script arguments)."
         )
     return tuple(parsed)
 
@@ -107,11 +108,11 @@ def _refuse_release_options(script_args, model: str) -> None:
         )
 
 
-def _refuse_value(message: str, recipe: str, argv: list[str]):
+def _refuse_value(message: str, recipe: str, argv: list[str], command: str):
     """argparse's complaint ("argument --max_steps: invalid int value: 'four'") as one sentence naming its source."""
     flag = message.split(":", 1)[0].removeprefix("argument ").split("/")[0].strip()
     source = "the command line" if flag in argv else recipe
-    raise EmoVITInputError(f"{source}: {message.removeprefix('argument ')}; see `emovit train sft --help`.")
+    raise EmoVITInputError(f"{source}: {message.removeprefix('argument ')}; see `{command} --help`.")
 
 
 def train(script_args, training_args, model_args, mixture_args) -> dict:
@@ -303,6 +304,11 @@ def save_emotion_pipeline_beside(trainer, folder) -> None:
 def main(argv: list[str] | None = None) -> int:
     """Parses the recipe and trains; bad input and known library failures are one sentence on stderr and exit
     code 2 (`emovit.error_boundary`); `--debug` or EMOVIT_DEBUG=1 shows the traceback instead."""
+    return run_recipe("sft", parse_recipe, train, argv)
+
+
+def run_recipe(name: str, parse, train_stage, argv: list[str] | None) -> int:
+    """A recipe script's main: `train_stage(*parse(argv))` inside the error boundary, `--debug` taken out of argv."""
     from emovit.error_boundary import run_guarded
     from emovit.package_names import check_package_names
 
@@ -311,11 +317,11 @@ def main(argv: list[str] | None = None) -> int:
     argv = [item for item in argv if item != "--debug"]
 
     def run() -> int:
-        check_package_names()  # before train() imports dataset_builder and evaluation
-        train(*parse_recipe(argv))
+        check_package_names()  # before training imports dataset_builder and evaluation
+        train_stage(*parse(argv))
         return 0
 
-    return run_guarded("sft", run, debug=debug)
+    return run_guarded(name, run, debug=debug)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,284 @@
+"""Emotion reasoning trained with verifiable rewards: a cold-start SFT stage, then TRL's GRPO, behind `recipes/grpo.py`
+and `emovit train grpo` (the same `main`).
+
+    accelerate launch --config_file recipes/accelerate_configs/single_gpu.yaml -m emovit.training.grpo \
+        --config recipes/qwen2.5-vl-3b/grpo.yaml
+
+Flow: recipe YAML + flags (`TrlParser` over `GRPOConfig`) -> data (`grpo_data`) -> model and its backbone adapter ->
+stage 1, the cold start: `SFTTrainer` on the `reasoning` config rewritten into the answer format
+(`dataset_builder.reasoning_format`), saved to OUTPUT_DIR/cold-start -> stage 2: `GRPOTrainer` with the rewards of
+`rewards.py`, weighted by `reward_weights` -> OUTPUT_DIR (loads and evaluates like an SFT output; its card names
+both stages). The RL recipe is EMO-R3's and DSPO's kind (GRPO over a think-then-answer format, rewards checked against
+the label) with EmoCaliber's verbalised confidence and a Brier-style reward for it.
+
+Chat-template families only (the adapter's `trl_native`): GRPOTrainer puts the prompt through the processor's chat
+template and forwards a fixed set of image inputs (`pixel_values`, `image_grid_thw`, ...) to the policy, so
+EmoVIT's Q-Former instruction input never reaches it (recipes/README.md says what it would take).
+"""
+
+import logging
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from trl import DatasetMixtureConfig, GRPOConfig, ModelConfig, ScriptArguments
+
+from modeling_emovit.errors import EmoVITInputError
+
+from .rewards import REWARDS
+
+logger = logging.getLogger(__name__)
+COLD_START_FOLDER = "cold-start"
+COMMAND = "emovit train grpo"
+# GRPOConfig fields the cold start takes from the recipe as they are (its steps, rate and saving are its own).
+SHARED_WITH_COLD_START = (
+    "gradient_accumulation_steps", "seed", "bf16", "fp16", "use_cpu",
+    "gradient_checkpointing", "gradient_checkpointing_kwargs", "logging_steps", "report_to", "weight_decay",
+    "lr_scheduler_type", "warmup_steps", "dataloader_num_workers", "trust_remote_code",
+)
+
+
+@dataclass
+class GRPOScriptArguments(ScriptArguments):
+    """TRL's script arguments plus the rewards and the cold start."""
+
+    reward_funcs: list[str] = field(default_factory=lambda: list(REWARDS), metadata={
+        "help": f"Rewards, in the order reward_weights weighs them: any of {', '.join(REWARDS)} (emovit.training.rewards)."})
+    cold_start_config: str = field(default="reasoning", metadata={
+        "help": "Dataset config whose GPT-written reasoning answers become the cold start's <think> text."})
+    cold_start_max_steps: int = field(default=0, metadata={
+        "help": "Optimizer steps of the cold-start SFT stage before GRPO (0: none, the model already writes the format)."})
+    cold_start_learning_rate: float = field(default=1e-5, metadata={"help": "The cold start's learning rate."})
+    cold_start_batch_size: int = field(default=16, metadata={
+        "help": "Rows per device per cold-start step (GRPO's per_device_train_batch_size counts completions: images "
+                "x num_generations)."})
+    cold_start_reasoning_sentences: int = field(default=0, metadata={
+        "help": "Sentences of each reasoning answer kept as the cold start's <think> (0: all; fewer, shorter rollouts)."})
+    cold_start_confidence: float = field(default=0.8, metadata={
+        "help": "The confidence the cold-start answers state (the data has none per image; GRPO's confidence reward "
+                "then moves it image by image)."})
+    merge_adapter: bool = field(
+        default=False, metadata={"help": "With use_peft: also write the adapter merged into its base to OUTPUT_DIR/merged."}
+    )
+
+
+def parse_recipe(argv: list[str] | None = None):
+    """`(script_args, grpo_args, model_args, mixture_args)`, bad values refused as `emovit.training.sft.parse_recipe`
+    refuses them."""
+    from .sft import parse_recipe as parse
+
+    return parse(argv, (GRPOScriptArguments, GRPOConfig, ModelConfig, DatasetMixtureConfig), COMMAND)
+
+
+def train(script_args, grpo_args, model_args, mixture_args) -> dict:
+    """Cold start (when asked), then GRPO, then the save; returns GRPO's training metrics."""
+    from .card import TrainingRecipe
+    from .label_space import record_label_space
+    from .sft import _save
+
+    resume = _check_before_loading(script_args, grpo_args, mixture_args)
+
+    ###############
+    # Load the data (first: a dataset without labels is named before a model loads)
+    ###############
+    rows, space = _load_prompt_rows(script_args)
+
+    ###############
+    # Load the policy and its backbone adapter; the data's label space goes into its config
+    ###############
+    adapter, start = _load_policy(script_args, grpo_args, model_args, space.labels)
+    record_label_space(adapter.model.config, space)
+
+    ###############
+    # Stage 1: the cold start, so that the model writes the format before RL rewards it
+    ###############
+    cold_start = _cold_start(adapter, script_args, grpo_args, model_args, space.labels, start, resume)
+
+    ###############
+    # Stage 2: GRPO
+    ###############
+    from .grpo_data import grpo_prompts
+
+    prompts = grpo_prompts(rows, space.labels, script_args.dataset_name)
+    trainer = _grpo_trainer(adapter, prompts, script_args, grpo_args, model_args)
+    trainer.recipe = TrainingRecipe(script_args, model_args, mixture_args, len(prompts),
+                                    stages=_stage_settings(script_args, grpo_args, cold_start))
+    result = trainer.train(resume_from_checkpoint=resume)
+    metrics = {**result.metrics, "train_samples": len(prompts), "cold_start_steps": cold_start or 0}
+    trainer.log_metrics("train", metrics)
+    trainer.save_metrics("train", metrics)
+    trainer.save_state()
+
+    ###############
+    # Save (and push)
+    ###############
+    _save(trainer, adapter, rows, script_args, grpo_args, model_args)
+    return metrics
+
+
+def _check_before_loading(script_args, grpo_args, mixture_args) -> str | None:
+    """The launch, the trackers, the rewards and their weights, checked before anything loads; returns the checkpoint
+    to resume (or None)."""
+    from .checkpoints import checkpoint_to_resume
+    from .launch import check_launch
+    from .trackers import check_trackers
+
+    check_launch(grpo_args)
+    check_trackers(grpo_args)
+    if mixture_args.datasets or not script_args.dataset_name:
+        raise EmoVITInputError("dataset_name: GRPO trains on one built dataset (a folder or Hub id); set dataset_name.")
+    unknown = [name for name in script_args.reward_funcs if name not in REWARDS]
+    if unknown or not script_args.reward_funcs:
+        raise EmoVITInputError(f"reward_funcs: {unknown or 'none given'}; name rewards among {', '.join(REWARDS)}.")
+    weights = grpo_args.reward_weights
+    if weights is not None and len(weights) != len(script_args.reward_funcs):
+        raise EmoVITInputError(
+            f"reward_weights: {len(weights)} weight(s) for {len(script_args.reward_funcs)} reward(s) "
+            f"({', '.join(script_args.reward_funcs)}); give one number per reward, in the same order."
+        )
+    if not 0.0 <= script_args.cold_start_confidence <= 1.0:
+        raise EmoVITInputError(f"cold_start_confidence: {script_args.cold_start_confidence} is not between 0 and 1.")
+    return checkpoint_to_resume(grpo_args)
+
+
+def _load_prompt_rows(script_args):
+    """`(rows, label space)`: the split GRPO prompts come from, refused when its rows carry no labels."""
+    from dataset_builder.loading import load_split
+
+    from .label_space import training_label_space
+
+    data = script_args.dataset_name
+    rows = load_split(data, script_args.dataset_config, script_args.dataset_train_split,
+                      required=("id", "image", "emotion"))
+    space = training_label_space(rows, data)
+    if space is None or not space.labels:
+        raise EmoVITInputError(f"{data}: the rows carry no emotion labels, and GRPO's rewards check each answer "
+                               f"against its row's `emotion`; build the dataset from a labelled source.")
+    return rows, space
+
+
+def _load_policy(script_args, grpo_args, model_args, labels: tuple[str, ...]):
+    """`(adapter, where the weights came from)`: the cold start's finished model when OUTPUT_DIR holds one (a run
+    interrupted before GRPO's first checkpoint), else the recipe's model; refused when GRPO cannot drive its family,
+    when it was trained on other labels, or when the completion budget cannot hold the format."""
+    from modeling_emovit.backbone import backbone_adapter
+    from modeling_emovit.loading import load_model_and_processor
+
+    cold_start = Path(grpo_args.output_dir) / COLD_START_FOLDER
+    start = str(cold_start) if (cold_start / "train_results.json").is_file() else model_args.model_name_or_path
+    model, processor = load_model_and_processor(start, model_args.dtype, grpo_args.trust_remote_code, grpo_args.seed)
+    adapter = backbone_adapter(model, processor)
+    if not adapter.trl_native:
+        raise EmoVITInputError(
+            f"{start}: GRPO trains chat-template models (LLaVA, SmolVLM/Idefics3, Qwen2-VL, Qwen2.5-VL); TRL's "
+            f"GRPOTrainer does not pass an EmoVIT/InstructBLIP model its Q-Former's instruction input "
+            f"(recipes/README.md, 'GRPO')."
+        )
+    _check_trained_labels(model.config, labels, start, script_args.dataset_name)
+    _check_completion_budget(adapter, labels, grpo_args.max_completion_length)
+    return adapter, start
+
+
+def _check_trained_labels(config, labels, model: str, data: str) -> None:
+    """A model whose config records the labels it was trained on (`emotion_labels`, written by training) must be
+    asked about those: the rewards' label space is the data's."""
+    trained = getattr(config, "emotion_label_space", None) and getattr(config, "emotion_labels", None)
+    if trained and set(trained) != set(labels):
+        raise EmoVITInputError(
+            f"{model} was trained on the labels {', '.join(trained)}, {data} has {', '.join(labels)}; GRPO "
+            f"continues training on the model's own label space: use data with those labels, or SFT it on yours first."
+        )
+
+
+def _check_completion_budget(adapter, labels, budget: int) -> None:
+    """max_completion_length must hold the shortest well-formed answer with the longest label."""
+    from dataset_builder.reasoning_format import reasoned_answer
+
+    shortest = max(adapter.answer_lengths([reasoned_answer("a", label, 0.5) for label in labels]))
+    if budget < shortest:
+        raise EmoVITInputError(
+            f"max_completion_length: {budget} tokens cannot hold the answer format (a one-word reasoning with the "
+            f"longest label already takes {shortest}); allow room for the reasoning, 128 or more."
+        )
+
+
+def _cold_start(adapter, script_args, grpo_args, model_args, labels, start: str, resume) -> int | None:
+    """Stage 1 (`cold_start_max_steps` > 0): SFT on the reasoning rows in the answer format, the model trained in
+    place and saved to OUTPUT_DIR/cold-start; skipped when the policy already came from there or GRPO resumes.
+    Returns its optimizer steps (None when skipped)."""
+    from dataset_builder.loading import load_split
+
+    from .card import ModelCardSFTTrainer
+    from .grpo_data import cold_start_rows
+    from .lora import lora_config
+
+    if script_args.cold_start_max_steps <= 0 or resume or start.endswith(COLD_START_FOLDER):
+        if script_args.cold_start_max_steps > 0:
+            logger.info("Cold start skipped: the policy comes from %s.", resume or start)
+        return None
+    data = script_args.dataset_name
+    reasoning = load_split(data, script_args.cold_start_config, script_args.dataset_train_split,
+                           required=("id", "image", "emotion", "completion"))
+    rows = cold_start_rows(reasoning, labels, script_args.cold_start_confidence,
+                           script_args.cold_start_reasoning_sentences, f"{data} ({script_args.cold_start_config})")
+    trainer = ModelCardSFTTrainer(model=adapter.model, args=_cold_start_args(script_args, grpo_args),
+                                  train_dataset=rows, processing_class=adapter.processor,
+                                  peft_config=lora_config(model_args) if model_args.use_peft else None)
+    result = trainer.train()
+    if model_args.use_peft:  # GRPO trains its own adapter over the cold-started weights
+        adapter.model = trainer.model.merge_and_unload()
+    trainer.save_model(trainer.args.output_dir)
+    trainer.save_metrics("train", result.metrics)  # train_results.json: the cold start finished
+    trainer.save_state()  # trainer_state.json: its loss curve
+    return trainer.state.global_step
+
+
+def _cold_start_args(script_args, grpo_args):
+    from trl import SFTConfig
+
+    shared = {name: getattr(grpo_args, name) for name in SHARED_WITH_COLD_START}
+    return SFTConfig(output_dir=str(Path(grpo_args.output_dir) / COLD_START_FOLDER),
+                     max_steps=script_args.cold_start_max_steps, learning_rate=script_args.cold_start_learning_rate,
+                     per_device_train_batch_size=script_args.cold_start_batch_size,
+                     save_strategy="no", max_length=None, **shared)
+
+
+def _grpo_trainer(adapter, prompts, script_args, grpo_args, model_args):
+    from .card import ModelCardGRPOTrainer
+    from .lora import lora_config
+
+    return ModelCardGRPOTrainer(
+        model=adapter.model,
+        reward_funcs=[REWARDS[name] for name in script_args.reward_funcs],
+        args=grpo_args,
+        train_dataset=prompts,
+        processing_class=adapter.processor,
+        peft_config=lora_config(model_args) if model_args.use_peft else None,
+    )
+
+
+def _stage_settings(script_args, grpo_args, cold_start_steps: int | None) -> dict:
+    """The card's lines for both stages (the GRPO stage's trainer settings follow them)."""
+    weights = grpo_args.reward_weights or [1.0] * len(script_args.reward_funcs)
+    cold_start = (f"SFT, {cold_start_steps} steps of {script_args.cold_start_batch_size} rows per device on the "
+                  f"`{script_args.cold_start_config}` config in the answer format, learning rate "
+                  f"{script_args.cold_start_learning_rate}, stated confidence "
+                  f"{script_args.cold_start_confidence}" if cold_start_steps else "none in this run")
+    return {
+        "stage 1: cold start": cold_start,
+        "stage 2: GRPO": (f"rewards {', '.join(f'{name} x {weight:g}' for name, weight in zip(script_args.reward_funcs, weights))}; "
+                          f"{grpo_args.num_generations} generations per prompt, temperature {grpo_args.temperature}, "
+                          f"beta {grpo_args.beta}, max_completion_length {grpo_args.max_completion_length}, "
+                          f"loss {grpo_args.loss_type}"),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Parses the recipe and trains; bad input is one sentence on stderr and exit code 2 (`emovit.error_boundary`)."""
+    from .sft import run_recipe
+
+    return run_recipe("grpo", parse_recipe, train, argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
