@@ -72,7 +72,7 @@ def peer_calibration(probabilities: list[list[float]], references: list[str], la
 
 def reasoning_figures(rows: list[dict], labels: list[str]) -> dict:
     """Reasoning-format answers: format compliance, the stated confidence's ECE (`PEER_ECE_BINS` equal-width bins,
-    [lo, hi), 1 in the last) and Brier score as a forecast of being right, both x100, over the answers whose
+    binned as `peer_calibration` bins the rank probabilities) and Brier score as a forecast of being right, both x100, over the answers whose
     confidence reads (`confidence_missing_rate`: the others); beside them the rank-mode columns of the same images."""
     import numpy as np
 
@@ -83,9 +83,11 @@ def reasoning_figures(rows: list[dict], labels: list[str]) -> dict:
     if stated:
         confidence = np.array([row["confidence"] for row in stated])
         correct = np.array([float(row["prediction"] == row["reference"]) for row in stated])
-        bins = np.minimum((confidence * PEER_ECE_BINS).astype(int), PEER_ECE_BINS - 1)
-        gaps = [abs(correct[bins == b].mean() - confidence[bins == b].mean()) * np.sum(bins == b) for b in set(bins)]
-        figures["verbalised_ece_10_bins_x100"] = 100 * float(sum(gaps)) / len(stated)
+        # the rank columns' binning (peer_calibration: "left", EmoCaliber's edges), from the metric module itself
+        from .metrics.emotion_calibration.emotion_calibration import expected_calibration_error
+
+        figures["verbalised_ece_10_bins_x100"] = 100 * expected_calibration_error(confidence, correct, PEER_ECE_BINS,
+                                                                                   "left")
         figures["verbalised_brier_x100"] = 100 * float(np.mean((confidence - correct) ** 2))
     probabilities = [[row["rank_scores"][label] for label in labels] for row in rows]
     rank = peer_calibration(probabilities, [row["reference"] for row in rows], labels)

@@ -80,9 +80,12 @@ class GeneratePredictor:
     def instruction(self, paraphrase: int) -> str:
         return categorical_instruction(self.space.labels, paraphrase)
 
+    def answers(self, images: list, prompt: str) -> list[str]:
+        """The generated text for each image, greedy, within the budget."""
+        return self.adapter.generate(images, [prompt] * len(images), self.max_new_tokens, **self.options)
+
     def predict(self, images: list, prompt: str) -> list[Prediction]:
-        answers = self.adapter.generate(images, [prompt] * len(images), self.max_new_tokens, **self.options)
-        return [Prediction(normalize_emotion(answer, self.space), answer) for answer in answers]
+        return [Prediction(normalize_emotion(answer, self.space), answer) for answer in self.answers(images, prompt)]
 
 
 class ReasoningPredictor(GeneratePredictor):
@@ -97,7 +100,7 @@ class ReasoningPredictor(GeneratePredictor):
         return reasoning_instruction(self.space.labels)
 
     def predict(self, images: list, prompt: str) -> list[Prediction]:
-        answers = self.adapter.generate(images, [prompt] * len(images), self.max_new_tokens, **self.options)
+        answers = self.answers(images, prompt)
         ranked = self.ranker.predict(images, self.ranker.instruction(0))
         predictions = []
         for answer, rank in zip(answers, ranked):

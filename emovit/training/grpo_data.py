@@ -53,8 +53,8 @@ def first_sentences(text: str, count: int) -> str:
 
 def _labelled(dataset, labels: tuple[str, ...], data: str):
     """Refuses rows without a gold emotion of the label space, naming the first."""
-    emotions = dataset["emotion"]
-    unlabelled = [dataset["id"][k] for k, emotion in enumerate(emotions) if emotion not in labels]
+    columns = dataset.select_columns(["id", "emotion"]).to_dict()  # each column read once
+    unlabelled = [row_id for row_id, emotion in zip(columns["id"], columns["emotion"]) if emotion not in labels]
     if unlabelled:
         raise EmoVITInputError(
             f"{data}: {len(unlabelled)} row(s) have no emotion of the label space ({', '.join(labels)}), the first "

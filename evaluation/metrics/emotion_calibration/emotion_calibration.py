@@ -81,7 +81,7 @@ class EmotionCalibration(evaluate.Metric):
         classes = list(range(probabilities.shape[1]))
         confidence, correct = probabilities.max(axis=1), probabilities.argmax(axis=1) == truth
         results = {
-            "ece": _expected_calibration_error(confidence, correct, n_bins, bins_closed),
+            "ece": expected_calibration_error(confidence, correct, n_bins, bins_closed),
             "brier": float(brier_score_loss(truth, probabilities, labels=classes, scale_by_half=False)),
             "top_label_brier": float(np.mean((confidence - correct) ** 2)),
             "nll": float(log_loss(truth, probabilities, labels=classes)),
@@ -110,7 +110,7 @@ def _reference_ids(references, labels, metric: str) -> list[int]:
     return [index[reference.lower()] for reference in references]
 
 
-def _expected_calibration_error(confidence: np.ndarray, correct: np.ndarray, n_bins: int, closed: str) -> float:
+def expected_calibration_error(confidence: np.ndarray, correct: np.ndarray, n_bins: int, closed: str) -> float:
     """Bins (lo, hi] over [0, 1] of top-1 confidence, the first also holding 0 (closed "right"), or [lo, hi) with the
     edges of `np.linspace(0, 1, n_bins + 1)` as EmoCaliber compares against them, the last bin also holding 1
     (closed "left"; EmoCaliber's own loop leaves a confidence of exactly 1 out of every bin)."""
