@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 from dataset_trees import png_bytes
-from train_helpers import REPO
+from train_helpers import REPO, child_environment
 
 from dataset_builder.emotions import get_label_space
 from dataset_builder.reasoning_format import parse_reasoned_answer, reasoned_answer, reasoning_instruction
@@ -167,15 +167,9 @@ def trained(data, tmp_path_factory):
     out = tmp_path_factory.mktemp("grpo-run")
     result = subprocess.run([sys.executable, str(REPO / "recipes" / "grpo.py"), *grpo_argv(data, out, "--save_strategy",
                              "steps", "--save_steps", "2")], capture_output=True, text=True, timeout=300, cwd=REPO,
-                            env={**_environment(), "PYTHONPATH": str(REPO)})
+                            env=child_environment())
     assert result.returncode == 0, result.stderr[-3000:]
     return out
-
-
-def _environment():
-    import os
-
-    return {**os.environ, "OMP_NUM_THREADS": "1"}
 
 
 def test_the_recipe_cold_starts_then_runs_grpo_with_every_reward_logged(trained):

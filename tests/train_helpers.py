@@ -85,8 +85,13 @@ def sft_command(*args, launcher=None, launch_args=()) -> list[str]:
     return [*prefix, str(SFT), "--config", str(TINY_RECIPE), "--disable_tqdm", "true", *map(str, args)]
 
 
+def child_environment(**env: str) -> dict:
+    """A recipe subprocess's environment: one torch thread, the repository importable, `env` on top."""
+    return {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO), **env}
+
+
 def run_sft(*args, launcher=None, launch_args=(), env=None, timeout=240) -> subprocess.CompletedProcess:
-    environment = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO), **(env or {})}
+    environment = child_environment(**(env or {}))
     return subprocess.run(
         sft_command(*args, launcher=launcher, launch_args=launch_args), capture_output=True, text=True, timeout=timeout, env=environment,
         cwd=REPO,
