@@ -7,6 +7,11 @@ chat template" became adapters.
 emovit_instruction(space.labels))` on each tiny model built with its default seed), recorded once there; the
 scores' correctness is specified elsewhere, against one forward per candidate (`test_candidate_scoring.py`) and
 against a direct forward over the chat template (`test_chat_vlms.py`).
+
+"Equal" is within a relative 1e-5. The scores are float32 sums of magnitude about 30 to 40, where one float32 step is
+3.8e-6, so an absolute 1e-6 asks for bit-identical kernels: the same code gave 1 to 2 steps of difference from the
+recording on one CPU and more on CI's. A relative 1e-5 (about 3e-4 here) admits kernel rounding and little else:
+changing one character of the prompt moved some score by 3e-3 (LLaVA) to 0.5 (EmoVIT-OPT) on these tiny backbones.
 """
 
 import ast
@@ -85,7 +90,7 @@ def test_rank_scores_are_what_they_were_before_the_adapters(name):
                 IMAGES, emovit_instruction(space.labels))
             before = torch.tensor(BEFORE[f"{space_name}/{name}/{strategy}"], dtype=torch.float64)
             assert scores.shape == before.shape
-            assert torch.allclose(scores.double(), before, rtol=0, atol=1e-6), (space_name, strategy)
+            assert torch.allclose(scores.double(), before, rtol=1e-5, atol=0), (space_name, strategy)
 
 
 def test_a_processor_without_a_chat_template_that_is_not_emovits_is_refused_by_name():
