@@ -32,7 +32,8 @@ from transformers.cli.serving.utils import BaseHandler
 
 from modeling_emovit.errors import EmoVITInputError
 
-from .serving_inputs import RequestBodyLimit, RequestImages, RequestLimits, decode_message_images, install_error_replies
+from .serving_inputs import (RequestBodyLimit, RequestImages, RequestLimits, check_generation_fields,
+                             decode_message_images, install_error_replies)
 
 EMOTIONS_ROUTE = "/v1/emotions"
 CHAT_ROUTE = "/v1/chat/completions"
@@ -114,12 +115,14 @@ async def _emotion_images(images, decoder: RequestImages):
 
 def secure_routes(serve, limits: RequestLimits) -> None:
     """The app `serve` (a transformers `Serve`) built, cut down to the routes named in the module docstring, with
-    the emotion route, the body cap, the image decoding before chat completions and OpenAI-shaped errors."""
+    the emotion route, the body cap, the generation-field checks and image decoding before chat completions and
+    OpenAI-shaped errors."""
     app = serve.server.config.app
     app.router.routes[:] = [route for route in app.router.routes if getattr(route, "path", None) in KEPT_ROUTES]
     chat, emotion = serve._chat_handler, EmotionHandler(serve._model_manager, serve._generation_state, limits)
 
     async def chat_completions(request: Request, body: dict):
+        check_generation_fields(body, limits)
         await decode_message_images(body, RequestImages(limits))
         return await chat.handle_request(body, request.state.request_id)
 

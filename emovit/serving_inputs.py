@@ -8,6 +8,11 @@ server (`emovit.serving`).
   follows redirects and opens paths on the server's disk, so no string a client sent ever reaches it: chat messages
   reach transformers with decoded images in place of their URLs. With `--allow-image-urls` an http(s) URL is
   fetched here, without redirects, within a deadline and the byte cap, on the event loop (not the inference thread).
+- Generation fields are checked first (`check_generation_fields`), to OpenAI's ranges: `max_tokens` and
+  `max_completion_tokens` at most `--max-new-tokens` (and that cap for a request naming neither), one choice (`n`),
+  `stream` a boolean, no `stop` (it fails inside transformers for every processor) and no `generation_config`;
+  transformers would turn a wrong type into a 500, generate for as long as a client asks, return one choice whatever
+  `n` says and stream on `"stream": "false"`.
 - Every error reply is OpenAI's `{"error": {"message", "type", "param", "code"}}`, its message one line short enough
   that the reply stays under 1 KB whatever the client sent (`error_reply`).
 """
@@ -22,6 +27,7 @@ from urllib.parse import urlsplit
 from modeling_emovit.errors import EmoVITInputError
 
 MAX_IMAGES_PER_REQUEST = 64
+MAX_LOGIT_BIASES = 300  # OpenAI's limit
 ERROR_MESSAGE_BYTES = 700  # of the JSON-escaped message: the reply, envelope included, stays under 1 KB
 ERROR_TYPES = {400: "invalid_request_error", 404: "not_found_error", 405: "invalid_request_error",
                413: "invalid_request_error",
@@ -30,14 +36,18 @@ ERROR_TYPES = {400: "invalid_request_error", 404: "not_found_error", 405: "inval
 
 @dataclass(frozen=True)
 class RequestLimits:
-    """What one request may bring: body bytes (also the cap of a fetched image) and whether, and how long, image URLs
-    are fetched."""
+    """What one request may bring: body bytes (also the cap of a fetched image), whether, and how long, image URLs
+    are fetched, and how many tokens it may ask to have generated."""
 
     max_request_bytes: int = 20 * 1024 * 1024
     allow_image_urls: bool = False
     image_url_timeout: float = 10.0
+    max_new_tokens: int = 1024
 
     def check(self) -> None:
+        """Refuses limits that would refuse every request, naming the flag."""
+        if self.max_new_tokens < 1:
+            raise EmoVITInputError(f"--max-new-tokens must be positive, not {self.max_new_tokens}.")
         if self.max_request_bytes < 1:
             raise EmoVITInputError(f"--max-request-mb must be positive, not {self.max_request_bytes / 2**20:g}.")
         if self.image_url_timeout <= 0:
@@ -194,6 +204,61 @@ def _data_url_bytes(url: str, field: str) -> bytes:
         return base64.b64decode(payload)
     except ValueError:  # binascii.Error: bad padding
         raise EmoVITInputError(f"{field}: the data URL's base64 does not decode.") from None
+
+
+def _is_integer(value) -> bool:
+    """Whether `value` is a JSON integer (`True` is an `int` to Python, not to OpenAI)."""
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value) -> bool:
+    """Whether `value` is a JSON number, not a boolean (NaN and infinity, which Python's JSON reads, fail any range)."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _is_logit_bias(value) -> bool:
+    """Whether `value` is OpenAI's `logit_bias`: at most `MAX_LOGIT_BIASES` token ids (as strings) to numbers from -100
+    to 100."""
+    return (isinstance(value, dict) and len(value) <= MAX_LOGIT_BIASES
+            and all(key.isdigit() and _is_number(bias) and -100 <= bias <= 100 for key, bias in value.items()))
+
+
+_GENERATION_RULES = {  # field: (what its value must be, the test); the ranges of OpenAI's chat completions
+    "temperature": ("a number from 0 to 2", lambda value: _is_number(value) and 0 <= value <= 2),
+    "top_p": ("a number above 0 and at most 1", lambda value: _is_number(value) and 0 < value <= 1),
+    "n": ("1 (this server returns one choice)", lambda value: _is_integer(value) and value == 1),
+    "seed": ("a 64-bit integer", lambda value: _is_integer(value) and -(2**63) <= value < 2**64),  # torch.manual_seed
+    "stream": ("true or false", lambda value: isinstance(value, bool)),
+    # transformers applies it as repetition_penalty = 1 + frequency_penalty, which must stay above 0
+    "frequency_penalty": ("a number above -1 and at most 2", lambda value: _is_number(value) and -1 < value <= 2),
+    "logit_bias": (f"an object of at most {MAX_LOGIT_BIASES} token ids to numbers from -100 to 100", _is_logit_bias),
+}
+REFUSED_FIELDS = {  # fields transformers' chat handler reads that this server does not take from a client
+    "stop": "transformers matches stop strings through a tokenizer vocabulary, which the served processors lack",
+    "generation_config": "it is transformers' own field and would let a client set any generation setting",
+}
+
+
+def check_generation_fields(body: dict, limits: RequestLimits) -> None:
+    """Refuses, in one sentence naming the field, a chat body's `max_tokens` or `max_completion_tokens` that is not an
+    integer from 1 to `limits.max_new_tokens`, any other field outside `_GENERATION_RULES`, and the
+    `REFUSED_FIELDS` (fields absent or null are left to their defaults). A body naming neither length gets
+    `max_tokens` set to the cap: transformers' chat handler would otherwise generate up to the model's own
+    `generation_config.max_new_tokens`, raised to at least 1024 (`BaseHandler._build_generation_config`)."""
+    cap = limits.max_new_tokens
+    for field in ("max_tokens", "max_completion_tokens"):
+        value = body.get(field)
+        if value is not None and not (_is_integer(value) and 1 <= value <= cap):
+            raise EmoVITInputError(f"{field} must be an integer from 1 to {cap} (this server's cap, --max-new-tokens), "
+                                   f"not {str(value)[:20]}.")
+    for field, (expected, accepts) in _GENERATION_RULES.items():
+        if body.get(field) is not None and not accepts(body[field]):
+            raise EmoVITInputError(f"{field} must be {expected}, not {str(body[field])[:20]}.")
+    for field, reason in REFUSED_FIELDS.items():
+        if body.get(field) is not None:
+            raise EmoVITInputError(f"This server does not take {field}: {reason}.")
+    if body.get("max_tokens") is None and body.get("max_completion_tokens") is None:
+        body["max_tokens"] = cap
 
 
 async def decode_message_images(body: dict, images: RequestImages) -> None:

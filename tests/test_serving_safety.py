@@ -1,15 +1,17 @@
 """`emovit serve` on hostile HTTP input: a real server process on loopback, probed as issue 20 describes.
 
 One server with the defaults answers the table of probes (URLs and paths for images, oversized bodies, bomb and
-garbage images, out-of-range fields, transformers' dropped routes); a second, started with `--allow-image-urls`,
-answers the probes of that opt-in (redirects, a dripping URL, a byte cap). A loopback HTTP server standing for an
-address inside the server's network records every request it gets, so a probe can show it was never contacted.
+garbage images, out-of-range fields, transformers' dropped routes); a second, started with `--allow-image-urls` and
+a small `--max-new-tokens`, answers the probes of that opt-in (redirects, a dripping URL, a byte cap) and of the cap.
+A loopback HTTP server standing for an address inside the server's network records every request it gets, so a probe
+can show it was never contacted.
 Every error reply must be OpenAI's shape (`{"error": {"message", "type", "code"}}`, what the openai client reads)
 and under 1 KB.
 """
 
 import base64
 import json
+import re
 import signal
 import subprocess
 import threading
@@ -22,6 +24,8 @@ import pytest
 from PIL import Image
 from serving_helpers import data_url, serving
 from train_helpers import save_tiny_emovit
+
+from modeling_emovit.errors import EmoVITInputError
 
 RED = Image.new("RGB", (32, 32), (200, 20, 20))
 PNG = base64.b64decode(data_url(RED).partition(",")[2])
@@ -107,7 +111,8 @@ def server(model_folder):
 
 @pytest.fixture(scope="module")
 def url_server(model_folder):
-    with serving(model_folder, "--allow-image-urls", "--image-url-timeout", "6", "--max-request-mb", "2") as served:
+    with serving(model_folder, "--allow-image-urls", "--image-url-timeout", "6", "--max-request-mb", "2",
+                 "--max-new-tokens", "8") as served:
         yield served
 
 
@@ -182,6 +187,22 @@ PROBES = [
      400, "messages must be a list of message objects"),
     ("chat, model name of 100 KB, not echoed", "/v1/chat/completions",
      lambda i, j: {**chat(data_url(RED)), "model": "m" * 100_000}, 400, "Server is pinned to"),
+    ("chat, max_tokens not an integer", "/v1/chat/completions",
+     lambda i, j: {**chat(data_url(RED)), "max_tokens": "abc"},
+     400, "max_tokens must be an integer from 1 to 1024 (this server's cap, --max-new-tokens), not abc"),
+    ("chat, max_completion_tokens over the cap", "/v1/chat/completions",
+     lambda i, j: {**chat(data_url(RED)), "max_completion_tokens": 10**9},
+     400, "max_completion_tokens must be an integer from 1 to 1024 (this server's cap"),
+    ("chat, n 2", "/v1/chat/completions", lambda i, j: {**chat(data_url(RED)), "n": 2},
+     400, "n must be 1 (this server returns one choice), not 2"),
+    ("chat, temperature 5", "/v1/chat/completions", lambda i, j: {**chat(data_url(RED)), "temperature": 5},
+     400, "temperature must be a number from 0 to 2, not 5"),
+    ("chat, stream a string", "/v1/chat/completions", lambda i, j: {**chat(data_url(RED)), "stream": "false"},
+     400, "stream must be true or false, not false"),
+    ("chat, stop (a 500 inside transformers: a processor has no get_vocab)", "/v1/chat/completions",
+     lambda i, j: {**chat(data_url(RED)), "stop": ["."]}, 400, "This server does not take stop"),
+    ("chat, frequency_penalty as text", "/v1/chat/completions",
+     lambda i, j: {**chat(data_url(RED)), "frequency_penalty": "abc"}, 400, "frequency_penalty must be a number"),
     ("/load_model (loads any model a client names)", "/load_model", lambda i, j: {"model": str(j.parent)},
      404, "POST /load_model is not served here; this server answers /v1/chat/completions, /v1/emotions"),
     ("/reset (unloads the model)", "/reset", lambda i, j: {}, 404, "POST /reset is not served here"),
@@ -206,6 +227,49 @@ def test_the_openai_client_shows_the_refusal_of_an_image_url(server, internal):
         server.client.chat.completions.create(model=server.client.models.list().data[0].id, **chat(internal.url("/x")))
     assert "images must be sent inside the request as base64 data URLs" in refused.value.message
     assert internal.paths == []
+
+
+def test_a_chat_request_within_the_generation_rules_is_answered(server):
+    body = {**chat(data_url(RED)), "temperature": 0, "top_p": 1, "n": 1, "seed": 7, "stream": False}
+    response = post(server, "/v1/chat/completions", body)
+    assert response.status_code == 200, response.content[:300]
+    assert len(response.json()["choices"]) == 1
+
+
+def test_max_new_tokens_sets_the_cap_of_max_tokens(url_server):
+    refused = post(url_server, "/v1/chat/completions", {**chat(data_url(RED)), "max_tokens": 9})
+    assert refused.status_code == 400
+    assert "max_tokens must be an integer from 1 to 8 (this server's cap, --max-new-tokens), not 9" in error_message(
+        refused)
+    assert post(url_server, "/v1/chat/completions", {**chat(data_url(RED)), "max_tokens": 8}).status_code == 200
+
+
+@pytest.mark.parametrize("field, value, says", [
+    ("max_tokens", True, "max_tokens must be an integer from 1 to 1024"),
+    ("max_tokens", 0, "max_tokens must be an integer from 1 to 1024"),
+    ("top_p", 0, "top_p must be a number above 0 and at most 1, not 0"),
+    ("seed", 2**64, "seed must be a 64-bit integer"),
+    ("frequency_penalty", -1, "frequency_penalty must be a number above -1 and at most 2, not -1"),
+    ("logit_bias", {"12": 101}, "logit_bias must be an object of at most 300 token ids to numbers from -100 to 100"),
+    ("logit_bias", {"a word": 5}, "logit_bias must be an object of at most 300 token ids"),
+    ("generation_config", '{"num_beams": 64}', "This server does not take generation_config"),
+])
+def test_generation_fields_out_of_openai_ranges_are_refused(field, value, says):
+    from emovit.serving_inputs import RequestLimits, check_generation_fields
+
+    with pytest.raises(EmoVITInputError, match=re.escape(says)):
+        check_generation_fields({field: value}, RequestLimits())
+
+
+def test_a_request_naming_no_length_gets_the_cap_and_null_fields_their_defaults():
+    from emovit.serving_inputs import RequestLimits, check_generation_fields
+
+    body = {"max_tokens": None, "temperature": None, "stop": None}
+    check_generation_fields(body, RequestLimits(max_new_tokens=16))
+    assert body["max_tokens"] == 16
+    named = {"max_completion_tokens": 4}
+    check_generation_fields(named, RequestLimits(max_new_tokens=16))
+    assert named == {"max_completion_tokens": 4}
 
 
 def _peak_memory_kb(process: subprocess.Popen) -> int:

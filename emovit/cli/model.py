@@ -42,6 +42,9 @@ def add_commands(subparsers) -> None:
                             "--max-request-mb). Lets clients make this server contact any address it can reach.")
     serve.add_argument("--image-url-timeout", type=float, default=10.0,
                        help="Seconds a fetched image may take, connection and download (with --allow-image-urls).")
+    serve.add_argument("--max-new-tokens", type=int, default=1024,
+                       help="Most tokens one chat completion may generate; a larger max_tokens or "
+                            "max_completion_tokens gets HTTP 400, a request naming neither gets this many.")
     add_trust_remote_code_argument(serve)
     serve.set_defaults(handler=_serve)
 
@@ -70,7 +73,7 @@ def _serve(args) -> int:
     from emovit.serving_inputs import RequestLimits
 
     limits = RequestLimits(max_request_bytes=int(args.max_request_mb * 2**20), allow_image_urls=args.allow_image_urls,
-                           image_url_timeout=args.image_url_timeout)
+                           image_url_timeout=args.image_url_timeout, max_new_tokens=args.max_new_tokens)
     serve(args.model, args.host, args.port, args.device, limits, trust_remote_code=args.trust_remote_code)
     return 0
 
