@@ -1,14 +1,15 @@
 """Does GRPO make a cold-started chat VLM answer emotions better, in the format, with a calibrated confidence?
 
-    .venv/bin/python benchmarks/bench_grpo.py [--seeds 0 1 2] [--cold-start-steps 200] [--grpo-steps 100] [--keep DIR]
+    .venv/bin/python benchmarks/bench_grpo.py [--seeds 0 1 2] [--cold-start-steps 200] [--grpo-steps 200] [--keep DIR]
     python benchmarks/bench_grpo.py --recipe recipes/smolvlm-256m/grpo.yaml --seeds 0   # on a GPU, Hub weights
 
 Other flags are the recipe's keys (`--learning_rate 1e-5 --temperature 0.7`).
 
 Per seed: a drawn EmoSet-layout sample (the demo's: 100 train images per emotion, rules-written reasoning answers,
-10 test images per emotion), then recipes/tiny-vlm/grpo.yaml on `small-random-qwen2-vl` as written, except its
-step counts: the cold start (SFT on the reasoning answers rewritten into the answer format, kept short so it stays
-well under what SFT alone reaches) and GRPO. Both the cold-started model (OUT/cold-start) and the GRPO model are
+`--test-per-emotion` test images per emotion, 25 by default: one image is half a point), then
+recipes/tiny-vlm/grpo.yaml on `small-random-qwen2-vl` as written, except its step counts: the cold start (SFT on the
+reasoning answers rewritten into the answer format, kept short so it stays well under what SFT alone reaches) and
+GRPO. Both the cold-started model (OUT/cold-start) and the GRPO model are
 evaluated on the test split with `emovit eval --mode generate --answer-format reasoning`.
 
 Targets: GRPO raises generate accuracy by 10 points or more over its cold start, at least 95% of answers in the
@@ -31,12 +32,12 @@ RECIPE = REPO / "recipes" / "tiny-vlm" / "grpo.yaml"
 GENERATION_TIMERS = ("transformers.generate", "transformers.generate_batch", "vLLM.generate")
 
 
-def sample_data(root: Path, seed: int) -> tuple[Path, Path]:
-    """`(train, test)`: the demo's sample, instructions and build (emovit.demo.pipeline), 10 test images per emotion."""
+def sample_data(root: Path, seed: int, test_per_emotion: int) -> tuple[Path, Path]:
+    """`(train, test)`: the demo's sample, instructions and build (emovit.demo.pipeline)."""
     from dataset_builder.sample import write_sample_emoset
     from emovit.demo.pipeline import _build, _generate, instruction_backend
 
-    write_sample_emoset(root / "emoset", 100, 10, seed=seed, val_per_emotion=0)
+    write_sample_emoset(root / "emoset", 100, test_per_emotion, seed=seed, val_per_emotion=0)
     _generate(root / "emoset", root / "generations.jsonl", instruction_backend("rules", None, None, root / "cache"))
     _build(root / "emoset", "train", root / "train", root / "generations.jsonl")
     _build(root / "emoset", "test", root / "test", None)
@@ -99,7 +100,7 @@ def evaluate(model: Path, test: Path, out: Path) -> dict:
 
 def run_seed(seed: int, root: Path, args) -> dict:
     start = time.monotonic()
-    train_data, test = sample_data(root / "data", seed)
+    train_data, test = sample_data(root / "data", seed, args.test_per_emotion)
     figures = train(train_data, root / "grpo", seed, args.recipe, args.cold_start_steps, args.grpo_steps,
                     args.recipe_overrides)
     before = evaluate(root / "grpo" / "cold-start", test, root / "eval-cold-start")
@@ -124,14 +125,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--cold-start-steps", type=int, default=200)
-    parser.add_argument("--grpo-steps", type=int, default=100)
+    parser.add_argument("--grpo-steps", type=int, default=200)
+    parser.add_argument("--test-per-emotion", type=int, default=25)
     parser.add_argument("--recipe", type=Path, default=RECIPE, help="The GRPO recipe (its model and settings).")
     parser.add_argument("--keep", type=Path, default=None, help="Keep each seed's data, models and evaluations under DIR.")
     args, args.recipe_overrides = parser.parse_known_args()  # the rest: recipe keys, `--learning_rate 1e-5`
     root = args.keep or Path(tempfile.mkdtemp(prefix="emovit-bench-grpo-"))
     print(machine_load())
     print(f"cold start {args.cold_start_steps} steps, GRPO {args.grpo_steps} steps ({args.recipe} "
-          f"{' '.join(args.recipe_overrides)}), 80 test images")
+          f"{' '.join(args.recipe_overrides)}), {8 * args.test_per_emotion} test images")
     print("| seed | generate accuracy, cold start -> GRPO | points | in format | stated-confidence ECE x100 | "
           "mean reward, first step -> last 5 | s per GRPO step | minutes |")
     print("|---|---|---|---|---|---|---|---|")

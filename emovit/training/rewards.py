@@ -61,8 +61,13 @@ def completion_text(completion) -> str:
 
 
 def _read(completions, candidates) -> list[ReasonedAnswer]:
-    return [parse_reasoned_answer(completion_text(completion), _space(tuple(labels)))
-            for completion, labels in zip(completions, candidates)]
+    return [_parsed(completion_text(completion), tuple(labels)) for completion, labels in zip(completions, candidates)]
+
+
+@lru_cache(maxsize=4096)
+def _parsed(text: str, labels: tuple[str, ...]) -> ReasonedAnswer:
+    """A completion read once for all four rewards (TRL calls each reward on the same completions in turn)."""
+    return parse_reasoned_answer(text, _space(labels))
 
 
 @lru_cache(maxsize=32)
