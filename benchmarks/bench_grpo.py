@@ -9,8 +9,8 @@ Per seed: a drawn EmoSet-layout sample (the demo's: 100 train images per emotion
 `--test-per-emotion` test images per emotion, 25 by default: one image is half a point), then
 recipes/tiny-vlm/grpo.yaml on `small-random-qwen2-vl` as written, except its step counts: the cold start (SFT on the
 reasoning answers rewritten into the answer format, kept short so it stays well under what SFT alone reaches) and
-GRPO. Both the cold-started model (OUT/cold-start) and the GRPO model are
-evaluated on the test split with `emovit eval --mode generate --answer-format reasoning`.
+GRPO. Both the cold-started model (OUT/cold-start) and the GRPO model are evaluated on the test split with `emovit
+eval --mode generate --answer-format reasoning`.
 
 Targets: GRPO raises generate accuracy by 10 points or more over its cold start, at least 95% of answers in the
 format, and a lower ECE of the stated confidence. The split of a GRPO step between generating the rollouts and the

@@ -108,6 +108,13 @@ def test_an_unreadable_confidence_earns_no_confidence_reward_and_no_format_rewar
     assert rewards["accuracy"] == float("<answer>" in text)  # the answer tag is still read
 
 
+def test_a_confidence_spread_has_the_cold_start_state_five_numbers_in_turn():
+    from emovit.training.grpo_data import stated_confidence
+
+    assert [stated_confidence(row, 0.7, 0.2) for row in range(6)] == [0.5, 0.6, 0.7, 0.8, 0.9, 0.5]
+    assert {stated_confidence(row, 0.8, 0.0) for row in range(5)} == {0.8}
+
+
 def test_rewards_read_conversational_completions_and_score_each_in_a_batch():
     """GRPOTrainer passes conversational prompts' completions as [{"role": "assistant", "content": ...}]."""
     right = [{"role": "assistant", "content": reasoned_answer("smiles", "amusement", 0.6)}]
@@ -271,6 +278,7 @@ def test_a_model_trained_on_another_label_space_is_refused(data, tmp_path, capsy
     (["--reward_funcs", "accuracy", "length"], "reward_funcs"),  # no such reward
     (["--max_completion_length", "8"], "max_completion_length"),  # cannot hold the format
     (["--cold_start_confidence", "1.5"], "cold_start_confidence"),
+    (["--cold_start_confidence", "0.9", "--cold_start_confidence_spread", "0.2"], "cold_start_confidence_spread"),
 ])
 def test_bad_recipe_values_are_refused_by_field(flags, field, data, tmp_path, capsys):
     assert field in refusal(grpo_argv(data, tmp_path / "out", *flags), capsys)

@@ -55,8 +55,11 @@ class GRPOScriptArguments(ScriptArguments):
     cold_start_reasoning_sentences: int = field(default=0, metadata={
         "help": "Sentences of each reasoning answer kept as the cold start's <think> (0: all; fewer, shorter rollouts)."})
     cold_start_confidence: float = field(default=0.8, metadata={
-        "help": "The confidence the cold-start answers state (the data has none per image; GRPO's confidence reward "
-                "then moves it image by image)."})
+        "help": "The confidence the cold-start answers state (the data has none per image), or the middle of the "
+                "numbers they state with cold_start_confidence_spread."})
+    cold_start_confidence_spread: float = field(default=0.0, metadata={
+        "help": "Half-width of the confidences the cold-start answers state, in turn, around cold_start_confidence "
+                "(0: all the same, and GRPO samples no other number to reward)."})
     merge_adapter: bool = field(
         default=False, metadata={"help": "With use_peft: also write the adapter merged into its base to OUTPUT_DIR/merged."}
     )
@@ -136,8 +139,10 @@ def _check_before_loading(script_args, grpo_args, mixture_args) -> str | None:
             f"reward_weights: {len(weights)} weight(s) for {len(script_args.reward_funcs)} reward(s) "
             f"({', '.join(script_args.reward_funcs)}); give one number per reward, in the same order."
         )
-    if not 0.0 <= script_args.cold_start_confidence <= 1.0:
-        raise EmoVITInputError(f"cold_start_confidence: {script_args.cold_start_confidence} is not between 0 and 1.")
+    center, spread = script_args.cold_start_confidence, script_args.cold_start_confidence_spread
+    if not (spread >= 0 and 0.0 <= center - spread and center + spread <= 1.0):
+        raise EmoVITInputError(f"cold_start_confidence {center} +/- cold_start_confidence_spread {spread} is not "
+                               f"within 0 and 1.")
     return checkpoint_to_resume(grpo_args)
 
 
@@ -220,7 +225,8 @@ def _cold_start(adapter, script_args, grpo_args, model_args, labels, start: str,
     reasoning = load_split(data, script_args.cold_start_config, script_args.dataset_train_split,
                            required=("id", "image", "emotion", "completion"))
     rows = cold_start_rows(reasoning, labels, script_args.cold_start_confidence,
-                           script_args.cold_start_reasoning_sentences, f"{data} ({script_args.cold_start_config})")
+                           script_args.cold_start_reasoning_sentences, f"{data} ({script_args.cold_start_config})",
+                           script_args.cold_start_confidence_spread)
     trainer = ModelCardSFTTrainer(model=adapter.model, args=_cold_start_args(script_args, grpo_args),
                                   train_dataset=rows, processing_class=adapter.processor,
                                   peft_config=lora_config(model_args) if model_args.use_peft else None)
@@ -263,7 +269,8 @@ def _stage_settings(script_args, grpo_args, cold_start_steps: int | None) -> dic
     cold_start = (f"SFT, {cold_start_steps} steps of {script_args.cold_start_batch_size} rows per device on the "
                   f"`{script_args.cold_start_config}` config in the answer format, learning rate "
                   f"{script_args.cold_start_learning_rate}, stated confidence "
-                  f"{script_args.cold_start_confidence}" if cold_start_steps else "none in this run")
+                  f"{script_args.cold_start_confidence} +/- {script_args.cold_start_confidence_spread}"
+                  if cold_start_steps else "none in this run")
     return {
         "stage 1: cold start": cold_start,
         "stage 2: GRPO": (f"rewards {', '.join(f'{name} x {weight:g}' for name, weight in zip(script_args.reward_funcs, weights))}; "

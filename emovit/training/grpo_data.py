@@ -29,19 +29,27 @@ def grpo_prompts(dataset, labels: tuple[str, ...], data: str):
     )
 
 
-def cold_start_rows(dataset, labels: tuple[str, ...], confidence: float, sentences: int, data: str):
+def cold_start_rows(dataset, labels: tuple[str, ...], confidence: float, sentences: int, data: str,
+                    spread: float = 0.0):
     """The reasoning rows as conversations for TRL's SFT collator: the reasoning question, then
-    `<think>{the reasoning answer}</think><answer>{gold}</answer><confidence>{confidence}</confidence>`, the
-    reasoning cut to its first `sentences` sentences (0: whole)."""
+    `<think>{the reasoning answer}</think><answer>{gold}</answer><confidence>{c}</confidence>`, the reasoning cut to
+    its first `sentences` sentences (0: whole) and `c` the row's `stated_confidence`."""
     from datasets import Image
 
     dataset = _labelled(dataset, labels, data)
     question = reasoning_instruction(labels)
-    rows = dataset.map(lambda row: {
+    rows = dataset.map(lambda row, k: {
         "prompt": question,
-        "completion": reasoned_answer(first_sentences(row["completion"], sentences), row["emotion"], confidence),
-    })
+        "completion": reasoned_answer(first_sentences(row["completion"], sentences), row["emotion"],
+                                      stated_confidence(k, confidence, spread)),
+    }, with_indices=True)
     return as_conversations(rows.cast_column("image", Image()))
+
+
+def stated_confidence(row: int, center: float, spread: float) -> float:
+    """Row `row`'s confidence: `center` plus `spread` times -1, -0.5, 0, 0.5 and 1 in turn (all `center` for 0), so
+    that the cold-started model states several numbers and GRPO's confidence reward has them to choose between."""
+    return round(center + spread * ((row % 5) - 2) / 2, 4)
 
 
 def first_sentences(text: str, count: int) -> str:
