@@ -33,7 +33,7 @@ from transformers.cli.serving.utils import BaseHandler
 from modeling_emovit.errors import EmoVITInputError
 
 from .serving_inputs import (RequestBodyLimit, RequestImages, RequestLimits, check_generation_fields,
-                             decode_message_images, install_error_replies)
+                             decode_message_images, install_error_replies, is_json_integer)
 
 EMOTIONS_ROUTE = "/v1/emotions"
 CHAT_ROUTE = "/v1/chat/completions"
@@ -99,7 +99,7 @@ def emotion_options(body: dict) -> dict:
                                    f"scored per request.")
         if any(len(label) > MAX_LABEL_CHARACTERS for label in labels):
             raise EmoVITInputError(f"candidate_labels: a label may have at most {MAX_LABEL_CHARACTERS} characters.")
-    if top_k is not None and (isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1):
+    if top_k is not None and not (is_json_integer(top_k) and top_k >= 1):
         raise EmoVITInputError(f"top_k must be an integer of at least 1, not {str(top_k)[:20]}.")
     return {key: value for key, value in (("candidate_labels", labels), ("top_k", top_k)) if value is not None}
 

@@ -206,7 +206,7 @@ def _data_url_bytes(url: str, field: str) -> bytes:
         raise EmoVITInputError(f"{field}: the data URL's base64 does not decode.") from None
 
 
-def _is_integer(value) -> bool:
+def is_json_integer(value) -> bool:
     """Whether `value` is a JSON integer (`True` is an `int` to Python, not to OpenAI)."""
     return isinstance(value, int) and not isinstance(value, bool)
 
@@ -226,8 +226,9 @@ def _is_logit_bias(value) -> bool:
 _GENERATION_RULES = {  # field: (what its value must be, the test); the ranges of OpenAI's chat completions
     "temperature": ("a number from 0 to 2", lambda value: _is_number(value) and 0 <= value <= 2),
     "top_p": ("a number above 0 and at most 1", lambda value: _is_number(value) and 0 < value <= 1),
-    "n": ("1 (this server returns one choice)", lambda value: _is_integer(value) and value == 1),
-    "seed": ("a 64-bit integer", lambda value: _is_integer(value) and -(2**63) <= value < 2**64),  # torch.manual_seed
+    "n": ("1 (this server returns one choice)", lambda value: is_json_integer(value) and value == 1),
+    # what torch.manual_seed takes
+    "seed": ("a 64-bit integer", lambda value: is_json_integer(value) and -(2**63) <= value < 2**64),
     "stream": ("true or false", lambda value: isinstance(value, bool)),
     # transformers applies it as repetition_penalty = 1 + frequency_penalty, which must stay above 0
     "frequency_penalty": ("a number above -1 and at most 2", lambda value: _is_number(value) and -1 < value <= 2),
@@ -248,7 +249,7 @@ def check_generation_fields(body: dict, limits: RequestLimits) -> None:
     cap = limits.max_new_tokens
     for field in ("max_tokens", "max_completion_tokens"):
         value = body.get(field)
-        if value is not None and not (_is_integer(value) and 1 <= value <= cap):
+        if value is not None and not (is_json_integer(value) and 1 <= value <= cap):
             raise EmoVITInputError(f"{field} must be an integer from 1 to {cap} (this server's cap, --max-new-tokens), "
                                    f"not {str(value)[:20]}.")
     for field, (expected, accepts) in _GENERATION_RULES.items():
