@@ -225,8 +225,8 @@ def _cold_start(adapter, script_args, grpo_args, model_args, labels, start: str,
     reasoning = load_split(data, script_args.cold_start_config, script_args.dataset_train_split,
                            required=("id", "image", "emotion", "completion"))
     rows = cold_start_rows(reasoning, labels, script_args.cold_start_confidence,
-                           script_args.cold_start_reasoning_sentences, f"{data} ({script_args.cold_start_config})",
-                           script_args.cold_start_confidence_spread)
+                           script_args.cold_start_confidence_spread, script_args.cold_start_reasoning_sentences,
+                           f"{data} ({script_args.cold_start_config})")
     trainer = ModelCardSFTTrainer(model=adapter.model, args=_cold_start_args(script_args, grpo_args),
                                   train_dataset=rows, processing_class=adapter.processor,
                                   peft_config=lora_config(model_args) if model_args.use_peft else None)

@@ -29,8 +29,7 @@ def grpo_prompts(dataset, labels: tuple[str, ...], data: str):
     )
 
 
-def cold_start_rows(dataset, labels: tuple[str, ...], confidence: float, sentences: int, data: str,
-                    spread: float = 0.0):
+def cold_start_rows(dataset, labels: tuple[str, ...], confidence: float, spread: float, sentences: int, data: str):
     """The reasoning rows as conversations for TRL's SFT collator: the reasoning question, then
     `<think>{the reasoning answer}</think><answer>{gold}</answer><confidence>{c}</confidence>`, the reasoning cut to
     its first `sentences` sentences (0: whole) and `c` the row's `stated_confidence`."""
