@@ -13,7 +13,7 @@ see a `BadRequestError` and do not retry), not with a 500.
 Safe to expose (`emovit.serving_inputs`): of transformers' routes only chat completions, `/v1/models` and `/health`
 are kept (not `/load_model`, which loads any model a client names, nor `/reset`, the Responses, completions,
 System One and transcription routes); images are decoded from the request by this server before transformers sees
-the messages; bodies are capped; a model's own code runs only with `--trust-remote-code`.
+the messages, within a pixel budget for all requests in progress; bodies are capped; a model's own code runs only with `--trust-remote-code`.
 
 Chat completions ignore `logprobs` (transformers serve drops the field), so probabilities have their own route,
 answered by the image-emotion-classification pipeline (`modeling_emovit.pipeline_emovit`, the scorer rank
@@ -32,8 +32,8 @@ from transformers.cli.serving.utils import BaseHandler
 
 from modeling_emovit.errors import EmoVITInputError
 
-from .serving_inputs import (RequestBodyLimit, RequestImages, RequestLimits, check_generation_fields,
-                             decode_message_images, install_error_replies, is_json_integer)
+from .serving_inputs import (PixelBudget, ReleaseRequestImages, RequestBodyLimit, RequestImages, RequestLimits,
+                             check_generation_fields, decode_message_images, install_error_replies, is_json_integer)
 
 EMOTIONS_ROUTE = "/v1/emotions"
 CHAT_ROUTE = "/v1/chat/completions"
@@ -58,10 +58,9 @@ class EmotionHandler(BaseHandler):
     """Answers `POST /v1/emotions` (see module docstring) with the emotion pipeline around the served model, in the
     server's inference thread."""
 
-    def __init__(self, model_manager, generation_state, limits: RequestLimits):
+    def __init__(self, model_manager, generation_state):
         super().__init__(model_manager, generation_state)
         self.pipelines = {}
-        self.limits = limits
 
     def _pipeline(self, model_id: str, model, processor):
         from modeling_emovit.pipeline_emovit import ImageEmotionClassificationPipeline
@@ -71,9 +70,9 @@ class EmotionHandler(BaseHandler):
             pipe = self.pipelines[model_id] = ImageEmotionClassificationPipeline(model=model, processor=processor)
         return pipe
 
-    async def handle_request(self, body: dict, request_id: str) -> JSONResponse:
+    async def handle_request(self, body: dict, request_id: str, decoder: RequestImages) -> JSONResponse:
         options = emotion_options(body)
-        images = await _emotion_images(body.get("image"), RequestImages(self.limits))
+        images = await _emotion_images(body.get("image"), decoder)
         model_id, model, processor = self._resolve_model(body)
         pipe = self._pipeline(model_id, model, processor)
         manager = self.generation_state.get_manager(model_id, use_cb=False)
@@ -115,23 +114,29 @@ async def _emotion_images(images, decoder: RequestImages):
 
 def secure_routes(serve, limits: RequestLimits) -> None:
     """The app `serve` (a transformers `Serve`) built, cut down to the routes named in the module docstring, with
-    the emotion route, the body cap, the generation-field checks and image decoding before chat completions and
-    OpenAI-shaped errors."""
+    the emotion route, the body cap, the generation-field checks and image decoding (within one pixel budget for the
+    whole server) before chat completions and OpenAI-shaped errors."""
     app = serve.server.config.app
     app.router.routes[:] = [route for route in app.router.routes if getattr(route, "path", None) in KEPT_ROUTES]
-    chat, emotion = serve._chat_handler, EmotionHandler(serve._model_manager, serve._generation_state, limits)
+    chat, emotion = serve._chat_handler, EmotionHandler(serve._model_manager, serve._generation_state)
+    budget = PixelBudget(limits.max_pixels_in_flight)
+
+    def request_images(request: Request) -> RequestImages:
+        request.state.images = RequestImages(limits, budget)  # released by ReleaseRequestImages
+        return request.state.images
 
     async def chat_completions(request: Request, body: dict):
         check_generation_fields(body, limits)
-        await decode_message_images(body, RequestImages(limits))
+        await decode_message_images(body, request_images(request))
         return await chat.handle_request(body, request.state.request_id)
 
     async def emotions(request: Request, body: dict):
-        return await emotion.handle_request(body, request.state.request_id)
+        return await emotion.handle_request(body, request.state.request_id, request_images(request))
 
     app.add_api_route(CHAT_ROUTE, chat_completions, methods=["POST"])
     app.add_api_route(EMOTIONS_ROUTE, emotions, methods=["POST"])
     install_error_replies(app, [CHAT_ROUTE, EMOTIONS_ROUTE, *KEPT_ROUTES])
+    app.add_middleware(ReleaseRequestImages)
     app.add_middleware(RequestBodyLimit, max_bytes=limits.max_request_bytes)
 
 

@@ -4,7 +4,8 @@ server (`emovit.serving`).
 - Request bodies are capped before anything parses them (`RequestBodyLimit`, `--max-request-mb`).
 - Images come as base64 data URLs inside the request and are decoded here (`RequestImages`), within the pixel limit
   `emovit data build` uses (`modeling_emovit.image_utils.open_image`, PIL's `MAX_IMAGE_PIXELS`), counted over the
-  whole request. transformers' own loader (`transformers.image_utils.load_image`) fetches URLs with no deadline,
+  whole request, and within `--max-megapixels-in-flight` over all the requests in progress (`PixelBudget`: a
+  request that would go over waits for none, it is answered 429 with Retry-After). transformers' own loader (`transformers.image_utils.load_image`) fetches URLs with no deadline,
   follows redirects and opens paths on the server's disk, so no string a client sent ever reaches it: chat messages
   reach transformers with decoded images in place of their URLs. With `--allow-image-urls` an http(s) URL is
   fetched here, without redirects, within a deadline and the byte cap, on the event loop (not the inference thread).
@@ -21,8 +22,11 @@ import asyncio
 import base64
 import io
 import json
+import threading
 from dataclasses import dataclass
 from urllib.parse import urlsplit
+
+from PIL import Image
 
 from modeling_emovit.errors import EmoVITInputError
 
@@ -30,19 +34,21 @@ MAX_IMAGES_PER_REQUEST = 64
 MAX_LOGIT_BIASES = 300  # OpenAI's limit
 ERROR_MESSAGE_BYTES = 700  # of the JSON-escaped message: the reply, envelope included, stays under 1 KB
 ERROR_TYPES = {400: "invalid_request_error", 404: "not_found_error", 405: "invalid_request_error",
-               413: "invalid_request_error",
-               422: "invalid_request_error", 500: "server_error"}
+               413: "invalid_request_error", 422: "invalid_request_error", 429: "rate_limit_error",
+               500: "server_error"}
 
 
 @dataclass(frozen=True)
 class RequestLimits:
     """What one request may bring: body bytes (also the cap of a fetched image), whether, and how long, image URLs
-    are fetched, and how many tokens it may ask to have generated."""
+    are fetched, and how many tokens it may ask to have generated; and the pixels all requests in progress may hold
+    decoded at once."""
 
     max_request_bytes: int = 20 * 1024 * 1024
     allow_image_urls: bool = False
     image_url_timeout: float = 10.0
     max_new_tokens: int = 1024
+    max_pixels_in_flight: int = 4 * Image.MAX_IMAGE_PIXELS  # four requests at the per-request cap: about 1 GB as RGB
 
     def check(self) -> None:
         """Refuses limits that would refuse every request, naming the flag."""
@@ -52,6 +58,8 @@ class RequestLimits:
             raise EmoVITInputError(f"--max-request-mb must be positive, not {self.max_request_bytes / 2**20:g}.")
         if self.image_url_timeout <= 0:
             raise EmoVITInputError(f"--image-url-timeout must be positive, not {self.image_url_timeout:g}.")
+        if self.max_pixels_in_flight < 1:
+            raise EmoVITInputError(f"--max-megapixels-in-flight must be positive, not {self.max_pixels_in_flight / 1e6:g}.")
 
     @property
     def megabytes(self) -> str:
@@ -108,17 +116,65 @@ class RequestBodyLimit:
         await reply(scope, receive, send)
 
 
+class PixelBudget:
+    """The pixels the server holds decoded for the requests in progress, all of them together: at most `max_pixels`.
+    Requests take their images' pixels as they decode them (`take`, from the decoding threads) and give them back when
+    their response has been sent or their client has gone (`ReleaseRequestImages`)."""
+
+    def __init__(self, max_pixels: int):
+        self.max_pixels, self.in_use = max_pixels, 0
+        self._lock = threading.Lock()
+
+    def take(self, pixels: int, field: str) -> None:
+        """Counts `pixels` as held, or refuses: 400 for an image over the whole budget, 429 while others hold it."""
+        from starlette.exceptions import HTTPException
+
+        with self._lock:
+            if self.in_use + pixels <= self.max_pixels:
+                self.in_use += pixels
+                return
+        if pixels > self.max_pixels:
+            raise EmoVITInputError(f"{field}: the image's {pixels} pixels are over the {self.max_pixels} this server "
+                                   f"decodes at once (--max-megapixels-in-flight).")
+        raise HTTPException(429, "The server holds as many decoded pixels as it may (--max-megapixels-in-flight) for "
+                                 "the requests in progress; retry shortly.", headers={"Retry-After": "1"})
+
+    def give_back(self, pixels: int) -> None:
+        with self._lock:
+            self.in_use -= pixels
+
+
+class ReleaseRequestImages:
+    """ASGI middleware: once a request's response is over (sent, failed or abandoned by its client), the pixels of
+    the images decoded for it (`RequestImages`, kept in its `request.state.images`) go back to the `PixelBudget`."""
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            images = scope.get("state", {}).get("images")
+            if images is not None:
+                images.release()
+
+
 class RequestImages:
     """Decodes the images of one request into upright RGB PIL images, refusing (one sentence naming the field) what is
     not a base64 data URL (or, when allowed, an http(s) URL), and more than `MAX_IMAGES_PER_REQUEST` images or PIL's
-    `MAX_IMAGE_PIXELS` pixels in all."""
+    `MAX_IMAGE_PIXELS` pixels in all; their pixels are taken from the server's `budget` until `release`."""
 
-    def __init__(self, limits: RequestLimits):
-        from PIL import Image
-
-        self.limits = limits
+    def __init__(self, limits: RequestLimits, budget: PixelBudget):
+        self.limits, self.budget = limits, budget
         self.count = 0
         self.pixels_left = Image.MAX_IMAGE_PIXELS
+        self.taken = 0
+
+    def release(self) -> None:
+        """Gives this request's pixels back to the server's budget (once: later calls give nothing)."""
+        self.budget.give_back(self.taken)
+        self.taken = 0
 
     async def decode(self, url, field: str):
         self.count += 1
@@ -135,9 +191,8 @@ class RequestImages:
         return await asyncio.to_thread(self._open, await self._fetch(url, field), field)
 
     def _open(self, data: bytes, field: str):
-        """The decoded image, after its header says it fits in what is left of the request's pixel budget."""
-        from PIL import Image
-
+        """The decoded image, after its header says it fits in what is left of the request's and the server's pixel
+        budgets."""
         from modeling_emovit.image_utils import open_image
 
         buffer = io.BytesIO(data)
@@ -149,6 +204,8 @@ class RequestImages:
         if width * height > self.pixels_left:
             raise EmoVITInputError(f"{field}: a {width}x{height} image is over the {Image.MAX_IMAGE_PIXELS} pixels one "
                                    f"request may decode (the limit `emovit data build` applies to each image).")
+        self.budget.take(width * height, field)
+        self.taken += width * height
         self.pixels_left -= width * height
         buffer.seek(0)
         return open_image(buffer)
@@ -309,7 +366,9 @@ def install_error_replies(app, routes: list[str]) -> None:
         if error.status_code in (404, 405):
             return error_reply(error.status_code, f"{request.method} {request.url.path[:100]} is not served here; "
                                                   f"this server answers {', '.join(routes)}.")
-        return error_reply(error.status_code, str(error.detail))
+        reply = error_reply(error.status_code, str(error.detail))
+        reply.headers.update(error.headers or {})  # Retry-After of a 429
+        return reply
 
     async def malformed_body(request, error: RequestValidationError):
         problems = [f"{'.'.join(str(part) for part in problem.get('loc', ()))}: {problem.get('msg', '')}"

@@ -2,7 +2,8 @@
 
 One server with the defaults answers the table of probes (URLs and paths for images, oversized bodies, bomb and
 garbage images, out-of-range fields, transformers' dropped routes); a second, started with `--allow-image-urls` and
-a small `--max-new-tokens`, answers the probes of that opt-in (redirects, a dripping URL, a byte cap) and of the cap.
+a small `--max-new-tokens` and a server-wide pixel budget of 5000 pixels, answers the probes of that opt-in
+(redirects, a dripping URL, a byte cap), of the cap and of the budget.
 A loopback HTTP server standing for an address inside the server's network records every request it gets, so a probe
 can show it was never contacted.
 Every error reply must be OpenAI's shape (`{"error": {"message", "type", "code"}}`, what the openai client reads)
@@ -28,6 +29,7 @@ from train_helpers import save_tiny_emovit
 from modeling_emovit.errors import EmoVITInputError
 
 RED = Image.new("RGB", (32, 32), (200, 20, 20))
+BLUE_60 = Image.new("RGB", (60, 60), (20, 20, 200))  # 3600 pixels: more than half of url_server's 5000-pixel budget
 PNG = base64.b64decode(data_url(RED).partition(",")[2])
 
 
@@ -112,7 +114,7 @@ def server(model_folder):
 @pytest.fixture(scope="module")
 def url_server(model_folder):
     with serving(model_folder, "--allow-image-urls", "--image-url-timeout", "6", "--max-request-mb", "2",
-                 "--max-new-tokens", "8") as served:
+                 "--max-new-tokens", "8", "--max-megapixels-in-flight", "0.005") as served:
         yield served
 
 
@@ -322,6 +324,64 @@ def test_a_dripping_url_stalls_neither_the_next_request_nor_past_its_deadline(ur
     assert normal.status_code == 200 and answered_while_dripping
     assert refused.status_code == 400
     assert "did not send the whole image within 6 s (--image-url-timeout)" in error_message(refused)
+
+
+def test_each_response_gives_its_pixels_back_to_the_server_budget(url_server):
+    for route, body in [("/v1/emotions", {"image": data_url(BLUE_60)})] * 3 + [
+            ("/v1/chat/completions", chat(data_url(BLUE_60)))] * 2 + [("/v1/emotions", {"image": data_url(BLUE_60)})]:
+        response = post(url_server, route, body)  # a second 3600 pixels fit only once the first are given back
+        assert response.status_code == 200, response.text
+
+
+def test_an_image_over_the_whole_server_budget_is_refused_for_good(url_server):
+    response = post(url_server, "/v1/emotions", {"image": data_url(Image.new("RGB", (80, 80)))})
+    assert response.status_code == 400
+    assert "6400 pixels are over the 5000 this server decodes at once (--max-megapixels-in-flight)" in (
+        error_message(response))
+    assert post(url_server, "/v1/emotions", {"image": data_url(BLUE_60)}).status_code == 200
+
+
+def test_concurrent_requests_over_the_budget_are_told_to_retry_and_a_retrying_client_gets_every_answer(
+        url_server, model_folder):
+    def plain():
+        return post(url_server, "/v1/emotions", {"image": data_url(BLUE_60)})
+
+    def retrying_openai_client(_):
+        client = url_server.client.with_options(max_retries=20)  # honours Retry-After on 429
+        return client.chat.completions.create(model=str(model_folder), max_tokens=2, messages=chat(data_url(BLUE_60))["messages"])
+
+    with ThreadPoolExecutor(6) as pool:
+        replies = list(pool.map(lambda _: plain(), range(12)))
+        answers = list(pool.map(retrying_openai_client, range(6)))
+    assert {reply.status_code for reply in replies} <= {200, 429} and any(r.status_code == 200 for r in replies)
+    for busy in [reply for reply in replies if reply.status_code == 429]:
+        assert busy.headers["retry-after"] == "1" and "retry shortly" in error_message(busy)
+        assert busy.json()["error"]["type"] == "rate_limit_error"
+    assert all(answer.choices[0].message.content is not None for answer in answers)
+    assert post(url_server, "/v1/emotions", {"image": data_url(BLUE_60)}).status_code == 200  # nothing held after
+
+
+def test_a_request_that_fails_or_loses_its_client_gives_its_pixels_back():
+    import asyncio
+
+    from starlette.exceptions import HTTPException
+
+    from emovit.serving_inputs import PixelBudget, ReleaseRequestImages, RequestImages, RequestLimits
+
+    budget = PixelBudget(5000)
+
+    async def holding_then_failing(scope, receive, send):  # an endpoint whose client went away mid-response
+        scope["state"]["images"] = images = RequestImages(RequestLimits(), budget)
+        await images.decode(data_url(BLUE_60), "image")
+        assert budget.in_use == 3600
+        with pytest.raises(HTTPException) as busy:
+            await RequestImages(RequestLimits(), budget).decode(data_url(BLUE_60), "image")
+        assert busy.value.status_code == 429 and busy.value.headers == {"Retry-After": "1"}
+        raise OSError("client disconnected")
+
+    with pytest.raises(OSError):
+        asyncio.run(ReleaseRequestImages(holding_then_failing)({"type": "http", "state": {}}, None, None))
+    assert budget.in_use == 0
 
 
 def test_one_ctrl_c_stops_the_server_cleanly_after_it_served(model_folder):

@@ -45,6 +45,10 @@ def add_commands(subparsers) -> None:
     serve.add_argument("--max-new-tokens", type=int, default=1024,
                        help="Most tokens one chat completion may generate; a larger max_tokens or "
                             "max_completion_tokens gets HTTP 400, a request naming neither gets this many.")
+    serve.add_argument("--max-megapixels-in-flight", type=float, default=None,
+                       help="Megapixels of decoded images the server holds at once over all requests in progress "
+                            "(default: four requests at PIL's per-request limit, 358, about 1 GB as RGB); a request that "
+                            "would go over gets HTTP 429 with Retry-After, an image over all of it HTTP 400.")
     add_trust_remote_code_argument(serve)
     serve.set_defaults(handler=_serve)
 
@@ -72,8 +76,10 @@ def _serve(args) -> int:
     from emovit.serving import serve
     from emovit.serving_inputs import RequestLimits
 
+    in_flight = {} if args.max_megapixels_in_flight is None else {
+        "max_pixels_in_flight": round(args.max_megapixels_in_flight * 1e6)}
     limits = RequestLimits(max_request_bytes=int(args.max_request_mb * 2**20), allow_image_urls=args.allow_image_urls,
-                           image_url_timeout=args.image_url_timeout, max_new_tokens=args.max_new_tokens)
+                           image_url_timeout=args.image_url_timeout, max_new_tokens=args.max_new_tokens, **in_flight)
     serve(args.model, args.host, args.port, args.device, limits, trust_remote_code=args.trust_remote_code)
     return 0
 
