@@ -1,6 +1,7 @@
 """Specification of `emovit demo`: every stage runs, its outputs parse, and an interrupted run resumes."""
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -87,6 +88,26 @@ def test_rerun_keeps_finished_stages(demo_output):
     result = subprocess.run(DEMO + ["--out", str(out)], capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.count("done in an earlier run, kept") == 9
+
+
+@pytest.mark.slow
+def test_demo_with_grpo_adds_the_rl_stage_to_a_finished_demo(demo_output, tmp_path):
+    finished = tmp_path / "run"
+    shutil.copytree(demo_output[0], finished)
+    result = subprocess.run(DEMO + ["--out", str(finished), "--grpo-steps", "4", "2"], capture_output=True, text=True,
+                            timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.count("done in an earlier run, kept") == 9  # only the RL stage's three stages ran
+    state = json.loads((finished / "demo_state.json").read_text())
+    assert list(state)[-3:] == ["grpo", "eval_cold_start_reasoning", "eval_grpo_reasoning"]
+    history = json.loads((finished / "grpo" / "trainer_state.json").read_text())["log_history"]
+    assert history[-1]["step"] == 2 and state["grpo"]["last_reward"] == [e["reward"] for e in history if "reward" in e][-1]
+    assert (finished / "grpo" / "cold-start" / "config.json").is_file()
+    for name, folder in (("eval_cold_start_reasoning", "cold-start-reasoning"), ("eval_grpo_reasoning", "grpo-reasoning")):
+        rows = [json.loads(line) for line in (finished / "eval" / folder / "predictions.jsonl").read_text().splitlines()]
+        assert len(rows) == state["sample"]["test"]
+        assert state[name]["format_compliance"] == pytest.approx(sum(bool(r["well_formed"]) for r in rows) / len(rows))
+    assert "RL stage (recipes/tiny-vlm/grpo.yaml" in result.stdout and f"grpo_model: {finished / 'grpo'}" in result.stdout
 
 
 def test_demo_refuses_a_folder_it_did_not_write(tmp_path):

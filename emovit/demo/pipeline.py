@@ -1,5 +1,9 @@
 """`emovit demo`: sample -> instructions -> dataset -> base -> EmoVIT (`-m emovit.training.sft`) -> evaluation -> summary.
 
+With `--grpo`, then the RL stage on the same train split: recipes/tiny-vlm/grpo.yaml (`-m emovit.training.grpo`: a
+cold start on the reasoning format, then GRPO) trains a small random chat VLM, since GRPOTrainer cannot drive EmoVIT's
+Q-Former (recipes/README.md), and both of its models are evaluated in the reasoning format.
+
 The sample has three disjoint splits: train (the only one the models learn from), test (every reported figure) and
 a held-out validation split that only calibrates the EmoVIT's rank probabilities (`emovit eval --calibrate-on`).
 
@@ -26,6 +30,9 @@ DEMO_RECIPE = {
     "weight_decay": 0.05, "lr_scheduler_type": "cosine", "warmup_steps": 0.1, "gradient_checkpointing": "false",
     "include_num_input_tokens_seen": "true", "save_strategy": "no", "report_to": "none",
 }
+# The RL stage's answers: the tiny recipe's completion budget (128) with room to spare; what they are scored on.
+REASONING_ANSWER_TOKENS = 160
+REASONING_FIGURES = ("format_compliance", "verbalised_ece_10_bins_x100")
 STATE_FILE = "demo_state.json"
 CHANCE = 1 / len(MIKELS_EMOTIONS)
 
@@ -99,29 +106,49 @@ def _build(root: Path, split: str, out: Path, generations: Path | None) -> dict:
     return {"rows": sum(report.rows.values()), "skipped": report.total_skipped}
 
 
-def _train_emovit(base: Path, data: Path, out: Path, steps: int, seed: int) -> dict:
-    recipe = {**DEMO_RECIPE, "model_name_or_path": base, "dataset_name": data, "output_dir": out, "max_steps": steps,
-              "seed": seed, "logging_steps": max(1, steps // 10)}
+def _launch(module: str, recipe: dict) -> list[dict]:
+    """`accelerate launch` of `emovit.training.<module>` on one CPU process with `recipe` as flags; its log history."""
     command = [
         sys.executable, "-m", "accelerate.commands.launch", "--cpu", "--num_processes", "1", "--num_machines", "1",
-        "--mixed_precision", "no", "--dynamo_backend", "no", "-m", "emovit.training.sft",
+        "--mixed_precision", "no", "--dynamo_backend", "no", "-m", f"emovit.training.{module}",
         *[item for key, value in recipe.items() for item in (f"--{key}", str(value))],
     ]
     subprocess.run(command, check=True, env={**os.environ, "TOKENIZERS_PARALLELISM": "false"})
-    history = json.loads((out / "trainer_state.json").read_text())["log_history"]
-    losses = [entry["loss"] for entry in history if "loss" in entry]
-    return {"first_loss": losses[0], "last_loss": losses[-1]}
+    return json.loads((Path(recipe["output_dir"]) / "trainer_state.json").read_text())["log_history"]
 
 
-def _evaluate(model: Path, data: Path, out: Path, mode: str, base_model: str | None, calibrate_on: Path | None = None) -> dict:
+def _train_emovit(base: Path, data: Path, out: Path, steps: int, seed: int) -> dict:
+    recipe = {**DEMO_RECIPE, "model_name_or_path": base, "dataset_name": data, "output_dir": out, "max_steps": steps,
+              "seed": seed, "logging_steps": max(1, steps // 10)}
+    return _loss_summary([entry["loss"] for entry in _launch("sft", recipe) if "loss" in entry])
+
+
+def _train_grpo(data: Path, out: Path, seed: int, steps: tuple[int, int] | None) -> dict:
+    """recipes/tiny-vlm/grpo.yaml on the demo's train split, with `steps` = (cold start, GRPO) if given; the mean
+    reward of GRPO's first logged step and of its last."""
+    from emovit.training.recipe_files import recipe_file
+
+    recipe = {"config": recipe_file("tiny-vlm/grpo.yaml"), "dataset_name": data, "output_dir": out, "seed": seed,
+              "save_strategy": "no"}
+    if steps:
+        recipe.update(cold_start_max_steps=steps[0], max_steps=steps[1], logging_steps=max(1, steps[1] // 10))
+    rewards = [entry["reward"] for entry in _launch("grpo", recipe) if "reward" in entry]
+    return {"first_reward": rewards[0], "last_reward": rewards[-1]}
+
+
+def _evaluate(model: Path, data: Path, out: Path, mode: str, base_model: str | None, calibrate_on: Path | None = None,
+              answer_format: str = "categorical") -> dict:
     from evaluation.harness import EvalSettings, run_eval
 
     results = run_eval(
         EvalSettings(model=str(model), data=str(data), out=str(out), mode=mode, label_space="emoset", batch_size=16,
-                     calibrate_on=str(calibrate_on) if calibrate_on else None),
+                     calibrate_on=str(calibrate_on) if calibrate_on else None, answer_format=answer_format,
+                     max_new_tokens=REASONING_ANSWER_TOKENS if answer_format == "reasoning" else None),
         base_model=base_model, training_data=None,
     )
     summary = {"accuracy": results["metrics"]["accuracy"], "unmapped": results["metrics"]["unmapped_rate"]}
+    if answer_format == "reasoning":
+        summary.update({key: results["metrics"][key] for key in REASONING_FIGURES})
     if "calibration" in results:
         figures = ("ece", "brier", "nll", "accuracy")
         calibration = results["calibration"]
@@ -132,8 +159,9 @@ def _evaluate(model: Path, data: Path, out: Path, mode: str, base_model: str | N
 
 def run_demo(out, steps: int = 300, base_steps: int = 200, seed: int = 0, per_emotion: tuple[int, int] = (100, 25),
              backend: str = "rules", model: str | None = None, base_url: str | None = None,
-             val_per_emotion: int = 25) -> dict:
-    """Runs every stage into `out` and returns the summary (also printed)."""
+             val_per_emotion: int = 25, grpo: bool = False, grpo_steps: tuple[int, int] | None = None) -> dict:
+    """Runs every stage into `out` and returns the summary (also printed); with `grpo`, the RL stage too, its
+    (cold start, GRPO) steps `grpo_steps` or the tiny recipe's."""
     from dataset_builder.sample import write_sample_emoset
     from emovit.demo.base import pretrain_base
 
@@ -164,7 +192,23 @@ def run_demo(out, steps: int = 300, base_steps: int = 200, seed: int = 0, per_em
                "validation_images": run.state["sample"].get("val", 0), "paths": {
         "sample": str(root), "generations": str(generations), "dataset": str(data_train.parent),
         "base": str(base), "model": str(emovit), "model_card": str(emovit / "README.md"), "eval": str(run.out / "eval")}}
+    if grpo:
+        summary["grpo"] = _grpo_stages(run, data_train, data_test, seed, grpo_steps)
+        summary["paths"]["grpo_model"] = str(run.out / "grpo")
     print(format_summary(summary))
+    return summary
+
+
+def _grpo_stages(run: DemoRun, data_train: Path, data_test: Path, seed: int, steps: tuple[int, int] | None) -> dict:
+    """The RL stage and the reasoning-format evaluation of its cold-started and its GRPO model."""
+    from emovit.training.grpo import COLD_START_FOLDER
+
+    grpo = run.out / "grpo"
+    summary = {"training": run.stage("grpo", [grpo], lambda: _train_grpo(data_train, grpo, seed, steps))}
+    for name, model in (("cold_start", grpo / COLD_START_FOLDER), ("grpo", grpo)):
+        out = run.out / "eval" / f"{name.replace('_', '-')}-reasoning"
+        summary[name] = run.stage(f"eval_{name}_reasoning", [out], lambda: _evaluate(
+            model, data_test, out, "generate", None, answer_format="reasoning"))
     return summary
 
 
@@ -192,5 +236,21 @@ def format_summary(summary: dict) -> str:
             f = calibration[when]
             lines.append(f"{when:<10}{f['ece']:>8.3f}{f['brier']:>8.3f}{f['nll']:>8.3f}{f['accuracy']:>10.1%}")
     lines.append(f"EmoVIT training loss: {training['first_loss']:.3f} (first log) -> {training['last_loss']:.3f} (last)")
+    if "grpo" in summary:
+        lines.extend(_grpo_lines(summary["grpo"]))
     lines.extend(f"{key:>12}: {path}" for key, path in summary["paths"].items())
     return "\n".join(lines)
+
+
+def _grpo_lines(grpo: dict) -> list[str]:
+    lines = ["RL stage (recipes/tiny-vlm/grpo.yaml: a small random chat VLM, cold start then GRPO), generate mode in the "
+             "reasoning format, on the test split:",
+             f"{'model':<12}{'accuracy':>10}{'in format':>11}{'stated-confidence ECE x100':>28}"]
+    for name in ("cold_start", "grpo"):
+        figures = grpo[name]
+        ece = figures["verbalised_ece_10_bins_x100"]
+        lines.append(f"{name.replace('_', ' '):<12}{figures['accuracy']:>10.1%}{figures['format_compliance']:>11.0%}"
+                     f"{'n/a' if ece is None else f'{ece:.1f}':>28}")
+    training = grpo["training"]
+    lines.append(f"GRPO mean reward: {training['first_reward']:.2f} (first log) -> {training['last_reward']:.2f} (last)")
+    return lines
