@@ -239,6 +239,27 @@ def test_every_chat_template_family_trains_through_the_same_recipe(name, data, t
     assert (tmp_path / "config.json").is_file() and (tmp_path / "cold-start" / "config.json").is_file()
 
 
+@pytest.mark.parametrize("cold_start_steps, reference", [("2", "cold-start"), ("0", "base")])
+def test_with_a_kl_term_the_reference_model_is_the_policy_grpo_starts_from(cold_start_steps, reference, data,
+                                                                            tmp_path, monkeypatch):
+    from trl.trainer import grpo_trainer
+
+    loaded = []  # TRL builds the reference from the policy config's name (trl.trainer.utils.create_model_from_path)
+
+    def recording(model_id, *args, **kwargs):
+        loaded.append(model_id)
+        return create(model_id, *args, **kwargs)
+
+    create = grpo_trainer.create_model_from_path
+    monkeypatch.setattr(grpo_trainer, "create_model_from_path", recording)
+    grpo.train(*grpo.parse_recipe(grpo_argv(data, tmp_path, "--beta", "0.04", "--max_steps", "1",
+                                            "--cold_start_max_steps", cold_start_steps)))
+    assert loaded == [str(tmp_path / reference)]  # not the recipe's model as it was before the cold start
+    [step] = [entry for entry in json.loads((tmp_path / "trainer_state.json").read_text())["log_history"]
+              if "reward" in entry]
+    assert math.isfinite(step["kl"])
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # Bad input: one sentence, exit code 2, before a model trains
 # ---------------------------------------------------------------------------------------------------------------

@@ -96,6 +96,7 @@ def train(script_args, grpo_args, model_args, mixture_args) -> dict:
     # Stage 1: the cold start, so that the model writes the format before RL rewards it
     ###############
     cold_start = _cold_start(adapter, script_args, grpo_args, model_args, space.labels, start, resume)
+    _point_kl_reference_at_start(adapter, grpo_args, model_args, start, cold_start)
 
     ###############
     # Stage 2: GRPO
@@ -237,6 +238,28 @@ def _cold_start(adapter, script_args, grpo_args, model_args, labels, start: str,
     trainer.save_metrics("train", result.metrics)  # train_results.json: the cold start finished
     trainer.save_state()  # trainer_state.json: its loss curve
     return trainer.state.global_step
+
+
+def _point_kl_reference_at_start(adapter, grpo_args, model_args, start: str, cold_start_steps: int | None) -> None:
+    """With `beta` > 0, TRL loads GRPO's reference model from the policy config's `_name_or_path` (under LoRA the
+    reference is the model with its adapter disabled: the cold-started weights, which `_cold_start` merged). Without
+    this, that name is the recipe's model, so the KL term would pull towards the model before its cold start, and a
+    tiny-random model (built in memory, no name) fails to load. The reference becomes the weights GRPO starts from:
+    OUTPUT_DIR/cold-start, or the start itself (a tiny-random one saved to OUTPUT_DIR/base first)."""
+    from modeling_emovit.loading import adapter_base
+
+    from .lora import record_base
+
+    if grpo_args.beta == 0 or model_args.use_peft:
+        return
+    if cold_start_steps:
+        reference = str(Path(grpo_args.output_dir) / COLD_START_FOLDER)
+    elif adapter_base(start):
+        raise EmoVITInputError(f"{start}: a LoRA adapter cannot be GRPO's reference model (beta {grpo_args.beta}); "
+                               f"start from its merged folder (`--merge_adapter`), or set beta 0.")
+    else:
+        reference = record_base(adapter.model, adapter.processor, start, grpo_args.output_dir)
+    adapter.model.config._name_or_path = reference
 
 
 def _cold_start_args(script_args, grpo_args):
