@@ -1,6 +1,7 @@
 """Does GRPO make a cold-started chat VLM answer emotions better, in the format, with a calibrated confidence?
 
     .venv/bin/python benchmarks/bench_grpo.py [--seeds 0 1 2] [--cold-start-steps 200] [--grpo-steps 200] [--keep DIR]
+        [--sampled-images 40]
     python benchmarks/bench_grpo.py --recipe recipes/smolvlm-256m/grpo.yaml --seeds 0   # on a GPU, Hub weights
 
 Other flags are the recipe's keys (`--learning_rate 1e-5 --temperature 0.7`).
@@ -15,6 +16,8 @@ eval --mode generate --answer-format reasoning`.
 Targets: GRPO raises generate accuracy by 10 points or more over its cold start, at least 95% of answers in the
 format, and a lower ECE of the stated confidence. The split of a GRPO step between generating the rollouts and the
 rest (rewards, log-probabilities, the update) is TRL's own profiling timers (`trl.extras.profiling`), collected here.
+`--sampled-images N` also shows what GRPO can learn from on N train images: how many have a right answer among 8
+sampled ones (GRPO rewards only what it samples), and how many have all 8 on one label (nothing left to compare).
 """
 
 import argparse
@@ -79,23 +82,47 @@ def train(train_data: Path, out: Path, seed: int, recipe: Path, cold_start_steps
             "--save_strategy", "no", "--disable_tqdm", "true", "--logging_steps", "1", *overrides]
     with ProfilingTimes() as profile:
         start = time.monotonic()
-        grpo.train(*grpo.parse_recipe(argv))
+        recipe_args = grpo.parse_recipe(argv)
+        grpo.train(*recipe_args)
         minutes = (time.monotonic() - start) / 60
     steps = [entry for entry in json.loads((out / "trainer_state.json").read_text())["log_history"] if "step_time" in entry]
     step_seconds = sum(entry["step_time"] for entry in steps)
     generation = sum(profile.seconds[name] for name in GENERATION_TIMERS)
     return {"train_minutes": minutes, "step_s": step_seconds / len(steps), "generate_s": generation / len(steps),
+            "sampling": {"temperature": recipe_args[1].temperature,
+                         "max_new_tokens": recipe_args[1].max_completion_length},
             "reward_first": steps[0]["reward"], "reward_last": statistics.mean(entry["reward"] for entry in steps[-5:])}
 
 
 def evaluate(model: Path, test: Path, out: Path) -> dict:
-    from evaluation.harness import EvalSettings, run_eval
+    """Accuracy, format compliance and stated-confidence ECE in the reasoning format (as `emovit demo --grpo`)."""
+    from emovit.demo.pipeline import _evaluate
 
-    metrics = run_eval(EvalSettings(model=str(model), data=str(test), out=str(out), mode="generate",
-                                    answer_format="reasoning", label_space="emoset", batch_size=16, max_new_tokens=160),
-                       base_model=None, training_data=None)["metrics"]
-    return {name: metrics[name] for name in ("accuracy", "format_compliance", "verbalised_ece_10_bins_x100",
-                                             "rank_accuracy")}
+    return _evaluate(model, test, out, "generate", None, answer_format="reasoning")
+
+
+def sampled_answers(model: Path, train_data: Path, images: int, seed: int, sampling: dict) -> dict:
+    """What GRPO has to learn from: for `images` train images (evenly spaced), 8 answers each sampled as the recipe
+    samples (`sampling`: temperature, max_new_tokens); how many images have a right answer among their 8, and how many
+    have all 8 on one label."""
+    import torch
+
+    from dataset_builder.emotions import get_label_space
+    from dataset_builder.loading import load_split
+    from dataset_builder.reasoning_format import parse_reasoned_answer, reasoning_instruction
+    from evaluation.harness import load_adapter
+
+    space, adapter = get_label_space("emoset"), load_adapter(str(model))
+    rows = load_split(str(train_data), "categorical", "train")
+    question = reasoning_instruction(space.labels)
+    torch.manual_seed(seed)
+    any_right = one_label = 0
+    for row in rows.select(range(0, len(rows), max(1, len(rows) // images))[:images]):
+        answers = adapter.generate([row["image"]] * 8, [question] * 8, do_sample=True, **sampling)
+        labels = [parse_reasoned_answer(answer, space).label for answer in answers]
+        any_right += row["emotion"] in labels
+        one_label += len(set(labels)) == 1 and labels[0] is not None
+    return {"any_right": any_right, "one_label": one_label}
 
 
 def run_seed(seed: int, root: Path, args) -> dict:
@@ -103,9 +130,13 @@ def run_seed(seed: int, root: Path, args) -> dict:
     train_data, test = sample_data(root / "data", seed, args.test_per_emotion)
     figures = train(train_data, root / "grpo", seed, args.recipe, args.cold_start_steps, args.grpo_steps,
                     args.recipe_overrides)
-    before = evaluate(root / "grpo" / "cold-start", test, root / "eval-cold-start")
-    after = evaluate(root / "grpo", test, root / "eval-grpo")
-    return {"seed": seed, "before": before, "after": after, **figures, "minutes": (time.monotonic() - start) / 60}
+    models = {"before": root / "grpo" / "cold-start", "after": root / "grpo"}
+    row = {when: evaluate(model, test, root / f"eval-{model.name}") for when, model in models.items()}
+    minutes = (time.monotonic() - start) / 60  # the diagnostic below is not part of the run it times
+    if args.sampled_images:
+        for when, model in models.items():
+            row[when].update(sampled_answers(model, train_data, args.sampled_images, seed, figures["sampling"]))
+    return {"seed": seed, **row, **figures, "minutes": minutes}
 
 
 def _ece(value) -> str:
@@ -128,6 +159,8 @@ def main() -> None:
     parser.add_argument("--grpo-steps", type=int, default=200)
     parser.add_argument("--test-per-emotion", type=int, default=25)
     parser.add_argument("--recipe", type=Path, default=RECIPE, help="The GRPO recipe (its model and settings).")
+    parser.add_argument("--sampled-images", type=int, default=0,
+                        help="Also sample 8 answers for this many train images with each model (0: not).")
     parser.add_argument("--keep", type=Path, default=None, help="Keep each seed's data, models and evaluations under DIR.")
     args, args.recipe_overrides = parser.parse_known_args()  # the rest: recipe keys, `--learning_rate 1e-5`
     root = args.keep or Path(tempfile.mkdtemp(prefix="emovit-bench-grpo-"))
@@ -141,6 +174,12 @@ def main() -> None:
     for seed in args.seeds:
         rows.append(run_seed(seed, root / f"seed-{seed}", args))
         print_row(rows[-1])
+    if args.sampled_images:
+        print(f"Of {args.sampled_images} train images, 8 answers each sampled at the recipe's temperature:")
+        for row in rows:
+            print(f"seed {row['seed']}: a right answer among the 8 for {row['before']['any_right']} (cold start) -> "
+                  f"{row['after']['any_right']} (GRPO); all 8 on one label {row['before']['one_label']} -> "
+                  f"{row['after']['one_label']}")
     gains = [100 * (row["after"]["accuracy"] - row["before"]["accuracy"]) for row in rows]
     print(f"accuracy gain in points: min {min(gains):+.1f}, median {statistics.median(gains):+.1f}; "
           f"total {sum(row['minutes'] for row in rows):.1f} minutes")
