@@ -25,7 +25,7 @@ def add_commands(subparsers) -> None:
     demo.add_argument("--grpo", action="store_true",
                       help="Then the RL stage: recipes/tiny-vlm/grpo.yaml (a cold start on the reasoning format, then "
                            "GRPO) trains a small random chat VLM on the same train split, and both of its models are "
-                           "evaluated in the reasoning format; about 5 more minutes on 2 CPU cores.")
+                           "evaluated in the reasoning format; about 4 more minutes on 2 CPU cores.")
     demo.add_argument("--grpo-steps", type=int, nargs=2, default=None, metavar=("COLD_START", "GRPO"),
                       help="Steps of the RL stage's cold start and of GRPO (default: the recipe's, 200 and 200); "
                            "implies --grpo.")
