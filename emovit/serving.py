@@ -13,7 +13,8 @@ see a `BadRequestError` and do not retry), not with a 500.
 Safe to expose (`emovit.serving_inputs`): of transformers' routes only chat completions, `/v1/models` and `/health`
 are kept (not `/load_model`, which loads any model a client names, nor `/reset`, the Responses, completions,
 System One and transcription routes); images are decoded from the request by this server before transformers sees
-the messages, within a pixel budget for all requests in progress; bodies are capped; a model's own code runs only with `--trust-remote-code`.
+the messages, within one pixel budget for all requests in progress; bodies are capped; a model's own code runs
+only with `--trust-remote-code`.
 
 Chat completions ignore `logprobs` (transformers serve drops the field), so probabilities have their own route,
 answered by the image-emotion-classification pipeline (`modeling_emovit.pipeline_emovit`, the scorer rank

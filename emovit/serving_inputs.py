@@ -5,8 +5,8 @@ server (`emovit.serving`).
 - Images come as base64 data URLs inside the request and are decoded here (`RequestImages`), within the pixel limit
   `emovit data build` uses (`modeling_emovit.image_utils.open_image`, PIL's `MAX_IMAGE_PIXELS`), counted over the
   whole request, and within `--max-megapixels-in-flight` over all the requests in progress (`PixelBudget`: a
-  request that would go over waits for none, it is answered 429 with Retry-After). transformers' own loader (`transformers.image_utils.load_image`) fetches URLs with no deadline,
-  follows redirects and opens paths on the server's disk, so no string a client sent ever reaches it: chat messages
+  request that would go over does not wait, it is answered 429 with Retry-After). transformers' own loader
+  (`transformers.image_utils.load_image`) fetches URLs with no deadline, follows redirects and opens paths on the server's disk, so no string a client sent ever reaches it: chat messages
   reach transformers with decoded images in place of their URLs. With `--allow-image-urls` an http(s) URL is
   fetched here, without redirects, within a deadline and the byte cap, on the event loop (not the inference thread).
 - Generation fields are checked first (`check_generation_fields`), to OpenAI's ranges: `max_tokens` and
@@ -59,7 +59,8 @@ class RequestLimits:
         if self.image_url_timeout <= 0:
             raise EmoVITInputError(f"--image-url-timeout must be positive, not {self.image_url_timeout:g}.")
         if self.max_pixels_in_flight < 1:
-            raise EmoVITInputError(f"--max-megapixels-in-flight must be positive, not {self.max_pixels_in_flight / 1e6:g}.")
+            raise EmoVITInputError(
+                f"--max-megapixels-in-flight must be positive, not {self.max_pixels_in_flight / 1e6:g}.")
 
     @property
     def megabytes(self) -> str:

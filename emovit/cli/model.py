@@ -47,8 +47,8 @@ def add_commands(subparsers) -> None:
                             "max_completion_tokens gets HTTP 400, a request naming neither gets this many.")
     serve.add_argument("--max-megapixels-in-flight", type=float, default=None,
                        help="Megapixels of decoded images the server holds at once over all requests in progress "
-                            "(default: four requests at PIL's per-request limit, 358, about 1 GB as RGB); a request that "
-                            "would go over gets HTTP 429 with Retry-After, an image over all of it HTTP 400.")
+                            "(default: four requests at PIL's per-request limit, 358, about 1 GB as RGB); a request "
+                            "that would go over gets HTTP 429 with Retry-After, an image over all of it HTTP 400.")
     add_trust_remote_code_argument(serve)
     serve.set_defaults(handler=_serve)
 

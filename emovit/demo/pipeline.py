@@ -243,8 +243,8 @@ def format_summary(summary: dict) -> str:
 
 
 def _grpo_lines(grpo: dict) -> list[str]:
-    lines = ["RL stage (recipes/tiny-vlm/grpo.yaml: a small random chat VLM, cold start then GRPO), generate mode in the "
-             "reasoning format, on the test split:",
+    lines = ["RL stage (recipes/tiny-vlm/grpo.yaml: a small random chat VLM, cold start then GRPO), generate mode "
+             "in the reasoning format, on the test split:",
              f"{'model':<12}{'accuracy':>10}{'in format':>11}{'stated-confidence ECE x100':>28}"]
     for name in ("cold_start", "grpo"):
         figures = grpo[name]
@@ -252,5 +252,6 @@ def _grpo_lines(grpo: dict) -> list[str]:
         lines.append(f"{name.replace('_', ' '):<12}{figures['accuracy']:>10.1%}{figures['format_compliance']:>11.0%}"
                      f"{'n/a' if ece is None else f'{ece:.1f}':>28}")
     training = grpo["training"]
-    lines.append(f"GRPO mean reward: {training['first_reward']:.2f} (first log) -> {training['last_reward']:.2f} (last)")
+    lines.append(f"GRPO mean reward: {training['first_reward']:.2f} (first log) -> "
+                 f"{training['last_reward']:.2f} (last)")
     return lines
