@@ -169,8 +169,7 @@ class RequestImages:
     def __init__(self, limits: RequestLimits, budget: PixelBudget):
         self.limits, self.budget = limits, budget
         self.count = 0
-        self.pixels_left = Image.MAX_IMAGE_PIXELS
-        self.taken = 0
+        self.taken = 0  # pixels decoded for this request and held in the server's budget
 
     def release(self) -> None:
         """Gives this request's pixels back to the server's budget (once: later calls give nothing)."""
@@ -202,12 +201,11 @@ class RequestImages:
             width, height = Image.open(buffer).size  # the header only: nothing decoded yet
         except (OSError, SyntaxError, ValueError, Image.DecompressionBombError):
             width = height = 0  # open_image below says what is wrong with it
-        if width * height > self.pixels_left:
+        if self.taken + width * height > Image.MAX_IMAGE_PIXELS:
             raise EmoVITInputError(f"{field}: a {width}x{height} image is over the {Image.MAX_IMAGE_PIXELS} pixels one "
                                    f"request may decode (the limit `emovit data build` applies to each image).")
         self.budget.take(width * height, field)
         self.taken += width * height
-        self.pixels_left -= width * height
         buffer.seek(0)
         return open_image(buffer)
 
