@@ -70,16 +70,25 @@ def peer_calibration(probabilities: list[list[float]], references: list[str], la
     return dict(zip(PEER_CALIBRATION_KEYS, (100 * figures["ece"], 100 * figures["top_label_brier"])))
 
 
+def _separation(confidence, correct) -> float | None:
+    """AUROC of the stated confidence as a score for "this answer is right": 0.5 when it says the same of every
+    answer (calibrated on average, blind per image), 1 when every right answer states more than every wrong one;
+    None when the answers are all right or all wrong."""
+    from sklearn.metrics import roc_auc_score
+
+    return float(roc_auc_score(correct, confidence)) if 0 < correct.sum() < len(correct) else None
+
+
 def reasoning_figures(rows: list[dict], labels: list[str]) -> dict:
     """Reasoning-format answers: format compliance, the stated confidence's ECE (`PEER_ECE_BINS` equal-width bins,
-    binned as `peer_calibration` bins the rank probabilities) and Brier score as a forecast of being right, both x100, over the answers whose
-    confidence reads (`confidence_missing_rate`: the others); beside them the rank-mode columns of the same images."""
+    binned as `peer_calibration` bins the rank probabilities) and Brier score as a forecast of being right, both x100,
+    and its AUROC (whether it tells right answers from wrong ones), over the answers whose confidence reads (`confidence_missing_rate`: the others); beside them the rank-mode columns of the same images."""
     import numpy as np
 
     stated = [row for row in rows if row["confidence"] is not None]
     figures = {"format_compliance": float(np.mean([bool(row["well_formed"]) for row in rows])),
                "confidence_missing_rate": 1.0 - len(stated) / len(rows),
-               "verbalised_ece_10_bins_x100": None, "verbalised_brier_x100": None}
+               "verbalised_ece_10_bins_x100": None, "verbalised_brier_x100": None, "verbalised_auroc": None}
     if stated:
         confidence = np.array([row["confidence"] for row in stated])
         correct = np.array([float(row["prediction"] == row["reference"]) for row in stated])
@@ -89,6 +98,7 @@ def reasoning_figures(rows: list[dict], labels: list[str]) -> dict:
         figures["verbalised_ece_10_bins_x100"] = 100 * expected_calibration_error(confidence, correct, PEER_ECE_BINS,
                                                                                    "left")
         figures["verbalised_brier_x100"] = 100 * float(np.mean((confidence - correct) ** 2))
+        figures["verbalised_auroc"] = _separation(confidence, correct)
     probabilities = [[row["rank_scores"][label] for label in labels] for row in rows]
     rank = peer_calibration(probabilities, [row["reference"] for row in rows], labels)
     figures |= {f"rank_{key}": value for key, value in rank.items()}

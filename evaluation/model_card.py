@@ -41,6 +41,7 @@ CARD_METRICS = [
     ("format_compliance", "format_compliance", "Answers in the reasoning format"),
     ("verbalised_ece_10_bins_x100", "ece", "Stated confidence: ECE x100 (10 equal-width bins)"),
     ("verbalised_brier_x100", "brier", "Stated confidence: Brier score x100"),
+    ("verbalised_auroc", "roc_auc", "Stated confidence: AUROC, right answers against wrong ones (0.5: blind)"),
     ("rank_ece_10_bins_x100", "ece", "Rank probabilities of the same images: ECE x100 (10 equal-width bins)"),
     ("nll", "nll", "Negative log-likelihood"),
     ("top_3_accuracy", "accuracy", "Top-3 accuracy"),

@@ -107,6 +107,9 @@ def test_demo_with_grpo_adds_the_rl_stage_to_a_finished_demo(demo_output, tmp_pa
         rows = [json.loads(line) for line in (finished / "eval" / folder / "predictions.jsonl").read_text().splitlines()]
         assert len(rows) == state["sample"]["test"]
         assert state[name]["format_compliance"] == pytest.approx(sum(bool(r["well_formed"]) for r in rows) / len(rows))
+        stated = {row["confidence"] for row in rows if row["confidence"] is not None}
+        auroc = state[name]["verbalised_auroc"]  # exactly 0.5 when every answer states the same number
+        assert auroc is None or (auroc == 0.5) == (len(stated) == 1)
     assert "RL stage (recipes/tiny-vlm/grpo.yaml" in result.stdout and f"grpo_model: {finished / 'grpo'}" in result.stdout
 
 

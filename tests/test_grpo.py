@@ -115,6 +115,34 @@ def test_a_confidence_spread_has_the_cold_start_state_five_numbers_in_turn():
     assert {stated_confidence(row, 0.8, 0.0) for row in range(5)} == {0.8}
 
 
+def test_a_sampled_confidence_is_the_smoothed_share_of_answers_the_accuracy_reward_calls_right():
+    from emovit.training.confidence_targets import smoothed_share_right
+
+    right, synonym = reasoned_answer("smiles", "amusement", 0.5), "<answer>Amused</answer>"  # a synonym reads right
+    wrong, broken = reasoned_answer("tears", "sadness", 0.5), "amusement"  # no answer tag: not right
+    labels = tuple(MIKELS_EMOTIONS)
+    assert smoothed_share_right([right, synonym, right, right], "amusement", labels) == 0.8  # (4 + 1) / 6
+    assert smoothed_share_right([right, wrong, broken, wrong], "amusement", labels) == 0.3  # (1 + 1) / 6
+    assert smoothed_share_right([wrong, broken, wrong, wrong], "amusement", labels) == 0.2  # never 0 from 4 samples
+    assert smoothed_share_right([right, wrong], "amusement", labels) == 0.5
+
+
+def test_the_stated_confidences_auroc_tells_a_per_image_confidence_from_one_number_for_all():
+    """Hand-worked: right answers state 0.9 and 0.8, wrong ones 0.3 and 0.85, so 3 of the 4 (right, wrong) pairs are
+    ordered; ECE over 10 left-closed bins: (0.1 x 1 + |0.825 - 0.5| x 2 + 0.3 x 1) / 4 = 0.2625."""
+    from evaluation.classification_metrics import reasoning_figures
+
+    def rows(confidences, right):
+        return [{"confidence": c, "prediction": "awe" if ok else "fear", "reference": "awe", "well_formed": True,
+                 "rank_scores": {label: 1 / 8 for label in MIKELS_EMOTIONS}} for c, ok in zip(confidences, right)]
+
+    figures = reasoning_figures(rows([0.9, 0.8, 0.3, 0.85], [1, 1, 0, 0]), list(MIKELS_EMOTIONS))
+    assert figures["verbalised_auroc"] == pytest.approx(0.75)
+    assert figures["verbalised_ece_10_bins_x100"] == pytest.approx(26.25)
+    assert reasoning_figures(rows([0.7] * 4, [1, 0, 1, 0]), list(MIKELS_EMOTIONS))["verbalised_auroc"] == 0.5
+    assert reasoning_figures(rows([0.7, 0.2], [1, 1]), list(MIKELS_EMOTIONS))["verbalised_auroc"] is None
+
+
 def test_rewards_read_conversational_completions_and_score_each_in_a_batch():
     """GRPOTrainer passes conversational prompts' completions as [{"role": "assistant", "content": ...}]."""
     right = [{"role": "assistant", "content": reasoned_answer("smiles", "amusement", 0.6)}]
@@ -231,6 +259,46 @@ def test_an_interrupted_run_resumes_from_its_checkpoint_without_a_second_cold_st
     assert metrics["cold_start_steps"] == 0
 
 
+def test_a_cold_start_with_sampled_confidences_states_each_images_share_of_right_answers(data, tmp_path, monkeypatch):
+    """2 fixed-confidence steps, then the model's own answers sampled (2 per image, for the 3 rows one step of 3
+    takes) and 1 step on rows stating them. The sampling is the real one on the tiny model; what it returns is then
+    replaced by answers written here, so that the stated numbers differ by image and the test can tell which image
+    each row's number came from."""
+    from emovit.training import confidence_targets
+    from emovit.training.confidence_targets import smoothed_share_right
+
+    sampled, passes = {}, []
+    real_sample, real_pass = confidence_targets.sample_answers, grpo._cold_start_sft
+
+    def sample(adapter, images, labels, samples, temperature, max_new_tokens):
+        answers = real_sample(adapter, images, labels, samples, temperature, max_new_tokens)
+        assert [len(per_image) for per_image in answers] == [samples] * len(images) == [2, 2, 2]
+        sampled["answers"] = [[reasoned_answer("x", labels[k], 0.5)] * 2 if k % 2 else ["?", "?"]
+                              for k in range(len(images))]
+        return sampled["answers"]
+
+    def cold_start_pass(model, processor, rows, steps, output_dir, *args):
+        passes.append((rows, steps, Path(output_dir)))
+        return real_pass(model, processor, rows, steps, output_dir, *args)
+
+    monkeypatch.setattr(confidence_targets, "sample_answers", sample)
+    monkeypatch.setattr(grpo, "_cold_start_sft", cold_start_pass)
+    metrics = grpo.train(*grpo.parse_recipe(grpo_argv(data, tmp_path, "--max_steps", "1", "--cold_start_max_steps", "3",
+                                                      "--cold_start_confidence_samples", "2",
+                                                      "--cold_start_confidence_steps", "1")))
+    assert [(steps, folder) for _, steps, folder in passes] == [(2, tmp_path / "cold-start" / "fixed-confidence"),
+                                                                (1, tmp_path / "cold-start")]
+    stated = [parse_reasoned_answer(row["completion"][0]["content"], EMOSET) for row in passes[1][0]]
+    expected = [smoothed_share_right(answers, answer.label, tuple(MIKELS_EMOTIONS))
+                for answers, answer in zip(sampled["answers"], stated)]
+    assert [answer.confidence for answer in stated] == expected and set(expected) <= {0.2, 0.5, 0.8}
+    assert json.loads((tmp_path / "cold-start" / "fixed-confidence" / "trainer_state.json").read_text())[
+        "global_step"] == 2
+    assert json.loads((tmp_path / "cold-start" / "trainer_state.json").read_text())["global_step"] == 1
+    assert metrics["cold_start_steps"] == 3 and (tmp_path / "cold-start" / "config.json").is_file()
+    assert "each image's share of right answers among 2 sampled" in (tmp_path / "README.md").read_text()
+
+
 @pytest.mark.parametrize("name", ["tiny-random-llava", "tiny-random-idefics3", "tiny-random-qwen2.5-vl"])
 def test_every_chat_template_family_trains_through_the_same_recipe(name, data, tmp_path):
     metrics = grpo.train(*grpo.parse_recipe(grpo_argv(data, tmp_path, "--model_name_or_path", name, "--max_steps", "1",
@@ -300,6 +368,8 @@ def test_a_model_trained_on_another_label_space_is_refused(data, tmp_path, capsy
     (["--max_completion_length", "8"], "max_completion_length"),  # cannot hold the format
     (["--cold_start_confidence", "1.5"], "cold_start_confidence"),
     (["--cold_start_confidence", "0.9", "--cold_start_confidence_spread", "0.2"], "cold_start_confidence_spread"),
+    (["--cold_start_confidence_samples", "4"], "cold_start_confidence_steps"),  # no steps to state them in
+    (["--cold_start_confidence_samples", "4", "--cold_start_confidence_steps", "2"], "cold_start_confidence_steps"),
 ])
 def test_bad_recipe_values_are_refused_by_field(flags, field, data, tmp_path, capsys):
     assert field in refusal(grpo_argv(data, tmp_path / "out", *flags), capsys)

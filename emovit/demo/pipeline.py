@@ -32,7 +32,7 @@ DEMO_RECIPE = {
 }
 # The RL stage's answers: the tiny recipe's completion budget (128) with room to spare; what they are scored on.
 REASONING_ANSWER_TOKENS = 160
-REASONING_FIGURES = ("format_compliance", "verbalised_ece_10_bins_x100")
+REASONING_FIGURES = ("format_compliance", "verbalised_ece_10_bins_x100", "verbalised_auroc")
 STATE_FILE = "demo_state.json"
 CHANCE = 1 / len(MIKELS_EMOTIONS)
 
@@ -244,13 +244,13 @@ def format_summary(summary: dict) -> str:
 
 def _grpo_lines(grpo: dict) -> list[str]:
     lines = ["RL stage (recipes/tiny-vlm/grpo.yaml: a small random chat VLM, cold start then GRPO), generate mode "
-             "in the reasoning format, on the test split:",
-             f"{'model':<12}{'accuracy':>10}{'in format':>11}{'stated-confidence ECE x100':>28}"]
+             "in the reasoning format, on the test split (AUROC 0.50: one confidence for every image):",
+             f"{'model':<12}{'accuracy':>10}{'in format':>11}{'stated-confidence ECE x100':>28}{'its AUROC':>11}"]
     for name in ("cold_start", "grpo"):
         figures = grpo[name]
-        ece = figures["verbalised_ece_10_bins_x100"]
+        ece, auroc = figures["verbalised_ece_10_bins_x100"], figures.get("verbalised_auroc")  # older states: none
         lines.append(f"{name.replace('_', ' '):<12}{figures['accuracy']:>10.1%}{figures['format_compliance']:>11.0%}"
-                     f"{'n/a' if ece is None else f'{ece:.1f}':>28}")
+                     f"{'n/a' if ece is None else f'{ece:.1f}':>28}{'n/a' if auroc is None else f'{auroc:.2f}':>11}")
     training = grpo["training"]
     lines.append(f"GRPO mean reward: {training['first_reward']:.2f} (first log) -> "
                  f"{training['last_reward']:.2f} (last)")

@@ -18,6 +18,7 @@ EmoVIT's Q-Former instruction input never reaches it (recipes/README.md says wha
 
 import logging
 import sys
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -60,6 +61,13 @@ class GRPOScriptArguments(ScriptArguments):
     cold_start_confidence_spread: float = field(default=0.0, metadata={
         "help": "Half-width of the confidences the cold-start answers state, in turn, around cold_start_confidence "
                 "(0: all the same, and GRPO samples no other number to reward)."})
+    cold_start_confidence_samples: int = field(default=0, metadata={
+        "help": "With N > 0, the cold start's last cold_start_confidence_steps steps state each image's own confidence: "
+                "the share of N answers, sampled from the model at GRPO's temperature, that were right "
+                "(emovit.training.confidence_targets). 0: the fixed numbers above throughout."})
+    cold_start_confidence_steps: int = field(default=0, metadata={
+        "help": "Steps of cold_start_max_steps (the last ones) that train on the sampled per-image confidences; only "
+                "the images they reach are sampled."})
     merge_adapter: bool = field(
         default=False, metadata={"help": "With use_peft: also write the adapter merged into its base to OUTPUT_DIR/merged."}
     )
@@ -95,7 +103,7 @@ def train(script_args, grpo_args, model_args, mixture_args) -> dict:
     ###############
     # Stage 1: the cold start, so that the model writes the format before RL rewards it
     ###############
-    cold_start = _cold_start(adapter, script_args, grpo_args, model_args, space.labels, start, resume)
+    cold_start = _cold_start(adapter, script_args, grpo_args, model_args, space, start, resume)
     _point_kl_reference_at_start(adapter, grpo_args, model_args, start, cold_start)
 
     ###############
@@ -144,7 +152,19 @@ def _check_before_loading(script_args, grpo_args, mixture_args) -> str | None:
     if not (spread >= 0 and 0.0 <= center - spread and center + spread <= 1.0):
         raise EmoVITInputError(f"cold_start_confidence {center} +/- cold_start_confidence_spread {spread} is not "
                                f"within 0 and 1.")
+    _check_sampled_confidence(script_args)
     return checkpoint_to_resume(grpo_args)
+
+
+def _check_sampled_confidence(script_args) -> None:
+    samples, steps = script_args.cold_start_confidence_samples, script_args.cold_start_confidence_steps
+    if samples < 0 or (samples and not 0 < steps < script_args.cold_start_max_steps):
+        raise EmoVITInputError(
+            f"cold_start_confidence_steps: {steps} with cold_start_confidence_samples {samples} and "
+            f"cold_start_max_steps {script_args.cold_start_max_steps}; sampled confidences need a cold start that "
+            f"first learns the format (steps with fixed confidences), so give between 1 and "
+            f"{script_args.cold_start_max_steps - 1} steps, and a sample count of 1 or more."
+        )
 
 
 def _load_prompt_rows(script_args):
@@ -208,36 +228,82 @@ def _check_completion_budget(adapter, labels, budget: int) -> None:
         )
 
 
-def _cold_start(adapter, script_args, grpo_args, model_args, labels, start: str, resume) -> int | None:
-    """Stage 1 (`cold_start_max_steps` > 0): SFT on the reasoning rows in the answer format, the model trained in
-    place and saved to OUTPUT_DIR/cold-start; skipped when the policy already came from there or GRPO resumes.
-    Returns its optimizer steps (None when skipped)."""
+def _cold_start(adapter, script_args, grpo_args, model_args, space, start: str, resume) -> int | None:
+    """Stage 1 (`cold_start_max_steps` > 0): SFT on the reasoning rows in the answer format, stating fixed
+    confidences, and with `cold_start_confidence_samples` its last `cold_start_confidence_steps` stating each image's
+    sampled one; the model trained in place and saved to OUTPUT_DIR/cold-start (the fixed-confidence part's log in
+    its `fixed-confidence/`). Skipped when the policy already came from there or GRPO resumes. Returns its optimizer
+    steps (None when skipped)."""
     from dataset_builder.loading import load_split
 
-    from .card import ModelCardSFTTrainer
-    from .grpo_data import cold_start_rows
-    from .lora import lora_config
+    from .grpo_data import cold_start_rows, stated_confidence
 
     if script_args.cold_start_max_steps <= 0 or resume or start.endswith(COLD_START_FOLDER):
         if script_args.cold_start_max_steps > 0:
             logger.info("Cold start skipped: the policy comes from %s.", resume or start)
         return None
-    data = script_args.dataset_name
-    reasoning = load_split(data, script_args.cold_start_config, script_args.dataset_train_split,
+    data = f"{script_args.dataset_name} ({script_args.cold_start_config})"
+    reasoning = load_split(script_args.dataset_name, script_args.cold_start_config, script_args.dataset_train_split,
                            required=("id", "image", "emotion", "completion"))
-    rows = cold_start_rows(reasoning, labels, script_args.cold_start_confidence,
-                           script_args.cold_start_confidence_spread, script_args.cold_start_reasoning_sentences,
-                           f"{data} ({script_args.cold_start_config})")
-    trainer = ModelCardSFTTrainer(model=adapter.model, args=_cold_start_args(script_args, grpo_args),
-                                  train_dataset=rows, processing_class=adapter.processor,
-                                  peft_config=lora_config(model_args) if model_args.use_peft else None)
-    result = trainer.train()
+    center, spread = script_args.cold_start_confidence, script_args.cold_start_confidence_spread
+    rows = cold_start_rows(reasoning, space.labels, script_args.cold_start_reasoning_sentences, data,
+                           lambda k, row: stated_confidence(k, center, spread))
+    sampled_steps = script_args.cold_start_confidence_steps if script_args.cold_start_confidence_samples else 0
+    folder = Path(grpo_args.output_dir) / COLD_START_FOLDER
+    fixed_steps = script_args.cold_start_max_steps - sampled_steps
+    trainer = _cold_start_sft(adapter.model, adapter.processor, rows, fixed_steps,
+                              folder / "fixed-confidence" if sampled_steps else folder, script_args, grpo_args,
+                              model_args)
+    if sampled_steps:
+        rows = _rows_with_sampled_confidence(adapter, reasoning, space, script_args, grpo_args, data)
+        trainer = _cold_start_sft(trainer.model, adapter.processor, rows, sampled_steps, folder, script_args,
+                                  grpo_args, model_args)
     if model_args.use_peft:  # GRPO trains its own adapter over the cold-started weights
         adapter.model = trainer.model.merge_and_unload()
     trainer.save_model(trainer.args.output_dir)
-    trainer.save_metrics("train", result.metrics)  # train_results.json: the cold start finished
+    return fixed_steps + sampled_steps
+
+
+def _cold_start_sft(model, processor, rows, steps: int, output_dir: Path, script_args, grpo_args, model_args):
+    """One SFT pass of the cold start; a model that already carries the cold start's LoRA adapter keeps training it."""
+    from peft import PeftModel
+
+    from .card import ModelCardSFTTrainer
+    from .lora import lora_config
+
+    peft_config = lora_config(model_args) if model_args.use_peft and not isinstance(model, PeftModel) else None
+    trainer = ModelCardSFTTrainer(model=model, args=_cold_start_args(script_args, grpo_args, steps, output_dir),
+                                  train_dataset=rows, processing_class=processor, peft_config=peft_config)
+    result = trainer.train()
+    trainer.save_metrics("train", result.metrics)  # train_results.json: this pass finished
     trainer.save_state()  # trainer_state.json: its loss curve
-    return trainer.state.global_step
+    return trainer
+
+
+def _rows_with_sampled_confidence(adapter, reasoning, space, script_args, grpo_args, data: str):
+    """The reasoning rows the sampled-confidence steps will see (shuffled, as many as those steps take), each
+    stating its image's share of right answers among `cold_start_confidence_samples` sampled ones."""
+    from accelerate import PartialState
+
+    from .confidence_targets import sample_answers, smoothed_share_right
+    from .grpo_data import cold_start_rows, image_key
+
+    batch = script_args.cold_start_batch_size * grpo_args.gradient_accumulation_steps * PartialState().num_processes
+    count = min(len(reasoning), script_args.cold_start_confidence_steps * batch)
+    chosen = reasoning.shuffle(seed=grpo_args.seed).select(range(count))
+    key = image_key(chosen)
+    firsts = {}
+    for k, name in enumerate(chosen[key]):
+        firsts.setdefault(name, k)
+    images = chosen.select(list(firsts.values()))
+    answers = sample_answers(adapter, list(images["image"]), space.labels, script_args.cold_start_confidence_samples,
+                             grpo_args.temperature, grpo_args.max_completion_length)
+    confidence = {name: smoothed_share_right(sampled, gold, space.labels)
+                  for name, sampled, gold in zip(images[key], answers, images["emotion"])}
+    logger.info("Sampled confidences for %d images: %s", len(confidence),
+                ", ".join(f"{value:g} x {n}" for value, n in sorted(Counter(confidence.values()).items())))
+    return cold_start_rows(chosen, space.labels, script_args.cold_start_reasoning_sentences, data,
+                           lambda k, row: confidence[row[key]])
 
 
 def _point_kl_reference_at_start(adapter, grpo_args, model_args, start: str, cold_start_steps: int | None) -> None:
@@ -262,12 +328,11 @@ def _point_kl_reference_at_start(adapter, grpo_args, model_args, start: str, col
     adapter.model.config._name_or_path = reference
 
 
-def _cold_start_args(script_args, grpo_args):
+def _cold_start_args(script_args, grpo_args, steps: int, output_dir: Path):
     from trl import SFTConfig
 
     shared = {name: getattr(grpo_args, name) for name in SHARED_WITH_COLD_START}
-    return SFTConfig(output_dir=str(Path(grpo_args.output_dir) / COLD_START_FOLDER),
-                     max_steps=script_args.cold_start_max_steps, learning_rate=script_args.cold_start_learning_rate,
+    return SFTConfig(output_dir=str(output_dir), max_steps=steps, learning_rate=script_args.cold_start_learning_rate,
                      per_device_train_batch_size=script_args.cold_start_batch_size,
                      save_strategy="no", max_length=None, **shared)
 
@@ -293,7 +358,7 @@ def _stage_settings(script_args, grpo_args, cold_start_steps: int | None) -> dic
                   f"`{script_args.cold_start_config}` config in the answer format, learning rate "
                   f"{script_args.cold_start_learning_rate}, stated confidence "
                   f"{script_args.cold_start_confidence} +/- {script_args.cold_start_confidence_spread}"
-                  if cold_start_steps else "none in this run")
+                  f"{_sampled_confidence_setting(script_args)}" if cold_start_steps else "none in this run")
     return {
         "stage 1: cold start": cold_start,
         "stage 2: GRPO": (f"rewards {', '.join(f'{name} x {weight:g}' for name, weight in zip(script_args.reward_funcs, weights))}; "
@@ -301,6 +366,12 @@ def _stage_settings(script_args, grpo_args, cold_start_steps: int | None) -> dic
                           f"beta {grpo_args.beta}, max_completion_length {grpo_args.max_completion_length}, "
                           f"loss {grpo_args.loss_type}"),
     }
+
+
+def _sampled_confidence_setting(script_args) -> str:
+    samples = script_args.cold_start_confidence_samples
+    return (f", then for its last {script_args.cold_start_confidence_steps} steps each image's share of right answers "
+            f"among {samples} sampled (smoothed)" if samples else "")
 
 
 def main(argv: list[str] | None = None) -> int:

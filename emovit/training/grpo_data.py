@@ -29,18 +29,18 @@ def grpo_prompts(dataset, labels: tuple[str, ...], data: str):
     )
 
 
-def cold_start_rows(dataset, labels: tuple[str, ...], confidence: float, spread: float, sentences: int, data: str):
+def cold_start_rows(dataset, labels: tuple[str, ...], sentences: int, data: str, stated):
     """The reasoning rows as conversations for TRL's SFT collator: the reasoning question, then
     `<think>{the reasoning answer}</think><answer>{gold}</answer><confidence>{c}</confidence>`, the reasoning cut to
-    its first `sentences` sentences (0: whole) and `c` the row's `stated_confidence`."""
+    its first `sentences` sentences (0: whole) and `c` = `stated(row index, row)`: `stated_confidence` in turn, or
+    each image's own (`emovit.training.confidence_targets`)."""
     from datasets import Image
 
     dataset = _labelled(dataset, labels, data)
     question = reasoning_instruction(labels)
     rows = dataset.map(lambda row, k: {
         "prompt": question,
-        "completion": reasoned_answer(first_sentences(row["completion"], sentences), row["emotion"],
-                                      stated_confidence(k, confidence, spread)),
+        "completion": reasoned_answer(first_sentences(row["completion"], sentences), row["emotion"], stated(k, row)),
     }, with_indices=True)
     return as_conversations(rows.cast_column("image", Image()))
 
@@ -70,9 +70,14 @@ def _labelled(dataset, labels: tuple[str, ...], data: str):
     return dataset
 
 
+def image_key(dataset) -> str:
+    """The column that names a row's image: its content hash, or its id in builds that predate the hash."""
+    return "image_sha256" if "image_sha256" in dataset.column_names else "id"
+
+
 def _first_row_per_image(dataset) -> list[int]:
     seen, rows = set(), []
-    for row, key in enumerate(dataset["image_sha256"] if "image_sha256" in dataset.column_names else dataset["id"]):
+    for row, key in enumerate(dataset[image_key(dataset)]):
         if key not in seen:
             seen.add(key)
             rows.append(row)
