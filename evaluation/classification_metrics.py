@@ -81,8 +81,9 @@ def _separation(confidence, correct) -> float | None:
 
 def reasoning_figures(rows: list[dict], labels: list[str]) -> dict:
     """Reasoning-format answers: format compliance, the stated confidence's ECE (`PEER_ECE_BINS` equal-width bins,
-    binned as `peer_calibration` bins the rank probabilities) and Brier score as a forecast of being right, both x100,
-    and its AUROC (whether it tells right answers from wrong ones), over the answers whose confidence reads (`confidence_missing_rate`: the others); beside them the rank-mode columns of the same images."""
+    binned as `peer_calibration` bins the rank probabilities) and Brier score as a forecast of being right, both
+    x100, and its AUROC (whether it tells right answers from wrong ones), over the answers whose confidence reads
+    (`confidence_missing_rate`: the others); beside them the rank-mode columns of the same images."""
     import numpy as np
 
     stated = [row for row in rows if row["confidence"] is not None]

@@ -1,14 +1,15 @@
 """Per-image confidences for the cold start to state, measured on the model itself by sampling its answers.
 
 A cold start whose answers state fixed numbers teaches one confidence for every image: nothing in the data says
-which images the model gets wrong, and under greedy decoding every model in `benchmarks/RESULTS.md` stated a single
-number for all 200 test images. Here the partly cold-started model answers each image `samples` times, as GRPO
-samples it (same temperature and completion budget), and the share of right answers becomes the confidence that
-image's cold-start answer states for the rest of the cold start. The share is smoothed by Laplace's rule of
-succession, (right + 1) / (samples + 2), so that four samples never state 0 or 1, and rounded to one decimal, the
-form the answers already use. GRPO's Brier-style confidence reward then refines numbers that differ by image instead
-of having to create them. (Confidence targets read off the model's own sampled accuracy are the usual way to teach a
-verbalised confidence; the smoothing and the cold-start placement are this package's choices.)
+which images the model gets wrong, and under greedy decoding every model so trained in `benchmarks/RESULTS.md`
+stated a single number for all 200 test images. Here the partly cold-started model answers each image `samples`
+times, as GRPO samples it (same temperature and completion budget), and the share of right answers becomes the
+confidence that image's cold-start answer states for the rest of the cold start. The share is smoothed by Laplace's
+rule of succession, (right + 1) / (samples + 2), so that four samples never state 0 or 1, and rounded to one
+decimal, the form the answers already use. GRPO's Brier-style confidence reward can then refine numbers that differ
+by image instead of having to create them; at the tiny recipe's size they hardly differed, and ECE rose
+(`RESULTS.md`). (Confidence targets read off the model's own sampled accuracy are a common way to teach a verbalised
+confidence; the smoothing and the cold-start placement are this package's choices.)
 
 With several processes, each samples its share of the images (`accelerate`'s `split_between_processes`) and every
 process receives all of them (`gather_object`).

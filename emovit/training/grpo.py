@@ -62,8 +62,8 @@ class GRPOScriptArguments(ScriptArguments):
         "help": "Half-width of the confidences the cold-start answers state, in turn, around cold_start_confidence "
                 "(0: all the same, and GRPO samples no other number to reward)."})
     cold_start_confidence_samples: int = field(default=0, metadata={
-        "help": "With N > 0, the cold start's last cold_start_confidence_steps steps state each image's own confidence: "
-                "the share of N answers, sampled from the model at GRPO's temperature, that were right "
+        "help": "With N > 0, the cold start's last cold_start_confidence_steps steps state each image's own "
+                "confidence: the share of N answers, sampled from the model at GRPO's temperature, that were right "
                 "(emovit.training.confidence_targets). 0: the fixed numbers above throughout."})
     cold_start_confidence_steps: int = field(default=0, metadata={
         "help": "Steps of cold_start_max_steps (the last ones) that train on the sampled per-image confidences; only "
