@@ -295,6 +295,8 @@ def test_a_cold_start_with_sampled_confidences_states_each_images_share_of_right
     assert json.loads((tmp_path / "cold-start" / "fixed-confidence" / "trainer_state.json").read_text())[
         "global_step"] == 2
     assert json.loads((tmp_path / "cold-start" / "trainer_state.json").read_text())["global_step"] == 1
+    recorded = json.loads((tmp_path / "cold-start" / "train_results.json").read_text())["sampled_confidences"]
+    assert recorded == {f"{value:g}": expected.count(value) for value in sorted(set(expected))}  # images per number
     assert metrics["cold_start_steps"] == 3 and (tmp_path / "cold-start" / "config.json").is_file()
     assert "each image's share of right answers among 2 sampled" in (tmp_path / "README.md").read_text()
 

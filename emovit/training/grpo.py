@@ -255,17 +255,19 @@ def _cold_start(adapter, script_args, grpo_args, model_args, space, start: str, 
                               folder / "fixed-confidence" if sampled_steps else folder, script_args, grpo_args,
                               model_args)
     if sampled_steps:
-        rows = _rows_with_sampled_confidence(adapter, reasoning, space, script_args, grpo_args, data)
+        rows, stated = _rows_with_sampled_confidence(adapter, reasoning, space, script_args, grpo_args, data)
         trainer = _cold_start_sft(trainer.model, adapter.processor, rows, sampled_steps, folder, script_args,
-                                  grpo_args, model_args)
+                                  grpo_args, model_args, {"sampled_confidences": stated})
     if model_args.use_peft:  # GRPO trains its own adapter over the cold-started weights
         adapter.model = trainer.model.merge_and_unload()
     trainer.save_model(trainer.args.output_dir)
     return fixed_steps + sampled_steps
 
 
-def _cold_start_sft(model, processor, rows, steps: int, output_dir: Path, script_args, grpo_args, model_args):
-    """One SFT pass of the cold start; a model that already carries the cold start's LoRA adapter keeps training it."""
+def _cold_start_sft(model, processor, rows, steps: int, output_dir: Path, script_args, grpo_args, model_args,
+                    recorded: dict | None = None):
+    """One SFT pass of the cold start, `recorded` added to its train_results.json; a model that already carries the
+    cold start's LoRA adapter keeps training it."""
     from peft import PeftModel
 
     from .card import ModelCardSFTTrainer
@@ -275,14 +277,15 @@ def _cold_start_sft(model, processor, rows, steps: int, output_dir: Path, script
     trainer = ModelCardSFTTrainer(model=model, args=_cold_start_args(script_args, grpo_args, steps, output_dir),
                                   train_dataset=rows, processing_class=processor, peft_config=peft_config)
     result = trainer.train()
-    trainer.save_metrics("train", result.metrics)  # train_results.json: this pass finished
+    trainer.save_metrics("train", {**result.metrics, **(recorded or {})})  # train_results.json: this pass finished
     trainer.save_state()  # trainer_state.json: its loss curve
     return trainer
 
 
 def _rows_with_sampled_confidence(adapter, reasoning, space, script_args, grpo_args, data: str):
-    """The reasoning rows the sampled-confidence steps will see (shuffled, as many as those steps take), each
-    stating its image's share of right answers among `cold_start_confidence_samples` sampled ones."""
+    """`(rows, {stated confidence: images})`: the reasoning rows the sampled-confidence steps will see (shuffled, as
+    many as those steps take), each stating its image's share of right answers among `cold_start_confidence_samples`
+    sampled ones, and how many images state each number."""
     from accelerate import PartialState
 
     from .confidence_targets import sample_answers, smoothed_share_right
@@ -300,10 +303,9 @@ def _rows_with_sampled_confidence(adapter, reasoning, space, script_args, grpo_a
                              grpo_args.temperature, grpo_args.max_completion_length)
     confidence = {name: smoothed_share_right(sampled, gold, space.labels)
                   for name, sampled, gold in zip(images[key], answers, images["emotion"])}
-    logger.info("Sampled confidences for %d images: %s", len(confidence),
-                ", ".join(f"{value:g} x {n}" for value, n in sorted(Counter(confidence.values()).items())))
+    stated = {f"{value:g}": n for value, n in sorted(Counter(confidence.values()).items())}
     return cold_start_rows(chosen, space.labels, script_args.cold_start_reasoning_sentences, data,
-                           lambda k, row: confidence[row[key]])
+                           lambda k, row: confidence[row[key]]), stated
 
 
 def _point_kl_reference_at_start(adapter, grpo_args, model_args, start: str, cold_start_steps: int | None) -> None:
