@@ -6,9 +6,10 @@ server (`emovit.serving`).
   `emovit data build` uses (`modeling_emovit.image_utils.open_image`, PIL's `MAX_IMAGE_PIXELS`), counted over the
   whole request, and within `--max-megapixels-in-flight` over all the requests in progress (`PixelBudget`: a
   request that would go over does not wait, it is answered 429 with Retry-After). transformers' own loader
-  (`transformers.image_utils.load_image`) fetches URLs with no deadline, follows redirects and opens paths on the server's disk, so no string a client sent ever reaches it: chat messages
-  reach transformers with decoded images in place of their URLs. With `--allow-image-urls` an http(s) URL is
-  fetched here, without redirects, within a deadline and the byte cap, on the event loop (not the inference thread).
+  (`transformers.image_utils.load_image`) fetches URLs with no deadline, follows redirects and opens paths on the
+  server's disk, so no string a client sent ever reaches it: chat messages reach transformers with decoded images in
+  place of their URLs. With `--allow-image-urls` an http(s) URL is fetched here, without redirects, within a
+  deadline and the byte cap, on the event loop (not the inference thread).
 - Generation fields are checked first (`check_generation_fields`), to OpenAI's ranges: `max_tokens` and
   `max_completion_tokens` at most `--max-new-tokens` (and that cap for a request naming neither), one choice (`n`),
   `stream` a boolean, no `stop` (it fails inside transformers for every processor) and no `generation_config`;

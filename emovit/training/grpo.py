@@ -289,16 +289,13 @@ def _rows_with_sampled_confidence(adapter, reasoning, space, script_args, grpo_a
     from accelerate import PartialState
 
     from .confidence_targets import sample_answers, smoothed_share_right
-    from .grpo_data import cold_start_rows, image_key
+    from .grpo_data import cold_start_rows, first_row_per_image, image_key
 
     batch = script_args.cold_start_batch_size * grpo_args.gradient_accumulation_steps * PartialState().num_processes
     count = min(len(reasoning), script_args.cold_start_confidence_steps * batch)
     chosen = reasoning.shuffle(seed=grpo_args.seed).select(range(count))
     key = image_key(chosen)
-    firsts = {}
-    for k, name in enumerate(chosen[key]):
-        firsts.setdefault(name, k)
-    images = chosen.select(list(firsts.values()))
+    images = chosen.select(first_row_per_image(chosen))
     answers = sample_answers(adapter, list(images["image"]), space.labels, script_args.cold_start_confidence_samples,
                              grpo_args.temperature, grpo_args.max_completion_length)
     confidence = {name: smoothed_share_right(sampled, gold, space.labels)

@@ -21,7 +21,7 @@ def grpo_prompts(dataset, labels: tuple[str, ...], data: str):
     from datasets import Image
 
     dataset = _labelled(dataset, labels, data)
-    first_rows = _first_row_per_image(dataset)
+    first_rows = first_row_per_image(dataset)
     question = reasoning_instruction(labels)
     return dataset.select(first_rows).cast_column("image", Image()).map(
         lambda row: {"prompt": [{"role": "user", "content": question}], "candidates": list(labels)},
@@ -75,7 +75,8 @@ def image_key(dataset) -> str:
     return "image_sha256" if "image_sha256" in dataset.column_names else "id"
 
 
-def _first_row_per_image(dataset) -> list[int]:
+def first_row_per_image(dataset) -> list[int]:
+    """The index of each image's first row (images named by `image_key`), in row order."""
     seen, rows = set(), []
     for row, key in enumerate(dataset[image_key(dataset)]):
         if key not in seen:
